@@ -1,0 +1,52 @@
+"""spinereg: a toolkit and registry for outcome studies in spine surgery.
+
+The public API is small and stable; everything else lives in private modules.
+"""
+
+from spinereg._errors import (
+    DataFileError,
+    InvalidInputError,
+    Problem,
+    SpineregError,
+    UnknownValueSetError,
+)
+from spinereg._version import __version__
+from spinereg.instruments import (
+    InvalidInputWarning,
+    eq5d,
+    eqvas,
+    get_instrument,
+    hsdi,
+    list_instruments,
+    lfs,
+    load_wording,
+    lss,
+    nrs,
+    odi,
+    pchc,
+    shannon,
+)
+from spinereg.instruments import valueset_catalogue as valuesets
+
+__all__ = [
+    "DataFileError",
+    "InvalidInputError",
+    "InvalidInputWarning",
+    "Problem",
+    "SpineregError",
+    "UnknownValueSetError",
+    "__version__",
+    "eq5d",
+    "eqvas",
+    "get_instrument",
+    "hsdi",
+    "lfs",
+    "list_instruments",
+    "load_wording",
+    "lss",
+    "nrs",
+    "odi",
+    "pchc",
+    "shannon",
+    "valuesets",
+]

@@ -1,0 +1,59 @@
+"""The public API is small, sorted and guarded."""
+
+import spinereg
+import spinereg.instruments
+
+EXPECTED = [
+    "DataFileError",
+    "InvalidInputError",
+    "InvalidInputWarning",
+    "Problem",
+    "SpineregError",
+    "UnknownValueSetError",
+    "__version__",
+    "eq5d",
+    "eqvas",
+    "get_instrument",
+    "hsdi",
+    "lfs",
+    "list_instruments",
+    "load_wording",
+    "lss",
+    "nrs",
+    "odi",
+    "pchc",
+    "shannon",
+    "valuesets",
+]
+
+
+def test_all_is_sorted_and_exact() -> None:
+    assert spinereg.__all__ == sorted(spinereg.__all__)
+    assert spinereg.__all__ == EXPECTED
+
+
+def test_every_name_resolves() -> None:
+    for name in spinereg.__all__:
+        assert getattr(spinereg, name) is not None
+    for name in spinereg.instruments.__all__:
+        assert getattr(spinereg.instruments, name) is not None
+    assert spinereg.instruments.__all__ == sorted(spinereg.instruments.__all__)
+
+
+def test_errors_share_one_base() -> None:
+    for name in ("DataFileError", "InvalidInputError", "UnknownValueSetError"):
+        assert issubclass(getattr(spinereg, name), spinereg.SpineregError)
+
+
+def test_instruments_layer_imports_nothing_outward() -> None:
+    """Layers flow one way: instruments import nothing from cli/report/study/data."""
+    import ast
+    from pathlib import Path
+
+    pkg = Path(spinereg.instruments.__file__).parent
+    for path in pkg.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("spinereg"):
+                assert node.module.startswith(("spinereg.instruments", "spinereg._errors")), (
+                    f"{path.name} imports {node.module}")
