@@ -16,7 +16,21 @@ __all__ = [
     "Problem",
     "SpineregError",
     "UnknownValueSetError",
+    "show_value",
 ]
+
+
+def show_value(value: object) -> str:
+    """A value as a user wrote it: integral floats without ``.0`` (a CSV
+    column with a gap is read as floats, but the file said ``7``)."""
+    if isinstance(value, float) and value.is_integer():
+        return repr(int(value))
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        try:
+            return show_value(value.item())
+        except (TypeError, ValueError):
+            pass
+    return repr(value)
 
 
 class SpineregError(Exception):
@@ -52,7 +66,7 @@ class Problem:
             parts.append(f"column {self.column!r}")
         where = ", ".join(parts)
         prefix = f"{where}: " if where else ""
-        return f"{prefix}value {self.value!r}: {self.rule}"
+        return f"{prefix}value {show_value(self.value)}: {self.rule}"
 
 
 class InvalidInputError(SpineregError, ValueError):

@@ -6,7 +6,7 @@ import contextlib
 import sys
 import warnings
 from collections.abc import Iterator
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from spinereg._errors import InvalidInputError, SpineregError
+from spinereg._errors import InvalidInputError, SpineregError, show_value
 from spinereg._version import __version__
 from spinereg.cli._files import read_table, row_label, write_table
 from spinereg.instruments import eq5d, odi, valueset_catalogue
@@ -34,24 +34,24 @@ app = typer.Typer(
 score_app = typer.Typer(help="Score PROM instruments in a data file.", no_args_is_help=True)
 app.add_typer(score_app, name="score")
 
-err = Console(stderr=True, highlight=False)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
 out = Console(highlight=False)
 
 PROGRESS_MIN_BYTES = 2_000_000
 
 
-class Version(str, Enum):
+class Version(StrEnum):
     L3 = "3L"
     L5 = "5L"
     Y3L = "Y3L"
 
 
-class Invalid(str, Enum):
+class Invalid(StrEnum):
     RAISE = "raise"
     NAN = "nan"
 
 
-class Failure(Exception):
+class FailureError(Exception):
     """Problems already printed; exit non-zero."""
 
 
@@ -76,7 +76,7 @@ def _report(path: Path, exc: InvalidInputError) -> None:
     for p in exc.problems:
         where = row_label(path, p.row) if p.row is not None else ""
         col = f"column {p.column!r}: " if p.column else ""
-        err.print(f"{path}:{where + ': ' if where else ' '}{col}value {p.value!r}: {p.rule}",
+        err.print(f"{path}:{where + ': ' if where else ' '}{col}value {show_value(p.value)}: {p.rule}",
                   markup=False)
     err.print(f"{exc.n_invalid} invalid row(s) in {path}; nothing written.", markup=False)
 
@@ -117,11 +117,11 @@ def score_eq5d(
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", InvalidInputWarning)
-                index = eq5d(df, version.value, type, country, invalid=invalid.value,  # type: ignore[arg-type]
+                index = eq5d(df, version.value, type, country, invalid=invalid.value,
                              digits=digits, method=method)
         except InvalidInputError as exc:
             _report(input, exc)
-            raise Failure from None
+            raise FailureError from None
         result = df.copy()
         result["index"] = index.to_numpy()
         _step(progress, f"writing {output}")
@@ -148,10 +148,10 @@ def score_odi(
         try:
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always", InvalidInputWarning)
-                scored = odi(df, max_missing=max_missing, invalid=invalid.value)  # type: ignore[arg-type]
+                scored = odi(df, max_missing=max_missing, invalid=invalid.value)
         except InvalidInputError as exc:
             _report(input, exc)
-            raise Failure from None
+            raise FailureError from None
         result = df.copy()
         for col in ("odi", "odi_band", "odi_missing"):
             result[col] = scored[col].to_numpy()
@@ -177,35 +177,28 @@ def valuesets_cmd(
                   show_lines=False)
     for col in ("version", "type", "country", "iso", "citation"):
         table.add_column(col, overflow="fold")
-    for row in cat.itertuples(index=False):
-        cite = row.citation if row.available else f"NOT AVAILABLE: {row.note}"
-        table.add_row(str(row.version), f"{row.type}{'/' + row.method if row.method else ''}",
-                      str(row.country), str(row.iso3166), str(cite))
+    for rec in cat.to_dict("records"):
+        cite = rec["citation"] if rec["available"] else f"NOT AVAILABLE: {rec['note']}"
+        kind = f"{rec['type']}/{rec['method']}" if rec["method"] else str(rec["type"])
+        table.add_row(str(rec["version"]), kind, str(rec["country"]), str(rec["iso3166"]), str(cite))
     out.print(table)
 
 
 def main() -> None:
-    """Entry point: run the app, turning spinereg errors into one-line messages."""
+    """Entry point: run the app, turning spinereg errors into one-line messages.
+
+    Typer (standalone mode) handles usage errors, ``--help`` and exit codes;
+    a :class:`~spinereg.SpineregError` is printed as ``error: ...`` lines,
+    never as a traceback.
+    """
     try:
-        app(standalone_mode=False)
-    except Failure:
+        app()
+    except FailureError:
         sys.exit(1)
     except SpineregError as exc:
         for line in str(exc).splitlines():
-            err.print(f"error: {line}" if not line.startswith(" ") else line, markup=False)
+            err.print(line if line.startswith(" ") else f"error: {line}", markup=False)
         sys.exit(1)
-    except typer.Exit as exc:
-        sys.exit(exc.exit_code)
-    except typer.Abort:
-        err.print("aborted", markup=False)
-        sys.exit(1)
-    except Exception as exc:  # click usage errors
-        import click
-
-        if isinstance(exc, click.ClickException):
-            exc.show()
-            sys.exit(exc.exit_code)
-        raise
 
 
 pd.options.mode.copy_on_write = True

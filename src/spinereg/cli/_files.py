@@ -30,11 +30,11 @@ def read_table(path: Path, text_columns: tuple[str, ...] = ()) -> pd.DataFrame:
         if kind == ".csv":
             head = pd.read_csv(path, nrows=0)
             dtype = {c: "string" for c in text_columns if c in head.columns}
-            return pd.read_csv(path, dtype=dtype, keep_default_na=True)  # type: ignore[arg-type]
+            return pd.read_csv(path, dtype=dtype, keep_default_na=True)
         if kind == ".xlsx":
             return pd.read_excel(path, sheet_name=0, engine="openpyxl")
         return pd.read_parquet(path)
-    except (ValueError, OSError, pd.errors.ParserError, KeyError) as exc:
+    except Exception as exc:  # any reader failure is the file's problem, reported in one line
         first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         raise SpineregError(f"{path}: cannot read as {kind[1:].upper()}: {first}") from None
 

@@ -151,7 +151,7 @@ def _profile_code(values: Any, levels: int, what: str,
     valid = finite & (num >= 11111) & (num <= 99999) & np.all((digits >= 1) & (digits <= levels), axis=1)
     problems = [
         Problem(int(i), column, _py(a[i]),
-                f"not an EQ-5D-{what} profile (5 digits, each 1..{levels})")
+                f"not an {what} profile (5 digits, each 1..{levels})")
         for i in np.flatnonzero(~valid)[:1000]
     ]
     safe = np.where(valid[:, None], digits, 1)

@@ -1,0 +1,5 @@
+"""``python -m spinereg``: the command line."""
+
+from spinereg.cli import main
+
+main()
