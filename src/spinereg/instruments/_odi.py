@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from spinereg._errors import InvalidInputError, SpineregError
@@ -18,24 +19,36 @@ from spinereg.instruments._rounding import round_half_away
 __all__ = ["odi", "odi_band"]
 
 
+def _band_codes(score: npt.NDArray[np.float64]) -> tuple[npt.NDArray[np.int8], list[str]]:
+    """Band index of each score (-1 for NaN or above the last limit)."""
+    params = get_instrument("odi").params
+    limits = [float(x) for x in params["band_limits"]]
+    codes = np.zeros(score.shape, dtype=np.int8)
+    for limit in limits[:-1]:
+        codes += score > limit
+    codes[~(score <= limits[-1]) | (score < 0)] = -1  # NaN compares False
+    return codes, [str(x) for x in params["band_labels"]]
+
+
 def odi_band(score: Any) -> Any:
     """Disability band of ODI scores (Fairbank & Pynsent 2000).
 
     0-20 ``minimal``, over 20 to 40 ``moderate``, over 40 to 60 ``severe``,
-    over 60 to 80 ``crippled``, over 80 to 100 ``bed-bound``; NaN gives None.
-    A score with decimals (sections missing) is banded by its exact value:
-    20.0 is minimal, 20.1 moderate.
+    over 60 to 80 ``crippled``, over 80 to 100 ``bed-bound``; NaN gives a
+    missing band.  A score with decimals (sections missing) is banded by its
+    exact value: 20.0 is minimal, 20.1 moderate.
+
+    Returns an ordered Categorical (a Series for Series input, a str or None
+    for a scalar).
     """
-    params = get_instrument("odi").params
-    limits = np.asarray(params["band_limits"], dtype=float)
-    labels = np.asarray([*params["band_labels"], None], dtype=object)
     s = np.asarray(score, dtype=float)
-    pos = np.searchsorted(limits, s, side="left")
-    pos = np.where(np.isnan(s), len(limits), pos)
-    out = labels[np.minimum(pos, len(limits))]
+    codes, labels = _band_codes(s.reshape(-1))
+    cat = pd.Categorical.from_codes(codes, categories=labels, ordered=True)
     if isinstance(score, pd.Series):
-        return pd.Series(out, index=score.index, name="odi_band", dtype="object")
-    return out if out.ndim else out.item()
+        return pd.Series(cat, index=score.index, name="odi_band")
+    if s.ndim == 0:
+        return None if codes[0] < 0 else labels[int(codes[0])]
+    return cat
 
 
 def odi(items: Any, max_missing: int = 1, invalid: Literal["raise", "nan"] = "raise", *,
@@ -63,9 +76,9 @@ def odi(items: Any, max_missing: int = 1, invalid: Literal["raise", "nan"] = "ra
     Returns
     -------
     pandas.DataFrame
-        ``odi`` (0-100), ``odi_band``, ``odi_missing`` (number of missing
-        sections) and ``odi_note`` (why the score is NaN, else empty),
-        aligned with the input rows.
+        ``odi`` (0-100), ``odi_band`` (ordered categorical), ``odi_missing``
+        (number of missing sections) and ``odi_note`` (categorical: why the
+        score is NaN, else empty), aligned with the input rows.
 
     References
     ----------
@@ -78,29 +91,34 @@ def odi(items: Any, max_missing: int = 1, invalid: Literal["raise", "nan"] = "ra
     k = len(inst.items)
     if not 0 <= max_missing < k:
         raise SpineregError(f"max_missing must be between 0 and {k - 1}, got {max_missing}")
-    values, bad, problems, index, _ = item_matrix(items, inst, columns)
-    if problems and invalid == "raise":
-        raise InvalidInputError("ODI", problems)
-    answered = (~np.isnan(values)).sum(axis=1)
-    n_missing = k - answered
-    total = np.nansum(values, axis=1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        score = 100.0 * total / (5.0 * answered)
+    block = item_matrix(items, inst, columns)
+    if block.problems and invalid == "raise":
+        raise InvalidInputError("ODI", block.problems)
+    bad = block.invalid
+    n_missing = block.n_missing
+    answered = k - n_missing
+    total = block.total
     too_many = n_missing > max_missing
-    score = np.where(too_many | bad, np.nan, score)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        score = total * 20.0  # 100 * total / (5 * answered)
+        score /= answered
+    score[too_many | bad] = np.nan
     if digits is not None:
         score = round_half_away(score, digits)
-    note = np.full(score.shape, "", dtype=object)
-    note[too_many] = [f"{m} of {k} sections missing (at most {max_missing} allowed)"
-                      for m in n_missing[too_many]]
-    note[bad] = "invalid section value"
+    # Notes as a categorical: "" (scored), "invalid section value", or "m of k missing".
+    note_labels = ["", "invalid section value"] + [
+        f"{m} of {k} sections missing (at most {max_missing} allowed)" for m in range(max_missing + 1, k + 1)]
+    note_codes = np.zeros(score.shape, dtype=np.int8)
+    if too_many.any():
+        note_codes[too_many] = (n_missing[too_many] - max_missing + 1).astype(np.int8)
+    note_codes[bad] = 1
     if bad.any():
         warnings.warn(f"ODI: {int(bad.sum())} invalid row(s) scored as NaN", InvalidInputWarning,
                       stacklevel=2)
-    out = pd.DataFrame({
+    band_codes, band_labels = _band_codes(score)
+    return pd.DataFrame({
         "odi": score,
-        "odi_band": odi_band(score),
+        "odi_band": pd.Categorical.from_codes(band_codes, categories=band_labels, ordered=True),
         "odi_missing": n_missing.astype(np.int64),
-        "odi_note": note,
-    }, index=index)
-    return out
+        "odi_note": pd.Categorical.from_codes(note_codes, categories=note_labels),
+    }, index=block.index)

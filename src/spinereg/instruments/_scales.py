@@ -27,17 +27,17 @@ def single_item(values: Any, instrument_id: str, invalid: Literal["raise", "nan"
     if invalid not in ("raise", "nan"):
         raise SpineregError(f"invalid must be 'raise' or 'nan', not {invalid!r}")
     inst = get_instrument(instrument_id)
-    mat, bad, problems, index, kind = item_matrix(values, inst)
-    if problems and invalid == "raise":
-        raise InvalidInputError(inst.name, problems)
-    if bad.any():
-        warnings.warn(f"{inst.name}: {int(bad.sum())} invalid value(s) set to NaN",
+    block = item_matrix(values, inst)
+    if block.problems and invalid == "raise":
+        raise InvalidInputError(inst.name, block.problems)
+    if block.invalid.any():
+        warnings.warn(f"{inst.name}: {int(block.invalid.sum())} invalid value(s) set to NaN",
                       InvalidInputWarning, stacklevel=3)
-    out = mat[:, 0]
-    if kind == "pandas":
+    out = block.values[:, 0]
+    if block.kind == "pandas":
         name = values.name if isinstance(values, pd.Series) else inst.items[0].id
-        return pd.Series(out, index=index, name=name)
-    if kind == "scalar":
+        return pd.Series(out, index=block.index, name=name)
+    if block.kind == "scalar":
         return float(out[0])
     return np.asarray(out)
 
