@@ -102,19 +102,21 @@ def item_matrix(data: Any, inst: Instrument, columns: Sequence[str] | None = Non
     raw, index, kind = _columns(data, inst, cols)
     floats = [_numeric(a) for a in raw]
     n = floats[0].shape[0] if floats else 0
-    k = len(floats)
     small = all(it.max <= 127 and it.min >= -128 for it in inst.items)
-    int_type = np.int8 if small else np.int64
-    bad = np.zeros(n, dtype=bool)
-    n_missing = np.zeros(n, dtype=np.int16)
-    total = np.zeros(n, dtype=np.int64 if not small or k * 127 > 32767 else np.int16)
+    int_type: type[np.integer[Any]] = np.int8 if small else np.int64
+    bad: npt.NDArray[np.bool_] = np.zeros(n, dtype=bool)
+    # Narrow accumulators are faster; a row of <= 256 items of |value| <= 127 fits int16.
+    narrow = small and len(floats) <= 256
+    acc_type: type[np.integer[Any]] = np.int16 if narrow else np.int64
+    n_missing: npt.NDArray[np.integer[Any]] = np.zeros(n, dtype=acc_type)
+    total: npt.NDArray[np.integer[Any]] = np.zeros(n, dtype=acc_type)
     with np.errstate(invalid="ignore", over="ignore"):
         for start in range(0, n, _CHUNK):
             stop = min(n, start + _CHUNK)
             b, nm, tot = bad[start:stop], n_missing[start:stop], total[start:stop]
             for j, item in enumerate(inst.items):
                 c = floats[j][start:stop]
-                ki = c.astype(int_type)
+                ki: npt.NDArray[np.integer[Any]] = c.astype(int_type)
                 miss = np.isnan(c)
                 ok = ki == c
                 if item.min == 0 and small:

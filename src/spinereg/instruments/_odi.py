@@ -43,7 +43,7 @@ def odi_band(score: Any) -> Any:
     """
     s = np.asarray(score, dtype=float)
     codes, labels = _band_codes(s.reshape(-1))
-    cat = pd.Categorical.from_codes(codes, categories=labels, ordered=True)
+    cat = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(labels, ordered=True))
     if isinstance(score, pd.Series):
         return pd.Series(cat, index=score.index, name="odi_band")
     if s.ndim == 0:
@@ -100,11 +100,12 @@ def odi(items: Any, max_missing: int = 1, invalid: Literal["raise", "nan"] = "ra
     total = block.total
     too_many = n_missing > max_missing
     with np.errstate(invalid="ignore", divide="ignore"):
-        score = total * 20.0  # 100 * total / (5 * answered)
+        score: npt.NDArray[np.float64] = total.astype(np.float64) * 20.0  # = 100 * total / (5 * answered)
         score /= answered
     score[too_many | bad] = np.nan
     if digits is not None:
         score = round_half_away(score, digits)
+    score = np.asarray(score, dtype=np.float64)  # rounding keeps float64
     # Notes as a categorical: "" (scored), "invalid section value", or "m of k missing".
     note_labels = ["", "invalid section value"] + [
         f"{m} of {k} sections missing (at most {max_missing} allowed)" for m in range(max_missing + 1, k + 1)]
@@ -118,7 +119,8 @@ def odi(items: Any, max_missing: int = 1, invalid: Literal["raise", "nan"] = "ra
     band_codes, band_labels = _band_codes(score)
     return pd.DataFrame({
         "odi": score,
-        "odi_band": pd.Categorical.from_codes(band_codes, categories=band_labels, ordered=True),
+        "odi_band": pd.Categorical.from_codes(band_codes,
+                                              dtype=pd.CategoricalDtype(band_labels, ordered=True)),
         "odi_missing": n_missing.astype(np.int64),
-        "odi_note": pd.Categorical.from_codes(note_codes, categories=note_labels),
+        "odi_note": pd.Categorical.from_codes(note_codes, dtype=pd.CategoricalDtype(note_labels)),
     }, index=block.index)
