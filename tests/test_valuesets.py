@@ -98,8 +98,10 @@ def test_catalogue() -> None:
     avail = cat[cat["available"]]
     assert len(avail) == len(all_valuesets())
     gone = cat[~cat["available"]]
-    assert set(gone["type"]) == {"DSU"}
-    assert (gone["note"].str.len() > 0).all()
+    assert {"DSU", "RCW"} <= set(gone["type"])
+    assert (gone["note"].str.len() > 40).all()
+    # every set the R package offers is either bundled or listed with its reason
+    assert len(cat) >= 186 - 49 + 1  # RCW VH (49 countries) is one catalogue row
     assert set(spinereg.valuesets("3L")["version"]) == {"3L"}
 
 
@@ -111,3 +113,15 @@ def test_counts_per_type() -> None:
     assert counts[("3L", "VAS")] == 11
     assert counts[("5L", "VT")] >= 45
     assert counts[("3L", "RCW")] >= 4
+
+
+def test_unavailable_sets_explain_themselves() -> None:
+    with pytest.raises(spinereg.UnknownValueSetError, match="not available: NICE DSU"):
+        spinereg.eq5d("11111", "5L", "DSU", "UK")
+    with pytest.raises(spinereg.UnknownValueSetError, match=r"\(VH\) value set for 'England' is not available"):
+        spinereg.eq5d("11111", "3L", "RCW", "England", method="VH")
+    # without a method, the one bundled (EuroQol 2019) is used
+    assert spinereg.eq5d("11111", "3L", "RCW", "England") == pytest.approx(0.965)
+    # older R spelling of the Lamers 2006 Dutch set
+    assert spinereg.eq5d("33333", "3L", "TTO", "Netherlands_2006") == spinereg.eq5d(
+        "33333", "3L", "TTO", "Netherlands")

@@ -106,6 +106,7 @@ class ValueSet:
     source: Mapping[str, Any]
     path: str
     model: Mapping[str, Any] = field(repr=False)
+    aliases: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -251,6 +252,7 @@ def _parse(rel: str, node: Traversable) -> ValueSet:
             source=dict(doc.get("source", {})),
             path=rel,
             model=model,
+            aliases=tuple(str(a) for a in doc.get("aliases", [])),
         )
     except (KeyError, UnknownValueSetError) as exc:
         raise DataFileError(f"value-set file {rel}: missing or bad key {exc}") from None
@@ -266,14 +268,35 @@ def _by_path() -> dict[str, ValueSet]:
 
 @functools.cache
 def unavailable_valuesets() -> tuple[dict[str, Any], ...]:
-    """Value sets of the R package that are not bundled, with the reason."""
+    """Value sets of the R package ``eq5d`` that spinereg does not bundle.
+
+    One dict per set (``version, type, method, country, reason`` and the
+    citation fields), from ``valuesets/_unavailable.toml``.
+    """
     node = _root().joinpath("_unavailable.toml")
     doc = tomllib.loads(node.read_text(encoding="utf-8"))
     out = []
     for entry in doc.get("unavailable", []):
+        base = {k: v for k, v in entry.items() if k != "countries"}
+        base.setdefault("method", "")
+        base["reason"] = " ".join(str(base["reason"]).split())
         for country in entry["countries"]:
-            out.append({**{k: v for k, v in entry.items() if k != "countries"}, "country": country})
+            out.append({**base, "country": str(country)})
     return tuple(out)
+
+
+def _unavailable_for(v: str, type: str | None, country: str, method: str | None) -> dict[str, Any] | None:
+    c = _norm(country)
+    for gone in unavailable_valuesets():
+        if gone["version"] != v:
+            continue
+        if type is not None and str(type).strip().upper() != str(gone["type"]).upper():
+            continue
+        if method is not None and gone["method"] and method.strip().upper() != gone["method"]:
+            continue
+        if gone["country"] == "*" or _norm(gone["country"]) == c:
+            return gone
+    return None
 
 
 def all_valuesets() -> tuple[ValueSet, ...]:
@@ -297,27 +320,26 @@ def find_valueset(version: str, type: str | None, country: str, method: str | No
     version : str
         ``3L``, ``5L`` or ``Y3L``.
     type : str or None
-        Valuation type (``TTO``, ``VAS``, ``VT``, ``CW``, ``RCW``, ``DSU``,
-        ``cTTO``...).  May be ``None`` for Y3L when the country has one set.
+        Valuation type (``TTO``, ``VAS``, ``VT``, ``CW``, ``RCW``, ``cTTO``...).
+        May be ``None`` when the country has one set for the version (Y3L).
     country : str
-        The R package's spelling (case-insensitive) or an unambiguous ISO 3166
+        The R package's spelling (case-insensitive; older R names listed as
+        aliases in a set's file are accepted too) or an unambiguous ISO 3166
         alpha-2 code.
     method : str, optional
-        For ``RCW``: ``VH`` (van Hout & Shaw 2021, the default) or ``EQ``
-        (EuroQol 2019).
+        For ``RCW``: ``EQ`` (EuroQol 2019) or ``VH`` (van Hout & Shaw 2021).
+        Omitted: the one method bundled for that country.
 
     Raises
     ------
     UnknownValueSetError
-        With the list of valid choices.
+        With the list of valid choices, or the reason a set of the R package
+        is not bundled.
     """
     v = normalise_version(version)
-    for gone in unavailable_valuesets():
-        if gone["version"] == v and type is not None and str(type).strip().upper() == gone["type"]:
-            raise UnknownValueSetError(f"EQ-5D-{v} {gone['type']} value sets are not available: "
-                                       f"{' '.join(str(gone['reason']).split())}")
     sets = [s for s in all_valuesets() if s.version == v]
-    types = sorted({s.type for s in sets})
+    types = sorted({s.type for s in sets} | {str(g["type"]) for g in unavailable_valuesets()
+                                              if g["version"] == v})
     if type is not None:
         t_match = [t for t in types if t.upper() == str(type).strip().upper()]
         if not t_match:
@@ -325,32 +347,38 @@ def find_valueset(version: str, type: str | None, country: str, method: str | No
                 f"no value-set type {type!r} for EQ-5D-{v}; choose from {', '.join(types)}"
             )
         sets = [s for s in sets if s.type == t_match[0]]
-    if any(s.method for s in sets):
-        methods = sorted({s.method for s in sets})
-        wanted = (method or "VH").strip().upper()
-        if wanted not in methods:
+    if method is not None:
+        methods = sorted({s.method for s in sets if s.method} | {
+            str(g["method"]) for g in unavailable_valuesets() if g["version"] == v and g["method"]})
+        if not methods:
+            raise UnknownValueSetError("`method` applies only to reverse crosswalks (type='RCW')")
+        if method.strip().upper() not in methods:
             raise UnknownValueSetError(
-                f"no method {method!r} for EQ-5D-{v} {type}; choose from {', '.join(methods)}"
-            )
-        sets = [s for s in sets if s.method == wanted]
+                f"no method {method!r} for EQ-5D-{v} {type}; choose from {', '.join(methods)}")
+        sets = [s for s in sets if s.method == method.strip().upper()]
     c = _norm(str(country))
-    found = [s for s in sets if _norm(s.country) == c]
+    found = [s for s in sets if _norm(s.country) == c or c in {_norm(a) for a in s.aliases}]
     if not found and len(c) == 2:
         found = [s for s in sets if s.iso3166 == c]
-        if len(found) > 1 and type is not None:
-            names = ", ".join(s.country for s in found)
+        if len({s.country for s in found}) > 1 and type is not None:
+            names = ", ".join(sorted({s.country for s in found}))
             raise UnknownValueSetError(
                 f"ISO code {country!r} is ambiguous for EQ-5D-{v} {type}: it matches {names}; "
                 "give the country name"
             )
     if not found:
+        gone = _unavailable_for(v, type, str(country), method)
+        if gone is not None:
+            what = f"EQ-5D-{v} {gone['type']}" + (f" ({gone['method']})" if gone["method"] else "")
+            raise UnknownValueSetError(f"the {what} value set for {country!r} is not available: "
+                                       f"{gone['reason']}")
         what = f"EQ-5D-{v}" + (f" {sets[0].type}" if type is not None and sets else "")
         names = ", ".join(sorted({s.country for s in sets}, key=str.upper))
         raise UnknownValueSetError(f"no {what} value set for country {country!r}; choose from {names}")
     if len(found) > 1:
-        options = ", ".join(f"{s.type} ({s.country})" for s in found)
+        options = ", ".join(f"{s.type}{'/' + s.method if s.method else ''} ({s.country})" for s in found)
         raise UnknownValueSetError(
-            f"{country!r} has several EQ-5D-{v} value sets: {options}; give `type`"
+            f"{country!r} has several EQ-5D-{v} value sets: {options}; give `type` (and `method`)"
         )
     return found[0]
 
@@ -399,14 +427,15 @@ def valueset_catalogue(version: str | None = None) -> pd.DataFrame:
     for gone in unavailable_valuesets():
         if version is not None and gone["version"] != normalise_version(version):
             continue
+        key = "/".join(x for x in (gone["version"], gone["type"], gone["method"], gone["country"]) if x)
         rows.append({
-            "key": f"{gone['version']}/{gone['type']}/{gone['country']}",
-            "version": gone["version"], "type": gone["type"], "method": "",
+            "key": key,
+            "version": gone["version"], "type": gone["type"], "method": gone["method"],
             "country": gone["country"], "iso3166": "", "form": "",
             "authors": gone.get("authors", ""), "year": gone.get("year"),
             "title": gone.get("title", ""), "journal": gone.get("journal", ""),
             "doi": gone.get("doi", ""), "url": "", "citation": "",
-            "available": False, "note": " ".join(str(gone["reason"]).split()),
+            "available": False, "note": gone["reason"],
         })
     columns = ["key", "version", "type", "method", "country", "iso3166", "form", "authors",
                "year", "title", "journal", "doi", "url", "citation", "available", "note"]
