@@ -214,6 +214,15 @@ def _build_table(vs: ValueSet) -> FloatArray:
         ).astype(np.float64)
     else:  # pragma: no cover - rejected at load time
         raise DataFileError(f"{where}: unknown model form {vs.form!r}")
+    overrides = model.get("overrides", {})
+    if overrides:
+        result = result.copy()
+        for state, value in overrides.items():
+            digits = str(state)
+            if len(digits) != 5 or any(ch not in "123456789"[:levels] for ch in digits):
+                raise DataFileError(f"{where}: override state {state!r} is not a {levels}-level state")
+            code = int(np.ravel_multi_index(tuple(int(ch) - 1 for ch in digits), (levels,) * 5))
+            result[code] = float(value)
     if not np.all(np.isfinite(result)):
         raise DataFileError(f"{where}: model gives non-finite values")
     return result
