@@ -118,7 +118,8 @@ def test_counts_per_type() -> None:
 def test_unavailable_sets_explain_themselves() -> None:
     with pytest.raises(spinereg.UnknownValueSetError, match="not available: NICE DSU"):
         spinereg.eq5d("11111", "5L", "DSU", "UK")
-    with pytest.raises(spinereg.UnknownValueSetError, match=r"\(VH\) value set for 'England' is not available"):
+    with pytest.raises(spinereg.UnknownValueSetError,
+                       match=r"\(VH\) value set for 'England' is not available"):
         spinereg.eq5d("11111", "3L", "RCW", "England", method="VH")
     # without a method, the one bundled (EuroQol 2019) is used
     assert spinereg.eq5d("11111", "3L", "RCW", "England") == pytest.approx(0.965)
