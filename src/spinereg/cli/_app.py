@@ -184,6 +184,15 @@ def valuesets_cmd(
     out.print(table)
 
 
+def _register_commands() -> None:
+    from spinereg.cli._registry import register
+
+    register(app)
+
+
+_register_commands()
+
+
 def main() -> None:
     """Entry point: run the app, turning spinereg errors into one-line messages.
 

@@ -1,0 +1,140 @@
+"""Registry models, built from the tidy schema (``spinereg/data/resources/schema.toml``).
+
+One model per tidy entity; database column names equal the schema's column
+names, so the tidy extract maps one-to-one onto the tables.  Entity keys are
+the primary keys (text), except ``treated_levels`` whose key is
+(operation_id, level).  Plus the registry's own tables: :class:`Dataset`
+(with the ``synthetic`` flag), :class:`ImportBatch` and :class:`AuditEntry`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from django.db import models
+
+from spinereg.data import Column, entities
+
+__all__ = [
+    "ENTITY_MODELS",
+    "AuditEntry",
+    "Complication",
+    "Dataset",
+    "ImagingFinding",
+    "ImportBatch",
+    "Operation",
+    "Patient",
+    "PromResponse",
+    "TreatedLevel",
+]
+
+_CLASS = {
+    "patients": "Patient",
+    "operations": "Operation",
+    "treated_levels": "TreatedLevel",
+    "proms": "PromResponse",
+    "complications": "Complication",
+    "imaging_findings": "ImagingFinding",
+}
+_PARENT = {"patients.patient_id": "Patient", "operations.operation_id": "Operation"}
+
+
+def _field(col: Column, primary: bool) -> models.Field[Any, Any]:
+    opts: dict[str, Any] = {"db_column": col.name, "help_text": col.description}
+    if col.references:
+        return models.ForeignKey(_PARENT[col.references], on_delete=models.PROTECT, db_column=col.name,
+                                 related_name="+", help_text=col.description, db_index=True)
+    if primary:
+        return models.CharField(max_length=64, primary_key=True, **opts)
+    null = {"null": not col.required, "blank": not col.required}
+    if col.type in ("str", "codes"):
+        return models.CharField(max_length=255, **null, **opts)
+    if col.type == "category":
+        choices = [(v, v) for v in col.values]
+        return models.CharField(max_length=32, choices=choices, **null, **opts)
+    if col.type == "int":
+        return models.IntegerField(**null, **opts)
+    if col.type == "float":
+        return models.FloatField(**null, **opts)
+    if col.type == "date":
+        return models.DateField(**null, **opts)
+    return models.BooleanField(**null, **opts)
+
+
+def _build(entity_name: str) -> type[models.Model]:
+    ent = next(e for e in entities() if e.name == entity_name)
+    attrs: dict[str, Any] = {"__module__": __name__}
+    single_key = ent.key[0] if len(ent.key) == 1 else None
+    for col in ent.columns:
+        name = col.name[:-3] if col.references and col.name.endswith("_id") else col.name
+        attrs[name] = _field(col, primary=col.name == single_key)
+    meta: dict[str, Any] = {"db_table": f"spinereg_{entity_name}", "verbose_name": entity_name.rstrip("s")}
+    if single_key is None:
+        key_fields = [k[:-3] if ent.column(k).references else k for k in ent.key]
+        meta["constraints"] = [models.UniqueConstraint(fields=key_fields, name=f"{entity_name}_key")]
+    attrs["Meta"] = type("Meta", (), meta)
+    attrs["__doc__"] = ent.description
+    return type(_CLASS[entity_name], (models.Model,), attrs)
+
+
+Patient = _build("patients")
+Operation = _build("operations")
+TreatedLevel = _build("treated_levels")
+PromResponse = _build("proms")
+Complication = _build("complications")
+ImagingFinding = _build("imaging_findings")
+
+ENTITY_MODELS: dict[str, type[models.Model]] = {
+    "patients": Patient,
+    "operations": Operation,
+    "treated_levels": TreatedLevel,
+    "proms": PromResponse,
+    "complications": Complication,
+    "imaging_findings": ImagingFinding,
+}
+
+
+class Dataset(models.Model):
+    """A body of data in the registry, e.g. one synthetic registry or one site's import."""
+
+    name = models.CharField(max_length=255, unique=True)
+    synthetic = models.BooleanField(default=False, help_text="The data are synthetic (generated).")
+    source = models.CharField(max_length=255, blank=True, default="")
+    extract_date = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "spinereg_dataset"
+
+
+class ImportBatch(models.Model):
+    """One import: who, when, which files (names only), with which mapping."""
+
+    at = models.DateTimeField()
+    actor = models.CharField(max_length=150)
+    mapping = models.CharField(max_length=255)
+    files = models.TextField(help_text="File names, one per line.")
+    n_created = models.IntegerField(default=0)
+    n_updated = models.IntegerField(default=0)
+    n_unchanged = models.IntegerField(default=0)
+
+    class Meta:
+        db_table = "spinereg_import_batch"
+
+
+class AuditEntry(models.Model):
+    """One create, update or delete of registry data: who, when, what, old -> new."""
+
+    ACTIONS: ClassVar[list[tuple[str, str]]] = [("create", "create"), ("update", "update"), ("delete", "delete")]
+    at = models.DateTimeField(db_index=True)
+    actor = models.CharField(max_length=150)
+    action = models.CharField(max_length=8, choices=ACTIONS)
+    entity = models.CharField(max_length=32)
+    record_key = models.CharField(max_length=160, db_index=True)
+    changes = models.TextField(help_text='JSON: {"new": {...}} (create), {"old": {...}, "new": {...}} '
+                                         '(update, changed columns), {"old": {...}} (delete)')
+    batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.PROTECT,
+                              related_name="+", db_column="batch_id")
+
+    class Meta:
+        db_table = "spinereg_audit"
