@@ -42,6 +42,8 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from spinereg._errors import show_value
 from spinereg.data._cpr import HIDDEN
@@ -130,15 +132,41 @@ class _Collector:
         return out.iloc[order].reset_index(drop=True)
 
 
+def _arrow_text(s: pd.Series) -> pa.ChunkedArray:
+    """The column as trimmed Arrow strings (null = missing)."""
+    if not isinstance(s.dtype, pd.StringDtype) or s.dtype.storage != "pyarrow":
+        s = s.astype("string[pyarrow]")
+    arr = pa.Array.from_pandas(s)
+    if not isinstance(arr, pa.ChunkedArray):
+        arr = pa.chunked_array([arr])
+    return pc.utf8_trim_whitespace(arr)
+
+
 def _blank(s: pd.Series) -> npt.NDArray[np.bool_]:
     if s.dtype == object or pd.api.types.is_string_dtype(s):
-        txt = s.astype("string")
-        return np.asarray(txt.isna() | (txt.str.strip() == ""), dtype=bool)
+        txt = _arrow_text(s)
+        empty = pc.fill_null(pc.equal(txt, ""), True)
+        return np.asarray(empty.to_numpy(zero_copy_only=False), dtype=bool)
     return np.asarray(s.isna(), dtype=bool)
 
 
 def _text(s: pd.Series) -> pd.Series:
-    return s.astype("string").str.strip()
+    return pd.Series(pd.arrays.ArrowStringArray(_arrow_text(s)), index=s.index)
+
+
+_NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
+
+
+def _numbers(s: pd.Series, blank: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+    """Float values; NaN where blank or not a number."""
+    if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
+        return np.asarray(s.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan))
+    txt = _arrow_text(s)
+    ok = pc.fill_null(pc.match_substring_regex(txt, _NUMBER), False)
+    num = pc.cast(pc.if_else(ok, txt, pa.scalar(None, pa.string())), pa.float64())
+    out = np.array(num.to_numpy(zero_copy_only=False), dtype=np.float64)
+    out[blank] = np.nan
+    return out
 
 
 def _check_column(col: Column, s: pd.Series, rows: pd.DataFrame, out: _Collector,
@@ -149,9 +177,7 @@ def _check_column(col: Column, s: pd.Series, rows: pd.DataFrame, out: _Collector
     if col.required:
         out.add(rows, blank, col.name, "required", f"required {col.name} is missing")
     if col.type in ("int", "float"):
-        num = pd.to_numeric(s.where(~blank, None) if s.dtype == object or pd.api.types.is_string_dtype(s)
-                            else s, errors="coerce")
-        numv = num.to_numpy(dtype=np.float64, na_value=np.nan)
+        numv = _numbers(s, blank)
         not_num = ~blank & ~np.isfinite(numv)
         out.add(rows, not_num, col.name, "type", f"{col.name} must be a number")
         if col.type == "int":
@@ -186,34 +212,41 @@ def _check_column(col: Column, s: pd.Series, rows: pd.DataFrame, out: _Collector
     if col.type == "bool":
         if pd.api.types.is_bool_dtype(s):
             return s.astype("boolean"), bad
-        low = _text(s).str.lower()
-        is_t = low.isin(list(_TRUE)).fillna(False).to_numpy(dtype=bool)
-        is_f = low.isin(list(_FALSE)).fillna(False).to_numpy(dtype=bool)
+        low = pc.utf8_lower(_arrow_text(s))
+        is_t = np.asarray(pc.fill_null(pc.is_in(low, pa.array(sorted(_TRUE))), False).to_numpy(
+            zero_copy_only=False), dtype=bool)
+        is_f = np.asarray(pc.fill_null(pc.is_in(low, pa.array(sorted(_FALSE))), False).to_numpy(
+            zero_copy_only=False), dtype=bool)
         bad = ~blank & ~is_t & ~is_f
         out.add(rows, bad, col.name, "type", f"{col.name} must be true or false")
         flags = pd.array(is_t, dtype="boolean")
         flags[~(is_t | is_f)] = pd.NA
         return pd.Series(flags, index=s.index), bad
     if col.type == "category":
-        txt = _text(s)
-        bad = ~blank & ~txt.isin(list(col.values)).fillna(False).to_numpy(dtype=bool)
+        txt = _arrow_text(s)
+        inside = np.asarray(pc.fill_null(pc.is_in(txt, pa.array(list(col.values))), False).to_numpy(
+            zero_copy_only=False), dtype=bool)
+        bad = ~blank & ~inside
         shown_vals = ", ".join(col.values) if len(col.values) <= 12 else \
             f"{col.values[0]} ... {col.values[-1]}"
         what = "vertebra" if col.name == "level" else col.name
         out.add(rows, bad, col.name, "code", f"{what} must be one of {shown_vals}")
-        return txt.where(~blank & ~bad, None), bad
+        return pd.Series(pd.arrays.ArrowStringArray(txt), index=s.index).where(~blank & ~bad, None), bad
     if col.type == "codes":
-        txt = _text(s)
-        pat = re.compile(col.pattern)
-        norm = txt.str.replace(r"\s*[;,]\s*", ";", regex=True)
-        vals = norm.to_numpy(dtype=object)
-        bad_list = [not (v is None or v is pd.NA or v == "") and
-                    not all(pat.match(p) for p in str(v).split(";") if p) for v in vals]
-        bad = np.asarray(bad_list, dtype=bool) & ~blank
+        txt = pc.replace_substring_regex(_arrow_text(s), r"\s*[;,]\s*", ";")
+        parts = pc.split_pattern(txt, ";")
+        flat = pc.list_flatten(parts)
+        parent = pc.list_parent_indices(parts)
+        good_part = pc.or_(pc.equal(flat, ""), pc.match_substring_regex(flat, col.pattern))
+        bad_rows = np.zeros(len(s), dtype=bool)
+        bad_idx = np.asarray(pc.filter(parent, pc.invert(good_part)).to_numpy(zero_copy_only=False), dtype=np.int64)
+        bad_rows[bad_idx] = True
+        bad = bad_rows & ~blank
         out.add(rows, bad, col.name, "pattern", f"{col.name}: each code must match {col.pattern}")
+        norm = pd.Series(pd.arrays.ArrowStringArray(txt), index=s.index)
         return norm.where(~blank & ~bad, None), bad
-    txt = _text(s)
-    return txt.where(~blank, None), bad
+    txt_s = _text(s)
+    return txt_s.where(~blank, None), bad
 
 
 def _concat(chunks: Sequence[MappedTable], ent: Entity) -> pd.DataFrame:
@@ -226,9 +259,6 @@ def _concat(chunks: Sequence[MappedTable], ent: Entity) -> pd.DataFrame:
             f["_row"] = np.arange(1, len(f) + 1)
         for c in ent.column_names:
             f["_srccol_" + c] = ch.provenance.columns.get(c, c)
-        for c in f.columns:
-            if f[c].dtype != object and not c.startswith("_") and not pd.api.types.is_datetime64_any_dtype(f[c]):
-                f[c] = f[c].astype(object)
         frames.append(f)
     if not frames:
         return pd.DataFrame()

@@ -23,6 +23,8 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from spinereg.data import Entity, Extract, conform, entities
 from spinereg.registry._audit import actor as current_actor
@@ -75,8 +77,7 @@ def _column_values(df: pd.DataFrame, ent: Entity, sqlite: bool) -> list[list[Any
         s = df[c.name]
         if c.type == "date":
             if sqlite:
-                txt = s.dt.strftime("%Y-%m-%d")
-                cols.append(txt.astype(object).where(s.notna(), None).tolist())
+                cols.append(_iso_dates(s).to_pylist())
             else:
                 cols.append([None if pd.isna(v) else v.date() for v in s])
         elif c.type == "int":
@@ -91,16 +92,38 @@ def _column_values(df: pd.DataFrame, ent: Entity, sqlite: bool) -> list[list[Any
     return cols
 
 
+def _iso_dates(s: pd.Series) -> pa.Array:
+    """Dates as ISO strings (null where missing), computed by Arrow."""
+    arr = pa.array(s.astype("datetime64[s]"), from_pandas=True)
+    return pc.strftime(arr, format="%Y-%m-%d")
+
+
 def _json_rows(df: pd.DataFrame, ent: Entity) -> list[str]:
-    """One JSON object per row with the tidy values (dates ISO, missing null)."""
-    out = df[list(ent.column_names)].copy()
+    """One compact JSON object per row with the row's non-missing tidy values.
+
+    Built column-wise with Arrow string kernels (no per-row Python): each
+    column becomes ``"name":value`` pieces that are joined per row, skipping
+    missing values.  Strings are JSON-escaped; dates are ISO strings.
+    """
+    pieces: list[pa.ChunkedArray | pa.Array] = []
     for c in ent.columns:
+        s = df[c.name]
         if c.type == "date":
-            out[c.name] = out[c.name].dt.strftime("%Y-%m-%d")
-        elif c.type == "category":
-            out[c.name] = out[c.name].astype(object)
-    text = out.to_json(orient="records", lines=True, date_format="iso", force_ascii=False)
-    return text.splitlines()
+            val = pc.binary_join_element_wise('"', _iso_dates(s), '"', "")
+        elif c.type in ("int", "float"):
+            arr = pa.array(s.astype("Float64" if c.type == "float" else "Int64"), from_pandas=True)
+            val = pc.cast(arr, pa.string())
+        elif c.type == "bool":
+            arr = pa.array(s.astype("boolean"), from_pandas=True)
+            val = pc.if_else(arr, pa.scalar("true"), pa.scalar("false"))
+        else:
+            arr = pa.array(s.astype(object).where(s.notna(), None).tolist(), type=pa.string())
+            esc = pc.replace_substring(pc.replace_substring(arr, "\\", "\\\\"), '"', '\\"')
+            esc = pc.replace_substring_regex(esc, "[\\x00-\\x1f]", " ")
+            val = pc.binary_join_element_wise('"', esc, '"', "")
+        pieces.append(pc.binary_join_element_wise(f'"{c.name}":', val, ""))
+    joined = pc.binary_join_element_wise(*pieces, ",", null_handling="skip")
+    return ["{" + x + "}" for x in joined.to_pylist()]
 
 
 def _key_strings(df: pd.DataFrame, ent: Entity) -> pd.Series:
@@ -178,7 +201,9 @@ def import_extract(alias: str, extract: Extract, *, mapping: str = "", files: Se
                 defaults={"synthetic": bool(dataset.get("synthetic", False)),
                           "source": str(dataset.get("source", "")),
                           "extract_date": _as_date(dataset.get("extract_date"))})
-        cursor = connections[alias].cursor()
+        django_conn = connections[alias]
+        django_conn.ensure_connection()
+        cursor = _RawCursor(django_conn.connection.cursor(), sqlite)
         stamp = now.isoformat() if sqlite else now
         for ent in entities():
             df = extract[ent.name]
@@ -234,6 +259,32 @@ def import_extract(alias: str, extract: Extract, *, mapping: str = "", files: Se
     return ImportSummary(int(batch.pk), created, updated, unchanged)
 
 
+class _RawCursor:
+    """The DB-API cursor of Django's connection (same transaction), with
+    ``%s`` placeholders translated for SQLite: bulk work skips Django's
+    per-call wrappers."""
+
+    def __init__(self, cursor: Any, sqlite: bool) -> None:
+        self._cursor = cursor
+        self._sqlite = sqlite
+
+    def _sql(self, sql: str) -> str:
+        return sql.replace("%s", "?") if self._sqlite else sql
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
+        self._cursor.execute(self._sql(sql), params)
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
+        if rows:
+            self._cursor.executemany(self._sql(sql), rows)
+
+    def fetchone(self) -> Any:
+        return self._cursor.fetchone()
+
+    def fetchall(self) -> list[Any]:
+        return list(self._cursor.fetchall())
+
+
 def _as_date(v: Any) -> date | None:
     if v is None or v == "":
         return None
@@ -257,8 +308,8 @@ def _update_rows(cursor: Any, ent: Entity, new: pd.DataFrame, old: pd.DataFrame,
     keys = _key_strings(new, ent).tolist()
     audit = []
     for k, o, n in zip(keys, old_json, new_json, strict=True):
-        diff = [c for c in n if n[c] != o.get(c)]
-        changes = json.dumps({"old": {c: o.get(c) for c in diff}, "new": {c: n[c] for c in diff}},
+        diff = [c for c in ent.column_names if n.get(c) != o.get(c)]
+        changes = json.dumps({"old": {c: o.get(c) for c in diff}, "new": {c: n.get(c) for c in diff}},
                              sort_keys=True)
         audit.append((stamp, who, "update", ent.name, k, changes, batch_id))
     cursor.executemany("INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id)"
