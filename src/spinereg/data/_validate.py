@@ -32,7 +32,6 @@ Warnings (reported, the data still land):
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date

@@ -72,7 +72,8 @@ def _db_settings(url: str) -> dict[str, Any]:
         name = Path(str(cfg["NAME"]))
         name.parent.mkdir(parents=True, exist_ok=True)
         cfg["OPTIONS"] = {
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY;",
+            "init_command": ("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; "
+                             "PRAGMA cache_size=-262144; PRAGMA temp_store=MEMORY;"),
             "transaction_mode": "IMMEDIATE",
             "timeout": 30,
         }
