@@ -34,25 +34,6 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=err, transient=True)
 
 
-def _read_and_validate(mapping: str, files: list[Path], key_file: Path | None, alias: str | None,
-                       extract_date: str | None) -> tuple[Any, Any, Any]:
-    from spinereg.data._cpr import load_site_key
-    from spinereg.data._mapping import apply_mapping, load_mapping
-    from spinereg.data._validate import validate
-
-    m = load_mapping(mapping)
-    key = load_site_key(key_file)
-    chunks = apply_mapping(m, files, key=key)
-    existing = None
-    if alias is not None:
-        from spinereg.registry._store import load_extract, registry_counts
-
-        if any(v for k, v in registry_counts(alias).items() if k != "audit"):
-            existing = load_extract(alias)
-    extract, report = validate(chunks, existing=existing, extract_date=extract_date)
-    return m, extract, report
-
-
 def register(app: typer.Typer) -> None:
     """Add the registry commands to ``app``."""
     from spinereg.cli._app import FailureError, err, out
@@ -94,8 +75,11 @@ def register(app: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Dry run of an import: map and validate, print the report, write nothing."""
+        from spinereg.registry._pipeline import import_files
+
         alias = _open(db) if db else None
-        _, extract, rep = _read_and_validate(mapping, files, key_file, alias, extract_date)
+        result = import_files(alias, mapping, files, key_file=key_file, extract_date=extract_date, dry_run=True)
+        rep, extract = result.report, result.extract
         _print_report(rep, report)
         if rep.problems.empty:
             err.print("0 error(s), 0 warning(s)", markup=False)
@@ -115,15 +99,9 @@ def register(app: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Import source files through a mapping: validated, all or nothing, audited."""
-        from spinereg.registry._store import import_extract
+        from spinereg.registry._pipeline import import_files
 
         alias = _open(db)
-        m, extract, rep = _read_and_validate(mapping, files, key_file, alias, extract_date)
-        _print_report(rep, report)
-        if not rep.ok:
-            err.print("import refused: fix the errors above; nothing was written.", markup=False)
-            raise FailureError
-        name = dataset or getattr(m, "name", "import")
         with _progress() as prog:
             tasks: dict[str, TaskID] = {}
 
@@ -132,9 +110,13 @@ def register(app: typer.Typer) -> None:
                     tasks[entity] = prog.add_task(f"importing {entity}", total=total)
                 prog.update(tasks[entity], completed=done)
 
-            summary = import_extract(alias, extract, mapping=str(mapping), files=[str(f) for f in files],
-                                     dataset={"name": name, "synthetic": False, "source": str(mapping)},
-                                     progress=step)
+            result = import_files(alias, mapping, files, key_file=key_file, extract_date=extract_date,
+                                  dataset={"name": dataset} if dataset else None, progress=step)
+        _print_report(result.report, report)
+        if result.summary is None:
+            err.print("import refused: fix the errors above; nothing was written.", markup=False)
+            raise FailureError
+        summary = result.summary
         out.print(f"imported: {summary.total_created:,} created, {summary.total_updated:,} updated, "
                   f"{sum(summary.unchanged.values()):,} unchanged (batch {summary.batch_id})", markup=False)
 
