@@ -358,7 +358,7 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
                             for i in range(len(sub))]
                     for i, idx in enumerate(sub.index):
                         out.add(frame.loc[[idx]], np.array([True]), key[0], "conflict", msgs[i])
-                    frame.loc[grp.index[in_conflict], "_bad"] = True
+                    frame.loc[grp.index[conf_mask], "_bad"] = True
                 dup_only = ~in_conflict & later
                 out.add(grp, dup_only, key[0], "duplicate",
                         "duplicate of an earlier identical row (kept once)", severity="warning")
@@ -384,7 +384,9 @@ def _keys(tables: dict[str, pd.DataFrame], existing: Extract | None, name: str, 
     vals = []
     f = tables.get(name)
     if f is not None and col in f.columns:
-        vals.append(f.loc[~f["_bad"].to_numpy(dtype=bool), col].astype("string"))
+        # existence counts every row of the import, also rows with errors of their own, so
+        # that one bad parent row does not cascade into "no such parent" errors of its children
+        vals.append(f[col].astype("string"))
     if existing is not None and col in existing[name].columns:
         vals.append(existing[name][col].astype("string"))
     if not vals:
@@ -528,8 +530,7 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
         lv = tables.get("treated_levels")
         treated = set()
         if lv is not None and not lv.empty:
-            good = lv[~lv["_bad"].to_numpy(dtype=bool)]
-            treated |= set(zip(good["operation_id"].astype(str), good["level"].astype(str), strict=True))
+            treated |= set(zip(lv["operation_id"].astype(str), lv["level"].astype(str), strict=True))
         if existing is not None and len(existing["treated_levels"]):
             e = existing["treated_levels"]
             treated |= set(zip(e["operation_id"].astype(str), e["level"].astype(str), strict=True))

@@ -88,7 +88,7 @@ def _statsmodels_start(X: FloatArray, y: FloatArray, codes: IntArray) -> float |
             warnings.simplefilter("ignore")
             fit = sm.MixedLM(y, X, groups=codes).fit(reml=True)
         ratio = float(np.asarray(fit.cov_re)[0, 0]) / float(fit.scale)
-    except (ValueError, np.linalg.LinAlgError, ZeroDivisionError, IndexError):
+    except Exception:  # only a starting value: the profiled REML search below does not need it
         return None
     return math.log(ratio) if ratio > 0 and math.isfinite(ratio) else None
 

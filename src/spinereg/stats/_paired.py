@@ -179,7 +179,8 @@ def _qsignrank(p: float, n: int, probs: FloatArray) -> int:
     return int(m - hit[0])
 
 
-def _r_median(x: FloatArray) -> float:
+def _median(x: FloatArray) -> float:
+    """R's ``median``: the middle value, or the mean of the two middle values."""
     return float(np.median(x))
 
 
@@ -241,7 +242,7 @@ def _wilcoxon_exact(x: FloatArray, n_pairs: int, conf_level: float) -> pd.DataFr
         warnings.warn(f"paired_change: requested conf_level {conf_level} not achievable with "
                       f"{n} pairs; exact interval has level {1 - achieved:.2g} (as R warns)",
                       RuntimeWarning, stacklevel=3)
-    return _row(n_pairs, "wilcoxon_exact", estimate=_r_median(walsh), ci_low=float(walsh[qu - 1]),
+    return _row(n_pairs, "wilcoxon_exact", estimate=_median(walsh), ci_low=float(walsh[qu - 1]),
                 ci_high=float(walsh[ql]), statistic=v, p_value=pval)
 
 
@@ -297,7 +298,7 @@ def _wilcoxon_normal(d: FloatArray, n_pairs: int, conf_level: float) -> pd.DataF
         lo = root(float(special.ndtri(1.0 - alpha / 2.0)))
         hi = root(float(special.ndtri(alpha / 2.0)))
     else:
-        lo = hi = _r_median(x)
+        lo = hi = _median(x)
     est = _zeroin(lambda s: w_stat(s, False), mumin, mumax, w_stat(mumin, False),
                   w_stat(mumax, False), _TOL_ROOT)
     return _row(n_pairs, method, estimate=est, ci_low=lo, ci_high=hi, statistic=v, p_value=pval)
