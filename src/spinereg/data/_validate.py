@@ -110,9 +110,9 @@ class _Collector:
         if hide:
             shown: Any = HIDDEN
         elif values is not None:
-            shown = [show_value(v) for v in np.asarray(values, dtype=object)[m]]
+            shown = [_show(v) for v in np.asarray(values, dtype=object)[m]]
         elif column in sub.columns:
-            shown = [show_value(v) for v in sub[column].to_numpy(dtype=object)]
+            shown = [_show(v) for v in sub[column].to_numpy(dtype=object)]
         else:
             shown = ""
         src_cols = sub["_srccol_" + column] if ("_srccol_" + column) in sub.columns else column
@@ -139,6 +139,15 @@ def _arrow_text(s: pd.Series) -> pa.ChunkedArray:
     if not isinstance(arr, pa.ChunkedArray):
         arr = pa.chunked_array([arr])
     return pc.utf8_trim_whitespace(arr)
+
+
+def _show(v: Any) -> str:
+    """A value for a report: missing and empty values show as ``(empty)``."""
+    if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) or (isinstance(v, str) and not v.strip()):
+        return "(empty)"
+    if isinstance(v, pd.Timestamp):
+        return repr(v.strftime("%Y-%m-%d"))
+    return show_value(v)
 
 
 def _blank(s: pd.Series) -> npt.NDArray[np.bool_]:
@@ -434,8 +443,6 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
         _fk(tables, existing, out, child, "operation_id", "operations", "operation_id")
     _fk(tables, existing, out, "proms", "patient_id", "patients", "patient_id")
 
-    pats = _lookup(tables, existing, "patients", "patient_id", ["birth_date", "death_date"])
-    ops = _lookup(tables, existing, "operations", "operation_id", ["patient_id", "date"])
 
     def dates_after_today(name: str, cols: list[str]) -> None:
         f = tables.get(name)
@@ -461,6 +468,9 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
                 values=p["death_date"].dt.strftime("%Y-%m-%d").to_numpy(dtype=object))
         p.loc[m, "_bad"] = True
 
+    # value lookups use only rows without errors of their own, so one bad parent value
+    # (e.g. a death date before birth) does not cascade into errors on its children
+    pats = _lookup(tables, existing, "patients", "patient_id", ["birth_date", "death_date"])
     o = tables.get("operations")
     if o is not None and not o.empty and "date" in o.columns and "patient_id" in o.columns:
         j = pats.reindex(o["patient_id"].astype("string").to_numpy())
@@ -473,6 +483,8 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
         out.add(o, after_death, "date", "date-order", "operation date is after the patient's death",
                 values=shown)
         o.loc[before_birth | after_death, "_bad"] = True
+
+    ops = _lookup(tables, existing, "operations", "operation_id", ["patient_id", "date"])
 
     def after_operation(name: str, col: str, what: str) -> None:
         f = tables.get(name)
@@ -499,10 +511,10 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
             q.loc[other, "_bad"] = True
         days = (pd.Series(q["answer_date"].to_numpy()) - pd.Series(opj["date"].to_numpy())).dt.days.to_numpy(
             dtype=np.float64, na_value=np.nan)
-        tp = q["timepoint"].astype("string").to_numpy(dtype=object) if "timepoint" in q.columns else \
-            np.full(len(q), None, dtype=object)
+        tp = q["timepoint"].astype("string").fillna("").to_numpy(dtype=object) if "timepoint" in q.columns \
+            else np.full(len(q), "", dtype=object)
         shown = q["answer_date"].dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
-        follow = (tp != "baseline") & (tp != None)  # noqa: E711 - elementwise on object array
+        follow = (tp != "baseline") & (tp != "")
         with np.errstate(invalid="ignore"):
             before_op = follow & (days < 0)
         before_op &= ~q["_bad"].to_numpy(dtype=bool)
