@@ -355,8 +355,8 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
                 first_sig = sig.groupby([grp[k].astype("string") for k in key]).transform("first")
                 conflict = (sig != first_sig)
                 conflict_keys = grp.loc[conflict, key].drop_duplicates()
-                in_conflict = grp.merge(conflict_keys.assign(_c=True), on=key, how="left")["_c"].fillna(
-                    False).to_numpy(dtype=bool)
+                marked = grp.merge(conflict_keys.assign(_c=1), on=key, how="left")["_c"]
+                in_conflict = marked.notna().to_numpy(dtype=bool)
                 first_row = grp.groupby([grp[k].astype("string") for k in key])["_row"].transform("first")
                 later = grp.duplicated(subset=key, keep="first").to_numpy(dtype=bool)
                 conf_mask = in_conflict & later
