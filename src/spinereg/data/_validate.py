@@ -374,7 +374,16 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
                 frame = frame.drop(index=grp.index[dup_only])
         tables[ent.name] = frame
     _cross_checks(tables, existing, today, out)
-    report = ValidationReport(out.frame())
+    problems = out.frame()
+    if len(problems):
+        # an invalid CPR number invalidates every row mapped from its source row: report it once
+        is_cpr = problems["rule"] == "cpr"
+        if is_cpr.any():
+            cpr = problems[is_cpr].assign(_generic=problems.loc[is_cpr, "column"] == "patient_id")
+            cpr = cpr.sort_values("_generic", kind="stable").drop_duplicates(["file", "row"]).drop(
+                columns="_generic")
+            problems = pd.concat([problems[~is_cpr], cpr]).sort_index().reset_index(drop=True)
+    report = ValidationReport(problems)
     clean: dict[str, pd.DataFrame] = {}
     for ent in entities():
         f = tables[ent.name]
@@ -492,7 +501,7 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
             return
         opd = ops["date"].reindex(f["operation_id"].astype("string").to_numpy()).to_numpy()
         m = (pd.Series(f[col].to_numpy()) < pd.Series(opd)).fillna(False).to_numpy(dtype=bool)
-        m &= ~f["_bad"].to_numpy(dtype=bool)
+        m = m & ~f["_bad"].to_numpy(dtype=bool)
         out.add(f, m, col, "date-order", f"{what} is dated before the operation",
                 values=f[col].dt.strftime("%Y-%m-%d").to_numpy(dtype=object))
         f.loc[m, "_bad"] = True
@@ -504,9 +513,10 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
     if q is not None and not q.empty and "answer_date" in q.columns and "operation_id" in q.columns:
         opj = ops.reindex(q["operation_id"].astype("string").to_numpy())
         if "patient_id" in q.columns:
-            other = (opj["patient_id"].astype("string").to_numpy() != q["patient_id"].astype("string").to_numpy())
-            other = np.asarray(pd.Series(other).fillna(False), dtype=bool) & opj["patient_id"].notna().to_numpy()
-            other &= ~q["_bad"].to_numpy(dtype=bool)
+            op_pat = opj["patient_id"].astype("string").fillna("").to_numpy(dtype=object)
+            q_pat = q["patient_id"].astype("string").fillna("").to_numpy(dtype=object)
+            other = (op_pat != q_pat) & (op_pat != "") & (q_pat != "")
+            other = other & ~q["_bad"].to_numpy(dtype=bool)
             out.add(q, other, "operation_id", "reference", "the questionnaire's operation belongs to another patient")
             q.loc[other, "_bad"] = True
         days = (pd.Series(q["answer_date"].to_numpy()) - pd.Series(opj["date"].to_numpy())).dt.days.to_numpy(
@@ -517,7 +527,7 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
         follow = (tp != "baseline") & (tp != "")
         with np.errstate(invalid="ignore"):
             before_op = follow & (days < 0)
-        before_op &= ~q["_bad"].to_numpy(dtype=bool)
+        before_op = before_op & ~q["_bad"].to_numpy(dtype=bool)
         out.add(q, before_op, "answer_date", "date-order",
                 "follow-up questionnaire answered before the operation", values=shown)
         q.loc[before_op, "_bad"] = True
@@ -532,7 +542,7 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
             lo, hi = tpd.window
             with np.errstate(invalid="ignore"):
                 outside = (tp == name) & np.isfinite(days) & ((days < lo) | (days > hi))
-            outside &= ~q["_bad"].to_numpy(dtype=bool)
+            outside = outside & ~q["_bad"].to_numpy(dtype=bool)
             out.add(q, outside, "answer_date", "window",
                     f"answered outside the {name} window ({lo}..{hi} days from the operation)",
                     severity="warning", values=shown)
@@ -548,7 +558,7 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
             treated |= set(zip(e["operation_id"].astype(str), e["level"].astype(str), strict=True))
         pairs = zip(img["operation_id"].astype(str), img["level"].astype(str), strict=True)
         m = np.array([pair not in treated for pair in pairs], dtype=bool) & ~img["_bad"].to_numpy(dtype=bool)
-        m &= img["level"].notna().to_numpy(dtype=bool)
+        m = m & img["level"].notna().to_numpy(dtype=bool)
         out.add(img, m, "level", "level", "imaging finding at a level that was not treated in this operation")
         img.loc[m, "_bad"] = True
         if "leak_type" in img.columns and "leak" in img.columns:
