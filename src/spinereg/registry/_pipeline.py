@@ -51,8 +51,25 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
     extract, report = validate(chunks, existing=existing, extract_date=extract_date)
     if dry_run or not report.ok or alias is None:
         return ImportResult(report, extract, None)
-    name = (dataset or {}).get("name") or getattr(m, "name", None) or str(mapping)
-    meta = {"name": name, "synthetic": False, "source": str(mapping), **(dataset or {})}
+    meta = _tidy_dataset_meta(files) if str(mapping) == "tidy" else {}
+    name = (dataset or {}).get("name") or meta.get("name") or getattr(m, "name", None) or str(mapping)
+    meta = {"synthetic": False, "source": str(mapping), **meta, **(dataset or {}), "name": name}
     summary = import_extract(alias, extract, mapping=str(mapping), files=[str(f) for f in files],
                              dataset=meta, progress=progress)
     return ImportResult(report, extract, summary)
+
+
+def _tidy_dataset_meta(files: Sequence[str | Path]) -> dict[str, Any]:
+    """The dataset metadata of a spinereg tidy export (its ``dataset.json``), so that a
+    re-imported export keeps its name, source, extract date and synthetic flag."""
+    import json
+
+    for f in files:
+        meta_path = Path(f).parent / "dataset.json"
+        if meta_path.exists():
+            try:
+                doc = json.loads(meta_path.read_text(encoding="utf-8"))
+            except (OSError, ValueError):
+                return {}
+            return {k: doc[k] for k in ("name", "synthetic", "source", "extract_date") if k in doc}
+    return {}

@@ -1,0 +1,93 @@
+"""Registry speed: synthetic registry generation and validated import into SQLite.
+
+Prints
+* ``synth`` of 1,000,000 patients (generation; then writing it as a Parquet extract)
+  -- target <= 60 s;
+* import throughput of PROM rows into SQLite, through the ``tidy`` mapping with full
+  validation and audit, from CSV files -- target >= 50,000 PROM rows/s;
+* peak memory (max RSS) of each part, each run in its own process.
+
+Run: .venv/bin/python benchmarks/bench_registry.py [--patients N] [--prom-patients M]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def _child_synth(n: int, out: str) -> dict[str, float]:
+    from spinereg.data import write_extract
+    from spinereg.data._synth import synthesize
+
+    t0 = time.perf_counter()
+    x = synthesize(n, 2018)
+    t1 = time.perf_counter()
+    write_extract(x, out, "parquet")
+    t2 = time.perf_counter()
+    return {"generate_s": t1 - t0, "write_s": t2 - t1, "rows": float(sum(len(v) for v in x.tables.values())),
+            "proms": float(len(x["proms"]))}
+
+
+def _child_import(extract_dir: str, db: str) -> dict[str, float]:
+    from spinereg.data import read_extract, write_extract
+    from spinereg.registry import open_registry
+    from spinereg.registry._pipeline import import_files
+    from spinereg.registry._store import migrate
+
+    x = read_extract(extract_dir)
+    csv_dir = Path(extract_dir).parent / "tidy-csv"
+    write_extract(x, csv_dir, "csv")
+    files = sorted(str(p) for p in csv_dir.glob("*.csv"))
+    alias = open_registry(f"sqlite:///{db}")
+    migrate(alias)
+    t0 = time.perf_counter()
+    res = import_files(alias, "tidy", files, key=bytes(32), extract_date=x.meta.get("extract_date"))
+    t1 = time.perf_counter()
+    if not res.report.ok:
+        raise SystemExit(res.report.to_text(limit=20))
+    return {"import_s": t1 - t0, "proms": float(len(x["proms"])),
+            "rows": float(sum(len(v) for v in x.tables.values()))}
+
+
+def _run_child(args: list[str]) -> dict[str, float]:
+    proc = subprocess.run([sys.executable, __file__, *args], capture_output=True, text=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(proc.stderr)
+    return dict(json.loads(proc.stdout.strip().splitlines()[-1]))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--patients", type=int, default=1_000_000)
+    ap.add_argument("--prom-patients", type=int, default=100_000)
+    ap.add_argument("--child", nargs="*")
+    a = ap.parse_args()
+    if a.child:
+        kind, *rest = a.child
+        res = _child_synth(int(rest[0]), rest[1]) if kind == "synth" else _child_import(rest[0], rest[1])
+        res["max_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(json.dumps(res))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        s = _run_child(["--child", "synth", str(a.patients), f"{tmp}/big"])
+        print(f"synth {a.patients:,} patients: generate {s['generate_s']:.1f} s, write Parquet "
+              f"{s['write_s']:.1f} s ({s['rows']:,.0f} rows, {s['proms']:,.0f} PROM rows); "
+              f"peak memory {s['max_rss_mb']:,.0f} MB   [target <= 60 s]")
+        _run_child(["--child", "synth", str(a.prom_patients), f"{tmp}/small"])
+        i = _run_child(["--child", "import", f"{tmp}/small", f"{tmp}/registry.sqlite3"])
+        rate = i["proms"] / i["import_s"]
+        print(f"import {i['rows']:,.0f} rows ({i['proms']:,.0f} PROM rows) from tidy CSV into SQLite, "
+              f"validated and audited: {i['import_s']:.1f} s = {rate:,.0f} PROM rows/s "
+              f"({i['rows'] / i['import_s']:,.0f} rows/s); peak memory {i['max_rss_mb']:,.0f} MB   "
+              "[target >= 50,000 PROM rows/s]")
+
+
+if __name__ == "__main__":
+    main()
