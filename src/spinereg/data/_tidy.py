@@ -70,16 +70,17 @@ def conform(df: pd.DataFrame, ent: Entity | str) -> pd.DataFrame:
     out: dict[str, pd.Series] = {}
     n = len(df)
     for c in e.columns:
-        if c.name in df.columns:
-            s = df[c.name]
-        else:
-            s = pd.Series([pd.NA] * n, index=df.index, dtype="object")
         dt = _dtype(c)
+        if c.name not in df.columns:
+            out[c.name] = pd.Series([None] * n, index=df.index, dtype=object).astype(
+                "float64" if c.type == "float" else dt)
+            continue
+        s = df[c.name]
         if c.type == "date":
             s = pd.to_datetime(s, errors="raise").astype("datetime64[s]")
-        elif c.type == "bool" and s.dtype == object:
-            s = s.map(lambda v: v if v is pd.NA or v is None or isinstance(v, bool) else
-                      str(v).strip().lower() in ("true", "1", "yes")).astype("boolean")
+        elif c.type == "bool" and (s.dtype == object or pd.api.types.is_string_dtype(s)):
+            s = s.astype(object).map(lambda v: v if v is pd.NA or v is None or isinstance(v, bool) else
+                                     str(v).strip().lower() in ("true", "1", "yes")).astype("boolean")
         elif c.type in ("str", "codes") and s.dtype != "string":
             s = s.astype("string")
         else:

@@ -418,7 +418,7 @@ def _lookup(tables: dict[str, pd.DataFrame], existing: Extract | None, name: str
             cols: list[str]) -> pd.DataFrame:
     parts = []
     f = tables.get(name)
-    if f is not None and key in f.columns:
+    if f is not None and key in f.columns and "_bad" in f.columns:
         parts.append(f.loc[~f["_bad"].to_numpy(dtype=bool), [c for c in [key, *cols] if c in f.columns]])
     if existing is not None:
         parts.append(existing[name][[key, *cols]])
