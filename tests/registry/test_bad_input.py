@@ -9,7 +9,6 @@ the database must be unchanged.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -92,7 +91,7 @@ def write_files(directory: Path, changes: dict[tuple[str, int], dict[str, str]] 
 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
-def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     from spinereg.registry import open_registry
     from spinereg.registry._store import migrate
 
@@ -113,11 +112,11 @@ def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     result = import_files(alias, "tidy", write_files(tmp / "base"), key=KEY, extract_date=EXTRACT_DATE)
     assert result.report.ok, result.report.to_text()
     assert result.written
-    yield alias
+    return alias
 
 
 # (case id, changes, extra rows, expected (file, line, column, value, rule))
-P, O, T, Q, C, I = "patients", "operations", "treated_levels", "proms", "complications", "imaging_findings"
+P, OP, T, Q, C, IMG = "patients", "operations", "treated_levels", "proms", "complications", "imaging_findings"
 CASES: list[tuple[str, dict[tuple[str, int], dict[str, str]], dict[str, list[dict[str, str]]],
                   tuple[str, int, str, str, str]]] = [
     ("sex-code", {(P, 0): {"sex": "X"}}, {}, (P, 2, "sex", "'X'", "code")),
@@ -128,25 +127,25 @@ CASES: list[tuple[str, dict[tuple[str, int], dict[str, str]], dict[str, list[dic
     ("patient-id-missing", {(P, 0): {"patient_id": ""}}, {}, (P, 2, "patient_id", "(empty)", "required")),
     ("death-source-code", {(P, 1): {"death_source": "neighbour"}}, {}, (P, 3, "death_source", "'neighbour'", "code")),
     ("birth-in-future", {(P, 0): {"birth_date": "2030-01-01"}}, {}, (P, 2, "birth_date", "'2030-01-01'", "date-order")),
-    ("op-date-missing", {(O, 0): {"date": ""}}, {}, (O, 2, "date", "(empty)", "required")),
-    ("op-date-invalid", {(O, 0): {"date": "2015-02-30"}}, {}, (O, 2, "date", "'2015-02-30'", "type")),
-    ("category-code", {(O, 0): {"procedure_category": "laminectomy"}}, {},
-     (O, 2, "procedure_category", "'laminectomy'", "code")),
-    ("asa-range", {(O, 0): {"asa_class": "6"}}, {}, (O, 2, "asa_class", "'6'", "range")),
-    ("asa-decimal", {(O, 0): {"asa_class": "2.5"}}, {}, (O, 2, "asa_class", "'2.5'", "type")),
-    ("asa-text", {(O, 0): {"asa_class": "two"}}, {}, (O, 2, "asa_class", "'two'", "type")),
-    ("sins-range", {(O, 0): {"sins": "19"}}, {}, (O, 2, "sins", "'19'", "range")),
-    ("tomita-range", {(O, 0): {"tomita": "1"}}, {}, (O, 2, "tomita", "'1'", "range")),
-    ("anaesthesia-code", {(O, 0): {"anaesthesia": "spinal"}}, {}, (O, 2, "anaesthesia", "'spinal'", "code")),
-    ("indication-code", {(O, 0): {"indication": "cancer"}}, {}, (O, 2, "indication", "'cancer'", "code")),
-    ("icd10-pattern", {(O, 0): {"diagnosis_codes": "C79.5"}}, {}, (O, 2, "diagnosis_codes", "'C79.5'", "pattern")),
-    ("procedure-pattern", {(O, 0): {"procedure_codes": "knag40"}}, {},
-     (O, 2, "procedure_codes", "'knag40'", "pattern")),
-    ("unknown-patient", {(O, 0): {"patient_id": "NOBODY"}}, {}, (O, 2, "patient_id", "'NOBODY'", "reference")),
-    ("op-before-birth", {(O, 0): {"date": "1944-01-01"}}, {}, (O, 2, "date", "'1944-01-01'", "date-order")),
-    ("op-after-death", {(O, 1): {"date": "2016-06-01"}}, {}, (O, 3, "date", "'2016-06-01'", "date-order")),
-    ("conflicting-reentry", {}, {O: [{**BASE[O][0], "asa_class": "4"}]},
-     (O, 4, "operation_id", "'O1'", "conflict")),
+    ("op-date-missing", {(OP, 0): {"date": ""}}, {}, (OP, 2, "date", "(empty)", "required")),
+    ("op-date-invalid", {(OP, 0): {"date": "2015-02-30"}}, {}, (OP, 2, "date", "'2015-02-30'", "type")),
+    ("category-code", {(OP, 0): {"procedure_category": "laminectomy"}}, {},
+     (OP, 2, "procedure_category", "'laminectomy'", "code")),
+    ("asa-range", {(OP, 0): {"asa_class": "6"}}, {}, (OP, 2, "asa_class", "'6'", "range")),
+    ("asa-decimal", {(OP, 0): {"asa_class": "2.5"}}, {}, (OP, 2, "asa_class", "'2.5'", "type")),
+    ("asa-text", {(OP, 0): {"asa_class": "two"}}, {}, (OP, 2, "asa_class", "'two'", "type")),
+    ("sins-range", {(OP, 0): {"sins": "19"}}, {}, (OP, 2, "sins", "'19'", "range")),
+    ("tomita-range", {(OP, 0): {"tomita": "1"}}, {}, (OP, 2, "tomita", "'1'", "range")),
+    ("anaesthesia-code", {(OP, 0): {"anaesthesia": "spinal"}}, {}, (OP, 2, "anaesthesia", "'spinal'", "code")),
+    ("indication-code", {(OP, 0): {"indication": "cancer"}}, {}, (OP, 2, "indication", "'cancer'", "code")),
+    ("icd10-pattern", {(OP, 0): {"diagnosis_codes": "C79.5"}}, {}, (OP, 2, "diagnosis_codes", "'C79.5'", "pattern")),
+    ("procedure-pattern", {(OP, 0): {"procedure_codes": "knag40"}}, {},
+     (OP, 2, "procedure_codes", "'knag40'", "pattern")),
+    ("unknown-patient", {(OP, 0): {"patient_id": "NOBODY"}}, {}, (OP, 2, "patient_id", "'NOBODY'", "reference")),
+    ("op-before-birth", {(OP, 0): {"date": "1944-01-01"}}, {}, (OP, 2, "date", "'1944-01-01'", "date-order")),
+    ("op-after-death", {(OP, 1): {"date": "2016-06-01"}}, {}, (OP, 3, "date", "'2016-06-01'", "date-order")),
+    ("conflicting-reentry", {}, {OP: [{**BASE[OP][0], "asa_class": "4"}]},
+     (OP, 4, "operation_id", "'O1'", "conflict")),
     ("vertebra-L6", {}, {T: [{"operation_id": "O2", "level": "L6", "cement_volume_ml": "2"}]},
      (T, 5, "level", "'L6'", "code")),
     ("vertebra-T13", {}, {T: [{"operation_id": "O2", "level": "T13", "cement_volume_ml": ""}]},
@@ -173,11 +172,11 @@ CASES: list[tuple[str, dict[tuple[str, int], dict[str, str]], dict[str, list[dic
     ("complication-type", {(C, 0): {"type": "bleeding"}}, {}, (C, 2, "type", "'bleeding'", "code")),
     ("complication-before-op", {(C, 0): {"date": "2015-05-01"}}, {}, (C, 2, "date", "'2015-05-01'", "date-order")),
     ("symptomatic-bool", {(C, 0): {"symptomatic": "maybe"}}, {}, (C, 2, "symptomatic", "'maybe'", "type")),
-    ("leak-missing", {(I, 1): {"leak": ""}}, {}, (I, 3, "leak", "(empty)", "required")),
-    ("level-not-treated", {(I, 1): {"level": "L3"}}, {}, (I, 3, "level", "'L3'", "level")),
-    ("leak-type-code", {(I, 0): {"leak_type": "yeom_d"}}, {}, (I, 2, "leak_type", "'yeom_d'", "code")),
-    ("modality-code", {(I, 0): {"modality": "pet"}}, {}, (I, 2, "modality", "'pet'", "code")),
-    ("imaging-before-op", {(I, 2): {"date": "2015-05-01"}}, {}, (I, 4, "date", "'2015-05-01'", "date-order")),
+    ("leak-missing", {(IMG, 1): {"leak": ""}}, {}, (IMG, 3, "leak", "(empty)", "required")),
+    ("level-not-treated", {(IMG, 1): {"level": "L3"}}, {}, (IMG, 3, "level", "'L3'", "level")),
+    ("leak-type-code", {(IMG, 0): {"leak_type": "yeom_d"}}, {}, (IMG, 2, "leak_type", "'yeom_d'", "code")),
+    ("modality-code", {(IMG, 0): {"modality": "pet"}}, {}, (IMG, 2, "modality", "'pet'", "code")),
+    ("imaging-before-op", {(IMG, 2): {"date": "2015-05-01"}}, {}, (IMG, 4, "date", "'2015-05-01'", "date-order")),
 ]
 
 
