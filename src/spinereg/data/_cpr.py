@@ -132,16 +132,11 @@ class CprResult:
     reason: npt.NDArray[np.object_]
 
 
-def _century(yy: int, digit: int) -> int | None:
-    if digit <= 3:
-        return 1900
-    if digit in (4, 9):
-        return 2000 if yy <= 36 else 1900
-    return 2000 if yy <= 57 else 1800
-
-
 def parse_cpr(values: Any, key: bytes | None = None) -> CprResult:
     """Validate CPR numbers; derive sex, birth date and (with ``key``) pseudonyms.
+
+    Vectorised: the checks run as whole-column string and date operations;
+    only the HMAC is computed per distinct valid number.
 
     Parameters
     ----------
@@ -150,55 +145,39 @@ def parse_cpr(values: Any, key: bytes | None = None) -> CprResult:
     key : bytes, optional
         Site key for the pseudonyms (see :func:`load_site_key`).
     """
-    arr = pd.Series(values, dtype="object").to_numpy()
-    n = len(arr)
-    valid = np.zeros(n, dtype=bool)
-    missing = np.zeros(n, dtype=bool)
-    pseud = np.full(n, None, dtype=object)
-    sex = np.full(n, None, dtype=object)
-    birth = np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
+    s = pd.Series(values, dtype="object").astype("string[pyarrow]").str.strip()
+    n = len(s)
+    missing = np.asarray((s.isna() | (s == "")).fillna(True), dtype=bool)
+    form = np.asarray(s.str.fullmatch(r"[0-9]{6}-?[0-9]{4}").fillna(False), dtype=bool)
+    digits = s.str.replace("-", "", regex=False).where(form, "0101000000")
+    dd = digits.str.slice(0, 2)
+    mm = digits.str.slice(2, 4)
+    yy = digits.str.slice(4, 6).astype(int).to_numpy()
+    d7 = digits.str.slice(6, 7).astype(int).to_numpy()
+    last = digits.str.slice(9, 10).astype(int).to_numpy()
+    century = np.select(
+        [d7 <= 3, (d7 == 4) | (d7 == 9), yy <= 57],
+        [np.full(n, 1900), np.where(yy <= 36, 2000, 1900), np.full(n, 2000)],
+        default=1800,
+    )
+    year = pd.Series((century + yy).astype(str), index=s.index).astype("string[pyarrow]").str.zfill(4)
+    iso = year + "-" + mm + "-" + dd
+    birth_ts = pd.to_datetime(iso, format="%Y-%m-%d", errors="coerce")
+    real_date = np.asarray(birth_ts.notna(), dtype=bool)
+    valid = form & real_date & ~missing
     reason = np.full(n, "", dtype=object)
-    cache: dict[str, tuple[str | None, str, np.datetime64, str]] = {}
-    for i, v in enumerate(arr):
-        if v is None or v is pd.NA or (isinstance(v, float) and np.isnan(v)) or str(v).strip() == "":
-            missing[i] = True
-            continue
-        text = str(v)
-        hit = cache.get(text)
-        if hit is None:
-            hit = _one(text, key)
-            cache[text] = hit
-        ps, sx, bd, why = hit
-        if why:
-            reason[i] = why
-            continue
-        valid[i] = True
-        pseud[i] = ps
-        sex[i] = sx
-        birth[i] = bd
-    return CprResult(valid, missing, pseud, sex, birth, reason)
-
-
-def _one(text: str, key: bytes | None) -> tuple[str | None, str, np.datetime64, str]:
-    nat = np.datetime64("NaT", "s")
-    m = _FULL.match(text)
-    if not m:
-        return None, "", nat, "not a CPR number (DDMMYY-SSSS)"
-    date_part, seq = m.group(1), m.group(2)
-    dd, mm, yy = int(date_part[:2]), int(date_part[2:4]), int(date_part[4:])
-    century = _century(yy, int(seq[0]))
-    if century is None:  # pragma: no cover - every digit has a rule
-        return None, "", nat, "CPR number has an unknown century digit"
-    try:
-        bd = np.datetime64(f"{century + yy:04d}-{mm:02d}-{dd:02d}", "s")
-        if not (1 <= mm <= 12 and 1 <= dd <= 31):
-            raise ValueError
-    except ValueError:
-        return None, "", nat, "CPR number's date part is not a valid date"
-    sx = "male" if int(seq[-1]) % 2 else "female"
-    digits = date_part + seq
-    ps = hmac.new(key, digits.encode("ascii"), hashlib.sha256).hexdigest()[:32] if key is not None else None
-    return ps, sx, bd, ""
+    reason[~missing & ~form] = "not a CPR number (DDMMYY-SSSS)"
+    reason[~missing & form & ~real_date] = "CPR number's date part is not a valid date"
+    sex = np.full(n, None, dtype=object)
+    sex[valid] = np.where(last[valid] % 2 == 1, "male", "female")
+    birth = np.where(valid, birth_ts.to_numpy(dtype="datetime64[s]"), np.datetime64("NaT", "s"))
+    pseud = np.full(n, None, dtype=object)
+    if key is not None and valid.any():
+        vd = digits[valid].astype(object)
+        uniq = pd.unique(vd.to_numpy(dtype=object))
+        codes = {d: hmac.new(key, d.encode("ascii"), hashlib.sha256).hexdigest()[:32] for d in uniq}
+        pseud[valid] = vd.map(codes).to_numpy(dtype=object)
+    return CprResult(valid, missing, pseud, sex, birth.astype("datetime64[s]"), reason)
 
 
 def pseudonymise_cpr(values: Any, key: bytes) -> CprResult:
