@@ -34,6 +34,15 @@ def _progress() -> Progress:
                     TimeElapsedColumn(), console=err, transient=True)
 
 
+def _spinner() -> Progress:
+    from rich.progress import SpinnerColumn
+
+    from spinereg.cli._app import err
+
+    return Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                    transient=True)
+
+
 def register(app: typer.Typer) -> None:
     """Add the registry commands to ``app``."""
     from spinereg.cli._app import FailureError, err, out
@@ -158,10 +167,9 @@ def register(app: typer.Typer) -> None:
 
         if patients < 1:
             raise SpineregError("--patients must be at least 1")
-        with _progress() as prog:
-            t = prog.add_task(f"generating {patients:,} synthetic patients", total=None)
+        with _spinner() as prog:
+            prog.add_task(f"generating {patients:,} synthetic patients", total=None)
             extract = synthesize(patients, seed)
-            prog.update(t, completed=1, total=1)
         if out_dir is not None:
             write_extract(extract, out_dir, fmt)  # type: ignore[arg-type]
             out.print(f"synthetic registry ({patients:,} patients, seed {seed}) written to {out_dir}",
