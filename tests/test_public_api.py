@@ -57,3 +57,8 @@ def test_instruments_layer_imports_nothing_outward() -> None:
             if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("spinereg"):
                 assert node.module.startswith(("spinereg.instruments", "spinereg._errors")), (
                     f"{path.name} imports {node.module}")
+
+
+def test_stats_is_reachable_lazily() -> None:
+    assert spinereg.stats.paired_change is not None
+    assert spinereg.stats.__all__ == sorted(spinereg.stats.__all__)

@@ -50,3 +50,12 @@ __all__ = [
     "shannon",
     "valuesets",
 ]
+
+
+def __getattr__(name: str) -> object:
+    """``spinereg.stats`` on first use (it imports scipy and statsmodels, so not eagerly)."""
+    if name == "stats":
+        import importlib
+
+        return importlib.import_module("spinereg.stats")
+    raise AttributeError(f"module 'spinereg' has no attribute {name!r}")
