@@ -21,6 +21,7 @@ import pandas as pd
 from scipy import optimize, stats
 
 from spinereg._errors import SpineregError
+from spinereg.stats._checks import check_conf_level
 
 __all__ = ["mixed_change"]
 
@@ -30,14 +31,6 @@ IntArray = npt.NDArray[np.intp]
 _COLUMNS = ["term", "estimate", "std_error", "df", "p_value", "ci_low", "ci_high", "note"]
 
 
-def _check_conf_level(conf_level: Any) -> float:
-    try:
-        level = float(conf_level)
-    except (TypeError, ValueError):
-        raise SpineregError(f"conf_level must be a number in (0, 1), not {conf_level!r}") from None
-    if not 0.0 < level < 1.0:
-        raise SpineregError(f"conf_level must be strictly between 0 and 1, not {conf_level!r}")
-    return level
 
 
 class _Reml:
@@ -224,7 +217,7 @@ def mixed_change(data: pd.DataFrame, id: str = "id", time: str = "timepoint", y:
     missing = [c for c in (id, time, y) if c not in data.columns]
     if missing:
         raise SpineregError(f"data has no column(s) {', '.join(map(repr, missing))}")
-    level_ = _check_conf_level(conf_level)
+    level_ = check_conf_level(conf_level)
     try:
         yv = pd.to_numeric(data[y], errors="raise").to_numpy(dtype=np.float64, na_value=np.nan)
     except (TypeError, ValueError):

@@ -20,6 +20,7 @@ import pandas as pd
 from scipy import special, stats
 
 from spinereg._errors import SpineregError
+from spinereg.stats._checks import check_conf_level
 
 __all__ = ["paired_change"]
 
@@ -52,15 +53,6 @@ def _as_vector(values: Any, name: str) -> FloatArray:
     return arr
 
 
-def _check_conf_level(conf_level: Any) -> float:
-    """``conf_level`` as a float strictly between 0 and 1, else SpineregError."""
-    try:
-        level = float(conf_level)
-    except (TypeError, ValueError):
-        raise SpineregError(f"conf_level must be a number in (0, 1), not {conf_level!r}") from None
-    if not 0.0 < level < 1.0:
-        raise SpineregError(f"conf_level must be strictly between 0 and 1, not {conf_level!r}")
-    return level
 
 
 def _row(n_pairs: int, method: str, note: str = "", **values: float) -> pd.DataFrame:
@@ -391,7 +383,7 @@ def paired_change(before: Any, after: Any, method: Literal["t", "wilcoxon"] = "t
     """
     if method not in _METHODS:
         raise SpineregError(f"method must be one of {', '.join(map(repr, _METHODS))}, not {method!r}")
-    level = _check_conf_level(conf_level)
+    level = check_conf_level(conf_level)
     if exact is not None and not isinstance(exact, (bool, np.bool_)):
         raise SpineregError(f"exact must be True, False or None, not {exact!r}")
     b = _as_vector(before, "before")

@@ -11,6 +11,7 @@ import pandas as pd
 from scipy.stats import binomtest
 
 from spinereg._errors import SpineregError
+from spinereg.stats._checks import check_conf_level
 
 __all__ = ["proportion"]
 
@@ -34,14 +35,6 @@ def _count(value: Any, name: str) -> int:
     return out
 
 
-def _check_conf_level(conf_level: Any) -> float:
-    try:
-        level = float(conf_level)
-    except (TypeError, ValueError):
-        raise SpineregError(f"conf_level must be a number in (0, 1), not {conf_level!r}") from None
-    if not 0.0 < level < 1.0:
-        raise SpineregError(f"conf_level must be strictly between 0 and 1, not {conf_level!r}")
-    return level
 
 
 def proportion(x: int, n: int,
@@ -105,7 +98,7 @@ def proportion(x: int, n: int,
     if method not in _SCIPY_METHOD:
         raise SpineregError(f"method must be one of {', '.join(map(repr, _SCIPY_METHOD))}, "
                             f"not {method!r}")
-    level = _check_conf_level(conf_level)
+    level = check_conf_level(conf_level)
     k = _count(x, "x")
     size = _count(n, "n")
     if k > size:

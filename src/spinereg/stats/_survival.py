@@ -19,6 +19,7 @@ import pandas as pd
 from scipy import special
 
 from spinereg._errors import SpineregError
+from spinereg.stats._checks import check_conf_level
 
 __all__ = ["KaplanMeierResult", "kaplan_meier"]
 
@@ -83,14 +84,6 @@ def _as_vector(values: Any, name: str) -> FloatArray:
         raise SpineregError(f"{name} must be numeric: {exc}") from None
 
 
-def _check_conf_level(conf_level: Any) -> float:
-    try:
-        level = float(conf_level)
-    except (TypeError, ValueError):
-        raise SpineregError(f"conf_level must be a number in (0, 1), not {conf_level!r}") from None
-    if not 0.0 < level < 1.0:
-        raise SpineregError(f"conf_level must be strictly between 0 and 1, not {conf_level!r}")
-    return level
 
 
 def _confint(surv: FloatArray, se: FloatArray, conf_type: str, level: float
@@ -241,7 +234,7 @@ def kaplan_meier(time: Any, event: Any, conf_type: Literal["log", "log-log", "pl
     if conf_type not in _CONF_TYPES:
         raise SpineregError(f"conf_type must be one of {', '.join(map(repr, _CONF_TYPES))}, "
                             f"not {conf_type!r}")
-    level = _check_conf_level(conf_level)
+    level = check_conf_level(conf_level)
     t = _as_vector(time, "time")
     e = _as_vector(event, "event")
     if t.size != e.size:
