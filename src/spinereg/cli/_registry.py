@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -32,6 +33,18 @@ def _progress() -> Progress:
 
     return Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed:,}/{task.total:,}"),
                     TimeElapsedColumn(), console=err, transient=True)
+
+
+def _entity_steps(prog: Progress, verb: str) -> Callable[[str, int, int], None]:
+    """A progress callback ``step(entity, done, total)`` with one bar per entity."""
+    tasks: dict[str, TaskID] = {}
+
+    def step(entity: str, done: int, total: int) -> None:
+        if entity not in tasks:
+            tasks[entity] = prog.add_task(f"{verb} {entity}", total=total)
+        prog.update(tasks[entity], completed=done)
+
+    return step
 
 
 def _spinner() -> Progress:
@@ -112,12 +125,7 @@ def register(app: typer.Typer) -> None:
 
         alias = _open(db)
         with _progress() as prog:
-            tasks: dict[str, TaskID] = {}
-
-            def step(entity: str, done: int, total: int) -> None:
-                if entity not in tasks:
-                    tasks[entity] = prog.add_task(f"importing {entity}", total=total)
-                prog.update(tasks[entity], completed=done)
+            step = _entity_steps(prog, "importing")
 
             result = import_files(alias, mapping, files, key_file=key_file, extract_date=extract_date,
                                   dataset={"name": dataset} if dataset else None, progress=step)
@@ -179,12 +187,7 @@ def register(app: typer.Typer) -> None:
 
         alias = _open(db)
         with _progress() as prog:
-            tasks: dict[str, TaskID] = {}
-
-            def step(entity: str, done: int, total: int) -> None:
-                if entity not in tasks:
-                    tasks[entity] = prog.add_task(f"writing {entity}", total=total)
-                prog.update(tasks[entity], completed=done)
+            step = _entity_steps(prog, "writing")
 
             name = f"synthetic registry (seed {seed}, {patients} patients)"
             summary = import_extract(alias, extract, mapping="synth", files=[],
