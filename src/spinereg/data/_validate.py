@@ -460,8 +460,7 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
         for c in cols:
             if c in f.columns:
                 m = (f[c] > today).fillna(False).to_numpy(dtype=bool) & ~f["_bad"].to_numpy(dtype=bool)
-                out.add(f, m, c, "date-order", f"{c} lies after the extract date {today.date()}",
-                        values=f[c].dt.strftime("%Y-%m-%d").to_numpy(dtype=object))
+                out.add(f, m, c, "date-order", f"{c} lies after the extract date {today.date()}")
                 f.loc[m, "_bad"] = True
 
     dates_after_today("patients", ["birth_date", "death_date"])
@@ -473,8 +472,7 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
     p = tables.get("patients")
     if p is not None and not p.empty and "death_date" in p.columns and "birth_date" in p.columns:
         m = (p["death_date"] < p["birth_date"]).fillna(False).to_numpy(dtype=bool)
-        out.add(p, m, "death_date", "date-order", "death_date is before birth_date",
-                values=p["death_date"].dt.strftime("%Y-%m-%d").to_numpy(dtype=object))
+        out.add(p, m, "death_date", "date-order", "death_date is before birth_date")
         p.loc[m, "_bad"] = True
 
     # value lookups use only rows without errors of their own, so one bad parent value
@@ -484,13 +482,10 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
     if o is not None and not o.empty and "date" in o.columns and "patient_id" in o.columns:
         j = pats.reindex(o["patient_id"].astype("string").to_numpy())
         d = o["date"].to_numpy()
-        shown = o["date"].dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
         before_birth = (pd.Series(d) < pd.Series(j["birth_date"].to_numpy())).fillna(False).to_numpy(dtype=bool)
         after_death = (pd.Series(d) > pd.Series(j["death_date"].to_numpy())).fillna(False).to_numpy(dtype=bool)
-        out.add(o, before_birth, "date", "date-order", "operation date is before the patient's birth",
-                values=shown)
-        out.add(o, after_death, "date", "date-order", "operation date is after the patient's death",
-                values=shown)
+        out.add(o, before_birth, "date", "date-order", "operation date is before the patient's birth")
+        out.add(o, after_death, "date", "date-order", "operation date is after the patient's death")
         o.loc[before_birth | after_death, "_bad"] = True
 
     ops = _lookup(tables, existing, "operations", "operation_id", ["patient_id", "date"])
@@ -502,8 +497,7 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
         opd = ops["date"].reindex(f["operation_id"].astype("string").to_numpy()).to_numpy()
         m = (pd.Series(f[col].to_numpy()) < pd.Series(opd)).fillna(False).to_numpy(dtype=bool)
         m = m & ~f["_bad"].to_numpy(dtype=bool)
-        out.add(f, m, col, "date-order", f"{what} is dated before the operation",
-                values=f[col].dt.strftime("%Y-%m-%d").to_numpy(dtype=object))
+        out.add(f, m, col, "date-order", f"{what} is dated before the operation")
         f.loc[m, "_bad"] = True
 
     after_operation("complications", "date", "complication")
@@ -523,20 +517,18 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
             dtype=np.float64, na_value=np.nan)
         tp = q["timepoint"].astype("string").fillna("").to_numpy(dtype=object) if "timepoint" in q.columns \
             else np.full(len(q), "", dtype=object)
-        shown = q["answer_date"].dt.strftime("%Y-%m-%d").to_numpy(dtype=object)
         follow = (tp != "baseline") & (tp != "")
         with np.errstate(invalid="ignore"):
             before_op = follow & (days < 0)
         before_op = before_op & ~q["_bad"].to_numpy(dtype=bool)
         out.add(q, before_op, "answer_date", "date-order",
-                "follow-up questionnaire answered before the operation", values=shown)
+                "follow-up questionnaire answered before the operation")
         q.loc[before_op, "_bad"] = True
         pj = pats.reindex(q["patient_id"].astype("string").to_numpy()) if "patient_id" in q.columns else None
         if pj is not None:
             dead = (pd.Series(q["answer_date"].to_numpy()) > pd.Series(pj["death_date"].to_numpy())).fillna(
                 False).to_numpy(dtype=bool) & ~q["_bad"].to_numpy(dtype=bool)
-            out.add(q, dead, "answer_date", "date-order", "questionnaire answered after the patient's death",
-                    values=shown)
+            out.add(q, dead, "answer_date", "date-order", "questionnaire answered after the patient's death")
             q.loc[dead, "_bad"] = True
         for name, tpd in timepoints().items():
             lo, hi = tpd.window
@@ -545,7 +537,7 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
             outside = outside & ~q["_bad"].to_numpy(dtype=bool)
             out.add(q, outside, "answer_date", "window",
                     f"answered outside the {name} window ({lo}..{hi} days from the operation)",
-                    severity="warning", values=shown)
+                    severity="warning")
 
     img = tables.get("imaging_findings")
     if img is not None and not img.empty and "level" in img.columns:
