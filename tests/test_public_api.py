@@ -62,3 +62,21 @@ def test_instruments_layer_imports_nothing_outward() -> None:
 def test_stats_is_reachable_lazily() -> None:
     assert spinereg.stats.paired_change is not None
     assert spinereg.stats.__all__ == sorted(spinereg.stats.__all__)
+
+
+def test_study_and_data_layers_never_import_django_or_the_registry() -> None:
+    import ast
+    from pathlib import Path
+
+    root = Path(spinereg.__file__).parent
+    for layer in ("study", "data", "stats", "instruments"):
+        for path in (root / layer).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = []
+                if isinstance(node, ast.ImportFrom) and node.module:
+                    names = [node.module]
+                elif isinstance(node, ast.Import):
+                    names = [a.name for a in node.names]
+                for name in names:
+                    assert not name.startswith(("django", "spinereg.registry", "spinereg.cli")), (
+                        f"{path.relative_to(root)} imports {name}")

@@ -1,0 +1,207 @@
+"""The study specification: a TOML file, validated with pydantic.
+
+A study is data, not code.  The spec names the data source, the cohort, the
+follow-up time points, the outcomes (instrument, value set, direction, MCID)
+and the analyses.  Every error names the key and says what was expected.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import tomllib
+from datetime import date
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from spinereg._errors import SpineregError, UnknownValueSetError
+from spinereg.data import entity, timepoints
+from spinereg.instruments import find_valueset
+
+__all__ = ["SpecError", "StudySpec", "load_spec"]
+
+_CATEGORIES = entity("operations").column("procedure_category").values
+_INDICATIONS = entity("operations").column("indication").values
+
+
+class SpecError(SpineregError):
+    """A study spec is invalid; the message names the file and key."""
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataSource(_Model):
+    """Where the tidy data come from: a registry database URL or an extract directory."""
+
+    database: str | None = None
+    extract: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> DataSource:
+        if (self.database is None) == (self.extract is None):
+            raise ValueError("give exactly one of 'database' (a URL) or 'extract' (a directory)")
+        return self
+
+
+class Period(_Model):
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _order(self) -> Period:
+        if self.end < self.start:
+            raise ValueError(f"end {self.end} is before start {self.start}")
+        return self
+
+
+class Cohort(_Model):
+    """Which operations qualify (all given criteria must hold)."""
+
+    procedure_categories: list[str] = Field(default_factory=list)
+    procedure_codes: list[str] = Field(default_factory=list, description="prefix match")
+    indications: list[str] = Field(default_factory=list)
+    diagnosis_codes: list[str] = Field(default_factory=list, description="ICD-10 prefix match")
+    period: Period | None = None
+    age_min: float | None = Field(default=None, ge=0)
+    age_max: float | None = Field(default=None, le=130)
+    first_per_patient: bool = True
+    exclude_diagnosis_codes: list[str] = Field(default_factory=list)
+    require_baseline: list[str] = Field(default_factory=list,
+                                        description="outcomes that must have a baseline answer")
+
+    @field_validator("procedure_categories")
+    @classmethod
+    def _cats(cls, v: list[str]) -> list[str]:
+        bad = [c for c in v if c not in _CATEGORIES]
+        if bad:
+            raise ValueError(f"unknown procedure categories {bad}; choose from {', '.join(_CATEGORIES)}")
+        return v
+
+    @field_validator("indications")
+    @classmethod
+    def _ind(cls, v: list[str]) -> list[str]:
+        bad = [c for c in v if c not in _INDICATIONS]
+        if bad:
+            raise ValueError(f"unknown indications {bad}; choose from {', '.join(_INDICATIONS)}")
+        return v
+
+
+class TimePointSpec(_Model):
+    """A follow-up time point: answer window in days from the operation and the target day."""
+
+    window: tuple[int, int]
+    target: int
+
+    @model_validator(mode="after")
+    def _inside(self) -> TimePointSpec:
+        lo, hi = self.window
+        if lo > hi:
+            raise ValueError(f"window {list(self.window)} is empty (start after end)")
+        if not lo <= self.target <= hi:
+            raise ValueError(f"target day {self.target} lies outside the window {list(self.window)}")
+        return self
+
+
+class Outcome(_Model):
+    """An outcome: an instrument, its value set (EQ-5D), direction and MCID with its source."""
+
+    instrument: Literal["eq5d3l", "eq5d5l", "odi", "eqvas", "nrs_back", "nrs_leg"]
+    valueset: str | None = Field(default=None, description="EQ-5D: country, e.g. Denmark")
+    higher_is_better: bool
+    mcid: float | None = Field(default=None, gt=0)
+    mcid_source: str = ""
+
+    @model_validator(mode="after")
+    def _valueset(self) -> Outcome:
+        if self.instrument in ("eq5d3l", "eq5d5l"):
+            if not self.valueset:
+                raise ValueError("EQ-5D outcomes need 'valueset' (a country, e.g. \"Denmark\")")
+            version, type_ = ("3L", "TTO") if self.instrument == "eq5d3l" else ("5L", "VT")
+            try:
+                find_valueset(version, type_, self.valueset)
+            except UnknownValueSetError as exc:
+                raise ValueError(str(exc)) from None
+        elif self.valueset is not None:
+            raise ValueError(f"'valueset' applies only to EQ-5D, not {self.instrument}")
+        if self.mcid is not None and not self.mcid_source:
+            raise ValueError("give 'mcid_source' (the citation the MCID comes from)")
+        return self
+
+
+class Analyses(_Model):
+    descriptive: bool = True
+    paired_change: bool = True
+    responders: bool = True
+    rates: bool = True
+    survival: bool = True
+    sensitivity_mixed_model: bool = True
+    conf_level: float = Field(default=0.95, gt=0, lt=1)
+    small_cell_threshold: int = Field(default=5, ge=0)
+
+
+class StudySpec(_Model):
+    """A whole study (see ``examples/pvp-cancer-vcf/study.toml``)."""
+
+    title: str = Field(min_length=1)
+    question: str = Field(min_length=1)
+    data: DataSource
+    cohort: Cohort
+    timepoints: dict[str, TimePointSpec] = Field(default_factory=lambda: {
+        k: TimePointSpec(window=v.window, target=v.target) for k, v in timepoints().items()
+        if k in ("baseline", "3m", "1y")})
+    outcomes: dict[str, Outcome] = Field(min_length=1)
+    analyses: Analyses = Field(default_factory=Analyses)
+
+    @model_validator(mode="after")
+    def _checks(self) -> StudySpec:
+        if "baseline" not in self.timepoints:
+            raise ValueError("timepoints must include 'baseline'")
+        ordered = sorted(self.timepoints.items(), key=lambda kv: kv[1].window[0])
+        for (a, ta), (b, tb) in itertools.pairwise(ordered):
+            if tb.window[0] <= ta.window[1]:
+                raise ValueError(f"time-point windows overlap: {a} {list(ta.window)} and {b} {list(tb.window)}")
+        unknown = [o for o in self.cohort.require_baseline if o not in self.outcomes]
+        if unknown:
+            raise ValueError(f"cohort.require_baseline names unknown outcomes {unknown}; outcomes: "
+                             f"{', '.join(self.outcomes)}")
+        return self
+
+
+def load_spec(path: str | Path) -> tuple[StudySpec, str]:
+    """Read and validate a study spec; return it and the SHA-256 of the file.
+
+    Raises
+    ------
+    SpecError
+        One line per problem, naming the file and the key (e.g.
+        ``outcomes.eq5d.valueset``).
+    """
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise SpecError(f"{p}: cannot read the study spec: {exc.strerror}") from None
+    try:
+        doc: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise SpecError(f"{p}: not valid TOML: {exc}") from None
+    try:
+        spec = StudySpec.model_validate(doc)
+    except ValidationError as exc:
+        lines = []
+        for e in exc.errors():
+            key = ".".join(str(x) for x in e["loc"]) or "(top level)"
+            msg = str(e["msg"]).removeprefix("Value error, ")
+            lines.append(f"{p}: {key}: {msg}")
+        raise SpecError("\n".join(lines)) from None
+    if spec.data.extract is not None:
+        extract = (p.parent / spec.data.extract) if not Path(spec.data.extract).is_absolute() \
+            else Path(spec.data.extract)
+        if not (extract / "dataset.json").exists():
+            raise SpecError(f"{p}: data.extract: {extract} is not a spinereg extract directory "
+                            "(no dataset.json); write one with `spinereg export` or `spinereg synth --out`")
+    return spec, hashlib.sha256(raw).hexdigest()
