@@ -1,0 +1,191 @@
+"""Cohort selection with an attrition flow, time-point matching and follow-up accounting.
+
+Selection steps (each row of the flow counts what remains and why rows left):
+
+1. ``registry``: every operation in the extract;
+2. ``procedure``: procedure category in ``cohort.procedure_categories`` or a
+   procedure code starting with one of ``cohort.procedure_codes`` (either
+   criterion suffices; no criterion keeps all);
+3. ``indication``: indication in ``cohort.indications`` or a diagnosis code
+   starting with one of ``cohort.diagnosis_codes``; then any diagnosis code
+   starting with one of ``cohort.exclude_diagnosis_codes`` excludes;
+4. ``period``: operation date within the period (inclusive);
+5. ``age``: age at operation within [age_min, age_max] (unknown age is excluded
+   when a limit is set);
+6. ``first per patient``: each patient's earliest qualifying operation
+   ("consecutive patients"; ties broken by operation id);
+7. ``baseline``: a baseline answer with the items of every outcome in
+   ``cohort.require_baseline`` complete.
+
+Time-point matching: a questionnaire belongs to a time point when it follows
+the index operation (same ``operation_id``) and its answer date falls in the
+time point's window (days from the operation).  Several in a window: the one
+nearest the target day; equally near: the earlier one.  Questionnaires
+without an answer date are not placed.
+
+Follow-up accounting per time point, for every cohort patient, in this order:
+``answered`` (a matched questionnaire); ``died`` (died before the window
+closed); ``not_yet_due`` (the window had not closed at the extract date);
+``missing`` (alive, due, not answered).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from spinereg.data import Extract
+from spinereg.study._spec import StudySpec
+
+__all__ = ["OUTCOME_ITEMS", "CohortResult", "follow_up", "match_timepoints", "select_cohort"]
+
+OUTCOME_ITEMS: dict[str, list[str]] = {
+    "eq5d3l": [f"eq5d3l_{d}" for d in ("mo", "sc", "ua", "pd", "ad")],
+    "eq5d5l": [f"eq5d5l_{d}" for d in ("mo", "sc", "ua", "pd", "ad")],
+    "odi": [f"odi_{k}" for k in range(1, 11)],
+    "eqvas": ["eqvas"],
+    "nrs_back": ["nrs_back"],
+    "nrs_leg": ["nrs_leg"],
+}
+
+
+@dataclass(frozen=True)
+class CohortResult:
+    """The selected cohort.
+
+    Attributes
+    ----------
+    operations : DataFrame
+        One index operation per patient, with the patient's ``sex``,
+        ``birth_date``, ``death_date`` and ``age`` at operation.
+    flow : DataFrame
+        ``step, n_operations, n_patients, excluded, reason`` per step.
+    """
+
+    operations: pd.DataFrame
+    flow: pd.DataFrame
+
+
+def _prefix(codes: pd.Series, prefixes: list[str]) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    if not prefixes:
+        return np.zeros(len(codes), dtype=bool)
+    parts = codes.fillna("").astype(str).str.split(";")
+    pre = tuple(prefixes)
+    return np.array([any(c.startswith(pre) for c in row if c) for row in parts], dtype=bool)
+
+
+def _complete(proms: pd.DataFrame, instrument: str) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    items = OUTCOME_ITEMS[instrument]
+    if instrument == "odi":  # ODI is scored with at most one section missing
+        return np.asarray(proms[items].notna().sum(axis=1) >= len(items) - 1, dtype=bool)
+    return np.asarray(proms[items].notna().all(axis=1), dtype=bool)
+
+
+def match_timepoints(proms: pd.DataFrame, operations: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
+    """The questionnaire matched to each (index operation, time point).
+
+    Returns the matched PROM rows with columns ``timepoint_matched`` and
+    ``day`` (days from the operation) added.
+    """
+    ops = operations[["operation_id", "date"]].rename(columns={"date": "_op_date"})
+    q = proms.merge(ops, on="operation_id", how="inner")
+    q = q[q["answer_date"].notna()].copy()
+    q["day"] = (q["answer_date"] - q["_op_date"]).dt.days
+    out = []
+    for name, tp in spec.timepoints.items():
+        lo, hi = tp.window
+        inside = q[(q["day"] >= lo) & (q["day"] <= hi)].copy()
+        if inside.empty:
+            continue
+        inside["_dist"] = (inside["day"] - tp.target).abs()
+        inside = inside.sort_values(["operation_id", "_dist", "answer_date", "prom_id"], kind="stable")
+        best = inside.drop_duplicates("operation_id", keep="first").copy()
+        best["timepoint_matched"] = name
+        out.append(best.drop(columns=["_dist"]))
+    if not out:
+        cols = [*proms.columns, "day", "timepoint_matched"]
+        return pd.DataFrame(columns=cols)
+    return pd.concat(out, ignore_index=True).drop(columns=["_op_date"])
+
+
+def select_cohort(extract: Extract, spec: StudySpec) -> CohortResult:
+    """Select the cohort and record the attrition flow (see module docstring)."""
+    c = spec.cohort
+    ops = extract["operations"].merge(
+        extract["patients"][["patient_id", "sex", "birth_date", "death_date"]], on="patient_id", how="left")
+    flow: list[dict[str, Any]] = []
+
+    def record(step: str, frame: pd.DataFrame, before: pd.DataFrame, reason: str) -> None:
+        flow.append({"step": step, "n_operations": len(frame), "n_patients": frame["patient_id"].nunique(),
+                     "excluded": len(before) - len(frame), "reason": reason})
+
+    record("registry", ops, ops, "all operations in the registry extract")
+    before = ops
+    if c.procedure_categories or c.procedure_codes:
+        keep = ops["procedure_category"].astype(str).isin(c.procedure_categories).to_numpy(dtype=bool) | \
+            _prefix(ops["procedure_codes"], c.procedure_codes)
+        ops = ops[keep]
+    record("procedure", ops, before, "not the study's procedure")
+    before = ops
+    if c.indications or c.diagnosis_codes:
+        keep = ops["indication"].astype(str).isin(c.indications).to_numpy(dtype=bool) | \
+            _prefix(ops["diagnosis_codes"], c.diagnosis_codes)
+        ops = ops[keep]
+    if c.exclude_diagnosis_codes:
+        ops = ops[~_prefix(ops["diagnosis_codes"], c.exclude_diagnosis_codes)]
+    record("indication", ops, before, "not the study's indication or diagnosis, or an excluded diagnosis")
+    before = ops
+    if c.period is not None:
+        start, end = pd.Timestamp(c.period.start), pd.Timestamp(c.period.end)
+        ops = ops[(ops["date"] >= start) & (ops["date"] <= end)]
+    record("period", ops, before, "operated outside the study period")
+    before = ops
+    ops = ops.assign(age=(ops["date"] - ops["birth_date"]).dt.days / 365.25)
+    if c.age_min is not None:
+        ops = ops[ops["age"] >= c.age_min]
+    if c.age_max is not None:
+        ops = ops[ops["age"] <= c.age_max]
+    record("age", ops, before, "age outside the study's range or unknown")
+    before = ops
+    if c.first_per_patient:
+        ops = ops.sort_values(["patient_id", "date", "operation_id"], kind="stable").drop_duplicates(
+            "patient_id", keep="first")
+    record("first per patient", ops, before, "a later operation of a patient already included")
+    before = ops
+    if c.require_baseline:
+        matched = match_timepoints(extract["proms"], ops, spec)
+        base = matched[matched["timepoint_matched"] == "baseline"]
+        ok = np.ones(len(base), dtype=bool)
+        for name in c.require_baseline:
+            ok &= _complete(base, spec.outcomes[name].instrument)
+        ops = ops[ops["operation_id"].isin(base.loc[ok, "operation_id"])]
+    record("baseline", ops, before, "no complete baseline questionnaire")
+    return CohortResult(ops.sort_values(["date", "operation_id"]).reset_index(drop=True),
+                        pd.DataFrame(flow))
+
+
+def follow_up(cohort: CohortResult, extract: Extract, spec: StudySpec) -> pd.DataFrame:
+    """Follow-up accounting per time point (see module docstring).
+
+    Returns
+    -------
+    DataFrame
+        ``timepoint, n, answered, died, not_yet_due, missing``.
+    """
+    ops = cohort.operations
+    matched = match_timepoints(extract["proms"], ops, spec)
+    extract_date = pd.Timestamp(extract.meta.get("extract_date") or pd.Timestamp.today().normalize())
+    rows = []
+    for name, tp in spec.timepoints.items():
+        closes = ops["date"] + pd.to_timedelta(tp.window[1], unit="D")
+        answered = ops["operation_id"].isin(
+            matched.loc[matched["timepoint_matched"] == name, "operation_id"]).to_numpy(dtype=bool)
+        died = ~answered & (ops["death_date"] < closes).fillna(False).to_numpy(dtype=bool)
+        not_due = ~answered & ~died & (closes > extract_date).to_numpy(dtype=bool)
+        missing = ~answered & ~died & ~not_due
+        rows.append({"timepoint": name, "n": len(ops), "answered": int(answered.sum()), "died": int(died.sum()),
+                     "not_yet_due": int(not_due.sum()), "missing": int(missing.sum())})
+    return pd.DataFrame(rows)
