@@ -14,7 +14,15 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from spinereg._errors import SpineregError, UnknownValueSetError
 from spinereg.data import entity, timepoints
@@ -73,20 +81,14 @@ class Cohort(_Model):
     require_baseline: list[str] = Field(default_factory=list,
                                         description="outcomes that must have a baseline answer")
 
-    @field_validator("procedure_categories")
+    @field_validator("procedure_categories", "indications")
     @classmethod
-    def _cats(cls, v: list[str]) -> list[str]:
-        bad = [c for c in v if c not in _CATEGORIES]
+    def _codes(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        allowed, what = ((_CATEGORIES, "procedure categories") if info.field_name == "procedure_categories"
+                         else (_INDICATIONS, "indications"))
+        bad = [c for c in v if c not in allowed]
         if bad:
-            raise ValueError(f"unknown procedure categories {bad}; choose from {', '.join(_CATEGORIES)}")
-        return v
-
-    @field_validator("indications")
-    @classmethod
-    def _ind(cls, v: list[str]) -> list[str]:
-        bad = [c for c in v if c not in _INDICATIONS]
-        if bad:
-            raise ValueError(f"unknown indications {bad}; choose from {', '.join(_INDICATIONS)}")
+            raise ValueError(f"unknown {what} {bad}; choose from {', '.join(allowed)}")
         return v
 
 
