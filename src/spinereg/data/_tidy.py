@@ -25,7 +25,6 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -189,6 +188,3 @@ def read_extract(directory: str | Path) -> Extract:
     meta.pop("format", None)
     return Extract(tables, meta)
 
-
-def today_iso() -> str:
-    return date.today().isoformat()

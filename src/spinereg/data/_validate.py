@@ -46,8 +46,8 @@ import pyarrow.compute as pc
 
 from spinereg._errors import show_value
 from spinereg.data._cpr import HIDDEN
-from spinereg.data._mapped import MappedTable
-from spinereg.data._schema import Column, Entity, entities, entity, timepoints
+from spinereg.data._mapped import MappedTable, Provenance
+from spinereg.data._schema import Column, Entity, entities, timepoints
 from spinereg.data._tidy import Extract, conform, empty_table
 
 __all__ = ["PROBLEM_COLUMNS", "ValidationReport", "validate"]
@@ -568,10 +568,6 @@ def validate_extract(extract: Extract, *, file_prefix: str = "") -> ValidationRe
             continue
         frame = df.copy()
         frame["_row"] = np.arange(2, len(df) + 2)
-        from spinereg.data._mapped import Provenance
-
         chunks.append(MappedTable(e.name, frame, Provenance(f"{file_prefix}{e.name}", "line")))
     return validate(chunks, extract_date=extract.meta.get("extract_date"))[1]
 
-
-_ = entity  # re-exported name kept for type checkers
