@@ -80,3 +80,35 @@ def test_study_and_data_layers_never_import_django_or_the_registry() -> None:
                 for name in names:
                     assert not name.startswith(("django", "spinereg.registry", "spinereg.cli")), (
                         f"{path.relative_to(root)} imports {name}")
+
+
+def _spinereg_imports(layer: str) -> list[tuple[str, str]]:
+    import ast
+    from pathlib import Path
+
+    root = Path(spinereg.__file__).parent
+    found = []
+    for path in (root / layer).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                found.append((str(path.relative_to(root)), node.module))
+            elif isinstance(node, ast.Import):
+                found += [(str(path.relative_to(root)), a.name) for a in node.names]
+    return found
+
+
+def test_each_layer_imports_only_what_lies_to_its_right() -> None:
+    """cli -> report -> study -> data -> instruments (stats beside study; registry beside data)."""
+    allowed = {
+        "instruments": ("spinereg.instruments", "spinereg._errors"),
+        "data": ("spinereg.data", "spinereg.instruments", "spinereg._errors", "spinereg._version"),
+        "stats": ("spinereg.stats", "spinereg._errors"),
+        "study": ("spinereg.study", "spinereg.stats", "spinereg.data", "spinereg.instruments", "spinereg._errors",
+                  "spinereg._version"),
+        # the report reads results.json only: it never recomputes, so it needs no study code
+        "report": ("spinereg.report", "spinereg._errors", "spinereg._version"),
+    }
+    for layer, prefixes in allowed.items():
+        for path, module in _spinereg_imports(layer):
+            if module.startswith("spinereg"):
+                assert module.startswith(prefixes), f"{path} imports {module}"

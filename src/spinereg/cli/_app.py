@@ -188,18 +188,9 @@ def _register_commands() -> None:
     from spinereg.cli._registry import register
 
     register(app)
-    study_app = typer.Typer(help="Studies defined as files.", no_args_is_help=True)
-    app.add_typer(study_app, name="study")
+    from spinereg.cli._study import register as register_study
 
-    @study_app.command("check")
-    def study_check(spec: Annotated[Path, typer.Argument(help="The study spec (TOML).")]) -> None:
-        """Validate a study spec without running it."""
-        from spinereg.study import load_spec
-
-        s, digest = load_spec(spec)
-        out.print(f"{spec}: valid study spec \"{s.title}\" ({len(s.outcomes)} outcome(s), "
-                  f"time points {', '.join(s.timepoints)}); sha256 {digest[:16]}", markup=False)
-
+    register_study(app)
 
 _register_commands()
 

@@ -2,7 +2,7 @@
 pseudonymisation and the synthetic registry.  Imports only instruments."""
 
 from spinereg.data._schema import Column, Entity, TimePoint, entities, entity, timepoints
-from spinereg.data._tidy import Extract, conform, empty_table, read_extract, write_extract
+from spinereg.data._tidy import Extract, conform, empty_table, extract_sha256, read_extract, write_extract
 
 __all__ = [
     "Column",
@@ -13,6 +13,7 @@ __all__ = [
     "empty_table",
     "entities",
     "entity",
+    "extract_sha256",
     "read_extract",
     "timepoints",
     "write_extract",

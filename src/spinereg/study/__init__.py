@@ -3,6 +3,17 @@
 Works on the tidy extract; never imports Django.
 """
 
+from spinereg.study._cohort import CohortResult
+from spinereg.study._run import EmptyCohortError, StudyResult, results_schema, run_study
 from spinereg.study._spec import SpecError, StudySpec, load_spec
 
-__all__ = ["SpecError", "StudySpec", "load_spec"]
+__all__ = [
+    "CohortResult",
+    "EmptyCohortError",
+    "SpecError",
+    "StudyResult",
+    "StudySpec",
+    "load_spec",
+    "results_schema",
+    "run_study",
+]

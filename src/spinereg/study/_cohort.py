@@ -40,7 +40,7 @@ import pandas as pd
 from spinereg.data import Extract
 from spinereg.study._spec import StudySpec
 
-__all__ = ["OUTCOME_ITEMS", "CohortResult", "follow_up", "match_timepoints", "select_cohort"]
+__all__ = ["OUTCOME_ITEMS", "CohortResult", "extract_date", "follow_up", "match_timepoints", "select_cohort"]
 
 OUTCOME_ITEMS: dict[str, list[str]] = {
     "eq5d3l": [f"eq5d3l_{d}" for d in ("mo", "sc", "ua", "pd", "ad")],
@@ -91,7 +91,8 @@ def match_timepoints(proms: pd.DataFrame, operations: pd.DataFrame, spec: StudyS
     ``day`` (days from the operation) added.
     """
     ops = operations[["operation_id", "date"]].rename(columns={"date": "_op_date"})
-    q = proms.merge(ops, on="operation_id", how="inner")
+    q = proms[proms["operation_id"].isin(ops["operation_id"].unique())]
+    q = q.merge(ops, on="operation_id", how="inner")
     q = q[q["answer_date"].notna()].copy()
     q["day"] = (q["answer_date"] - q["_op_date"]).dt.days
     out = []
@@ -114,8 +115,7 @@ def match_timepoints(proms: pd.DataFrame, operations: pd.DataFrame, spec: StudyS
 def select_cohort(extract: Extract, spec: StudySpec) -> CohortResult:
     """Select the cohort and record the attrition flow (see module docstring)."""
     c = spec.cohort
-    ops = extract["operations"].merge(
-        extract["patients"][["patient_id", "sex", "birth_date", "death_date"]], on="patient_id", how="left")
+    ops = extract["operations"]
     flow: list[dict[str, Any]] = []
 
     def record(step: str, frame: pd.DataFrame, before: pd.DataFrame, reason: str) -> None:
@@ -143,6 +143,10 @@ def select_cohort(extract: Extract, spec: StudySpec) -> CohortResult:
         ops = ops[(ops["date"] >= start) & (ops["date"] <= end)]
     record("period", ops, before, "operated outside the study period")
     before = ops
+    # patient facts joined only now, to the few operations left (a national registry has millions)
+    pats = extract["patients"]
+    pats = pats[pats["patient_id"].isin(ops["patient_id"].unique())]
+    ops = ops.merge(pats[["patient_id", "sex", "birth_date", "death_date"]], on="patient_id", how="left")
     ops = ops.assign(age=(ops["date"] - ops["birth_date"]).dt.days / 365.25)
     if c.age_min is not None:
         ops = ops[ops["age"] >= c.age_min]
@@ -167,6 +171,25 @@ def select_cohort(extract: Extract, spec: StudySpec) -> CohortResult:
                         pd.DataFrame(flow))
 
 
+def extract_date(extract: Extract) -> tuple[pd.Timestamp, str]:
+    """The date the data were extracted, and where it comes from.
+
+    The dataset's ``extract_date`` when recorded; otherwise the latest date
+    anywhere in the data (operations, answers, complications, imaging,
+    deaths), so that the result never depends on the day the study is run.
+    """
+    recorded = extract.meta.get("extract_date")
+    if recorded:
+        return pd.Timestamp(recorded), "recorded with the dataset"
+    latest = [extract[t][c].max() for t, c in (("operations", "date"), ("proms", "answer_date"),
+                                                 ("complications", "date"), ("imaging_findings", "date"),
+                                                 ("patients", "death_date"))]
+    found = [d for d in latest if not pd.isna(d)]
+    if not found:
+        return pd.Timestamp("1970-01-01"), "no dates in the data"
+    return pd.Timestamp(max(found)), "latest date in the data (no extract date recorded)"
+
+
 def follow_up(cohort: CohortResult, extract: Extract, spec: StudySpec) -> pd.DataFrame:
     """Follow-up accounting per time point (see module docstring).
 
@@ -177,14 +200,14 @@ def follow_up(cohort: CohortResult, extract: Extract, spec: StudySpec) -> pd.Dat
     """
     ops = cohort.operations
     matched = match_timepoints(extract["proms"], ops, spec)
-    extract_date = pd.Timestamp(extract.meta.get("extract_date") or pd.Timestamp.today().normalize())
+    cutoff, _ = extract_date(extract)
     rows = []
     for name, tp in spec.timepoints.items():
         closes = ops["date"] + pd.to_timedelta(tp.window[1], unit="D")
         answered = ops["operation_id"].isin(
             matched.loc[matched["timepoint_matched"] == name, "operation_id"]).to_numpy(dtype=bool)
         died = ~answered & (ops["death_date"] < closes).fillna(False).to_numpy(dtype=bool)
-        not_due = ~answered & ~died & (closes > extract_date).to_numpy(dtype=bool)
+        not_due = ~answered & ~died & (closes > cutoff).to_numpy(dtype=bool)
         missing = ~answered & ~died & ~not_due
         rows.append({"timepoint": name, "n": len(ops), "answered": int(answered.sum()), "died": int(died.sum()),
                      "not_yet_due": int(not_due.sum()), "missing": int(missing.sum())})

@@ -143,6 +143,9 @@ class Analyses(_Model):
     sensitivity_mixed_model: bool = True
     conf_level: float = Field(default=0.95, gt=0, lt=1)
     small_cell_threshold: int = Field(default=5, ge=0)
+    suppress_small_cells: bool | None = Field(
+        default=None, description="show counts below the threshold as '<threshold' in reports; "
+                                  "default: on for real data, off for synthetic data")
 
 
 class StudySpec(_Model):

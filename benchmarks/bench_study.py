@@ -1,0 +1,79 @@
+"""Study speed: the example study on a 1,000,000-patient synthetic registry.
+
+Prints the wall time and peak memory (max RSS) of
+
+    spinereg study run examples/pvp-cancer-vcf/study.toml --data EXTRACT --out OUT --format none
+
+run as its own process (so the figure includes start-up and imports, as a user
+sees it), with the registry as a Parquet extract directory; then the split of
+the time (load, analyse) reported by the command's own timings.  Targets:
+<= 20 s and <= 4 GB.  The synthetic extract is generated first (not timed) and
+cached under the temp directory for later runs.
+
+Run: .venv/bin/python benchmarks/bench_study.py [--patients N] [--report]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SPEC = ROOT / "examples" / "pvp-cancer-vcf" / "study.toml"
+
+
+def _extract(n: int) -> Path:
+    d = Path(tempfile.gettempdir()) / f"spinereg-bench-extract-{n}"
+    if not (d / "dataset.json").exists():
+        print(f"generating a {n:,}-patient synthetic registry in {d} (not timed) ...", flush=True)
+        subprocess.run([sys.executable, "-m", "spinereg", "synth", "--patients", str(n), "--seed", "2018",
+                        "--out", str(d), "--format", "parquet"], check=True)
+    return d
+
+
+def _timed_child(extract: Path, out: Path, fmt: str) -> None:
+    from spinereg.cli._study import run_and_write
+
+    formats = () if fmt == "none" else tuple(fmt.split(","))
+    _, timings = run_and_write(SPEC, out, db=None, data=extract, formats=formats)
+    print(json.dumps(timings))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description="Benchmark the example study on a synthetic registry.")
+    ap.add_argument("--patients", type=int, default=1_000_000)
+    ap.add_argument("--report", action="store_true", help="also render the report (html,pdf,docx)")
+    ap.add_argument("--child", nargs=3, help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.child:
+        _timed_child(Path(args.child[0]), Path(args.child[1]), args.child[2])
+        return
+    extract = _extract(args.patients)
+    fmt = "html,pdf,docx" if args.report else "none"
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "out"
+        t0 = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "spinereg", "study", "run", str(SPEC), "--data", str(extract),
+                        "--out", str(out), "--format", fmt], check=True, stdout=subprocess.DEVNULL)
+        wall = time.perf_counter() - t0
+        peak_gb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024 ** 2
+        doc = json.loads((out / "results.json").read_text())
+        split = subprocess.run([sys.executable, __file__, "--child", str(extract), str(Path(tmp) / "out2"), fmt],
+                               check=True, capture_output=True, text=True)
+    timings = json.loads(split.stdout.strip().splitlines()[-1])
+    cohort = doc["tables"]["flow"][-1]["n_patients"]
+    print(f"example study on {args.patients:,} synthetic patients ({doc['data']['n_operations']:,} operations; "
+          f"cohort {cohort:,} patients)")
+    print(f"  wall time  {wall:6.1f} s   (target <= 20 s: {'met' if wall <= 20 else 'MISSED'})")
+    print(f"  peak RSS   {peak_gb:6.2f} GB  (target <= 4 GB: {'met' if peak_gb <= 4 else 'MISSED'})")
+    print("  in-process split: " + ", ".join(f"{k} {v:.1f} s" for k, v in timings.items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,205 @@
+"""Numbers as text: the only place spinereg formats numbers for people.
+
+Every report format (HTML, PDF, DOCX, terminal summary, figures) formats
+through these functions, so the same number reads the same everywhere, and
+small-cell suppression is applied in one place.
+
+Rules
+-----
+* Rounding is half away from zero on the decimal value (as a reader rounds by
+  hand, and as SPSS and SAS print), not Python's round-half-even.
+* Outcome values use the instrument's display precision
+  (:data:`DIGITS`): EQ-5D index 2 decimals, ODI, VAS and NRS 1 decimal.
+* p-values: ``<0.001`` below 0.001, otherwise 3 decimals.
+* Percentages: 1 decimal.  Proportions are shown as percentages.
+* Missing or not estimable: an en dash (``NA_TEXT``).
+* Small-cell suppression: with ``Suppression.on``, a count below the
+  threshold shows as ``<threshold`` (e.g. ``<5``), and every percentage or
+  proportion computed from such a count (numerator or denominator) shows as
+  ``NA_TEXT`` so that it cannot be back-calculated.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+from typing import Any
+
+__all__ = [
+    "DIGITS",
+    "MINUS",
+    "NA_TEXT",
+    "Suppression",
+    "digits_for",
+    "fmt_ci",
+    "fmt_count",
+    "fmt_count_pct",
+    "fmt_est_ci",
+    "fmt_fraction",
+    "fmt_level",
+    "fmt_mean_sd",
+    "fmt_num",
+    "fmt_p",
+    "fmt_pct",
+    "fmt_proportion",
+    "hidden",
+    "is_missing",
+]
+
+NA_TEXT = "\u2013"
+MINUS = "\u2212"
+
+DIGITS: dict[str, int] = {
+    "eq5d3l": 2,
+    "eq5d5l": 2,
+    "odi": 1,
+    "eqvas": 1,
+    "nrs_back": 1,
+    "nrs_leg": 1,
+}
+
+
+def digits_for(instrument: str) -> int:
+    """Display decimals of an instrument's scores (2 when unknown)."""
+    return DIGITS.get(instrument, 2)
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """Small-cell suppression: counts below ``threshold`` are hidden when ``on``."""
+
+    on: bool = False
+    threshold: int = 5
+
+    def hides(self, count: Any) -> bool:
+        return self.on and not is_missing(count) and int(count) < self.threshold
+
+
+NO_SUPPRESSION = Suppression(False, 5)
+
+
+def is_missing(x: Any) -> bool:
+    if x is None:
+        return True
+    try:
+        return math.isnan(float(x))
+    except (TypeError, ValueError):
+        return False
+
+
+def _round(x: float, digits: int) -> str:
+    q = Decimal(1).scaleb(-digits)
+    d = Decimal(repr(float(x))).quantize(q, rounding=ROUND_HALF_UP)
+    if d == 0:
+        d = abs(d)  # no "-0.0"
+    return f"{d:.{digits}f}"
+
+
+def fmt_num(x: Any, digits: int = 2, *, signed: bool = False) -> str:
+    """``x`` rounded to ``digits`` decimals (half away from zero), with a true minus sign."""
+    if is_missing(x):
+        return NA_TEXT
+    s = _round(float(x), digits)
+    if s.startswith("-"):
+        return MINUS + s[1:]
+    return ("+" + s) if signed and float(s) != 0 else s
+
+
+def fmt_count(n: Any, sup: Suppression = NO_SUPPRESSION) -> str:
+    """A count, or ``<threshold`` when suppressed."""
+    if is_missing(n):
+        return NA_TEXT
+    if sup.hides(n):
+        return f"<{sup.threshold}"
+    return f"{int(n):d}"
+
+
+def fmt_pct(percent: Any, digits: int = 1, *, counts: tuple[Any, ...] = (),
+            sup: Suppression = NO_SUPPRESSION) -> str:
+    """A percentage with ``%``; hidden when any of ``counts`` is suppressed."""
+    if any(sup.hides(c) for c in counts) or is_missing(percent):
+        return NA_TEXT
+    return fmt_num(percent, digits) + "%"
+
+
+def fmt_proportion(p: Any, digits: int = 1, *, counts: tuple[Any, ...] = (),
+                   sup: Suppression = NO_SUPPRESSION) -> str:
+    """A proportion (0..1) shown as a percentage."""
+    if is_missing(p):
+        return NA_TEXT
+    return fmt_pct(100.0 * float(p), digits, counts=counts, sup=sup)
+
+
+def fmt_ci(low: Any, high: Any, digits: int = 2, *, percent: bool = False,
+           counts: tuple[Any, ...] = (), sup: Suppression = NO_SUPPRESSION) -> str:
+    """``low to high`` (the word avoids a hyphen that could read as a minus sign)."""
+    if is_missing(low) or is_missing(high) or any(sup.hides(c) for c in counts):
+        return NA_TEXT
+    if percent:
+        return f"{fmt_num(100.0 * float(low), digits)}% to {fmt_num(100.0 * float(high), digits)}%"
+    return f"{fmt_num(low, digits)} to {fmt_num(high, digits)}"
+
+
+def fmt_p(p: Any) -> str:
+    """A p-value: ``<0.001`` or 3 decimals."""
+    if is_missing(p):
+        return NA_TEXT
+    if float(p) < 0.001:
+        return "<0.001"
+    return _round(float(p), 3)
+
+
+# Composite formats used by the report tables.  Each is built from the
+# functions above, so the rounding and suppression rules stay in one place.
+
+
+def hidden(counts: tuple[Any, ...], sup: Suppression = NO_SUPPRESSION) -> bool:
+    """Whether any of ``counts`` is suppressed (then statistics computed from them are not shown)."""
+    return any(sup.hides(c) for c in counts)
+
+
+def fmt_level(conf_level: Any) -> str:
+    """A confidence level as a percentage with no trailing zeros: 0.95 -> ``95%``, 0.975 -> ``97.5%``."""
+    if is_missing(conf_level):
+        return NA_TEXT
+    s = fmt_num(100.0 * float(conf_level), 4)
+    return (s.rstrip("0").rstrip(".") if "." in s else s) + "%"
+
+
+def fmt_mean_sd(mean: Any, sd: Any, digits: int = 2, *, counts: tuple[Any, ...] = (),
+                sup: Suppression = NO_SUPPRESSION) -> str:
+    """``mean (SD)``; ``NA_TEXT`` when the mean is missing or any of ``counts`` is suppressed."""
+    if is_missing(mean) or hidden(counts, sup):
+        return NA_TEXT
+    return f"{fmt_num(mean, digits)} ({fmt_num(sd, digits)})"
+
+
+def fmt_est_ci(est: Any, low: Any, high: Any, digits: int = 2, *, percent: bool = False,
+               counts: tuple[Any, ...] = (), sup: Suppression = NO_SUPPRESSION) -> str:
+    """``estimate (low to high)``; with ``percent`` the proportions show as percentages.
+
+    ``NA_TEXT`` when the estimate is missing or any of ``counts`` is
+    suppressed; an estimate without interval shows its interval as ``NA_TEXT``.
+    """
+    if is_missing(est) or hidden(counts, sup):
+        return NA_TEXT
+    point = fmt_proportion(est, digits) if percent else fmt_num(est, digits)
+    return f"{point} ({fmt_ci(low, high, digits, percent=percent)})"
+
+
+def fmt_count_pct(count: Any, percent: Any, *, total: Any = None, digits: int = 1,
+                  sup: Suppression = NO_SUPPRESSION) -> str:
+    """``count (percent%)``; the percentage is hidden when the count or the total is suppressed."""
+    if is_missing(count):
+        return NA_TEXT
+    c = fmt_count(count, sup)
+    pct = fmt_pct(percent, digits, counts=(count, total), sup=sup)
+    return c if pct == NA_TEXT else f"{c} ({pct})"
+
+
+def fmt_fraction(x: Any, n: Any, sup: Suppression = NO_SUPPRESSION) -> str:
+    """``x/n`` with each count suppressed on its own."""
+    if is_missing(x) and is_missing(n):
+        return NA_TEXT
+    return f"{fmt_count(x, sup)}/{fmt_count(n, sup)}"

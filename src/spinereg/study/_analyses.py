@@ -1,0 +1,545 @@
+"""The analyses of a study, each a tidy DataFrame with stable snake_case columns.
+
+Every function takes the selected cohort (one index operation per patient)
+and returns numbers only; the report layer formats them.  Quantities that
+cannot be computed (no patients, one patient, no variation) are NaN with a
+plain reason in ``note``; nothing raises for a small cohort.
+
+Missing-data policy
+-------------------
+* Descriptive statistics use the non-missing values and report the missing
+  count beside them.
+* Paired change and responders are complete-case: a patient counts at a
+  follow-up time point when both the baseline and that time point's score
+  exist.
+* The mixed model uses every available score of every cohort patient (valid
+  when data are missing at random given the observed scores).
+* Rates use the patients (levels) that could be assessed: complications all
+  cohort patients; cement leaks the patients (treated levels) with at least one
+  post-operative imaging finding.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from scipy import stats as sps
+
+from spinereg.data import Extract, entity
+from spinereg.instruments import InvalidInputWarning, eq5d, odi, pchc
+from spinereg.stats import kaplan_meier, mixed_change, paired_change, proportion
+from spinereg.study._cohort import OUTCOME_ITEMS
+from spinereg.study._spec import Outcome, StudySpec
+
+__all__ = [
+    "DAYS_PER_MONTH",
+    "OUTCOME_LABELS",
+    "complication_rates",
+    "describe_continuous",
+    "descriptive",
+    "leak_rates",
+    "mixed_models",
+    "outcome_scores",
+    "outcome_summary",
+    "paired_changes",
+    "pchc_table",
+    "responders",
+    "survival",
+]
+
+DAYS_PER_MONTH = 365.25 / 12
+
+OUTCOME_LABELS: dict[str, str] = {
+    "eq5d3l": "EQ-5D-3L index",
+    "eq5d5l": "EQ-5D-5L index",
+    "odi": "Oswestry Disability Index (0-100)",
+    "eqvas": "EQ VAS (0-100)",
+    "nrs_back": "Back pain NRS (0-10)",
+    "nrs_leg": "Leg pain NRS (0-10)",
+}
+
+_CONTINUOUS = ["n", "missing", "mean", "sd", "median", "q1", "q3", "min", "max"]
+TABLE1_COLUMNS = ["variable", "label", "kind", "level", *_CONTINUOUS, "count", "percent", "note"]
+
+
+def _nan_note(n: int, need: int, what: str) -> str:
+    return "" if n >= need else f"not estimable: {what} needs at least {need} value{'s' * (need > 1)}, n = {n}"
+
+
+def describe_continuous(values: Any) -> dict[str, Any]:
+    """n, missing, mean, SD (n - 1), median, quartiles (R type 7), min, max and a note."""
+    v = pd.to_numeric(pd.Series(values, dtype="Float64"), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
+    ok = v[~np.isnan(v)]
+    n = int(ok.size)
+    out: dict[str, Any] = {"n": n, "missing": int(v.size - n)}
+    if n:
+        q1, med, q3 = np.quantile(ok, [0.25, 0.5, 0.75])
+        out.update(mean=float(ok.mean()), sd=float(ok.std(ddof=1)) if n > 1 else math.nan, median=float(med),
+                   q1=float(q1), q3=float(q3), min=float(ok.min()), max=float(ok.max()))
+    else:
+        out.update(mean=math.nan, sd=math.nan, median=math.nan, q1=math.nan, q3=math.nan, min=math.nan,
+                   max=math.nan)
+    out["note"] = "not estimable: no values" if n == 0 else ("SD not estimable: one value" if n == 1 else "")
+    return out
+
+
+def _categorical_rows(variable: str, label: str, values: pd.Series, levels: Sequence[str]) -> list[dict[str, Any]]:
+    s = values.astype("string")
+    n = int(s.notna().sum())
+    missing = int(s.isna().sum())
+    counts = s.value_counts()
+    extra = [str(x) for x in counts.index if x not in levels]
+    rows = []
+    for level in [*levels, *sorted(extra)]:
+        k = int(counts.get(level, 0))
+        rows.append({"variable": variable, "label": label, "kind": "categorical", "level": level, "n": n,
+                     "missing": missing, "count": k, "percent": 100.0 * k / n if n else math.nan,
+                     "note": "" if n else "not estimable: no values"})
+    return rows
+
+
+def _continuous_row(variable: str, label: str, values: Any) -> dict[str, Any]:
+    return {"variable": variable, "label": label, "kind": "continuous", "level": "", **describe_continuous(values)}
+
+
+def outcome_scores(extract: Extract, matched: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
+    """The score of every outcome at every matched time point, long format.
+
+    Returns
+    -------
+    DataFrame
+        ``patient_id, operation_id, timepoint, day, outcome, value`` (rows with
+        a missing score dropped).  EQ-5D index with the outcome's value set,
+        missing when any item is missing; ODI with at most one section
+        missing (Fairbank & Pynsent 2000); EQ VAS and NRS as answered.
+    """
+    del extract  # the matched questionnaires carry the items
+    frames = []
+    for name, oc in spec.outcomes.items():
+        if matched.empty:
+            continue
+        vals = _score(matched, oc)
+        f = pd.DataFrame({"patient_id": matched["patient_id"].astype(str).to_numpy(),
+                          "operation_id": matched["operation_id"].astype(str).to_numpy(),
+                          "timepoint": matched["timepoint_matched"].astype(str).to_numpy(),
+                          "day": matched["day"].to_numpy(dtype=np.int64),
+                          "outcome": name, "value": vals})
+        frames.append(f[~np.isnan(vals)])
+    if not frames:
+        return pd.DataFrame({"patient_id": pd.Series(dtype=str), "operation_id": pd.Series(dtype=str),
+                             "timepoint": pd.Series(dtype=str), "day": pd.Series(dtype=np.int64),
+                             "outcome": pd.Series(dtype=str), "value": pd.Series(dtype=float)})
+    out: pd.DataFrame = pd.concat(frames, ignore_index=True)
+    return out
+
+
+def _score(matched: pd.DataFrame, oc: Outcome) -> np.ndarray[Any, np.dtype[np.float64]]:
+    items = OUTCOME_ITEMS[oc.instrument]
+    arr = matched[items].astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan)
+    if oc.instrument in ("eq5d3l", "eq5d5l"):
+        version, type_ = ("3L", "TTO") if oc.instrument == "eq5d3l" else ("5L", "VT")
+        cols = {d.upper(): arr[:, i] for i, d in enumerate(("mo", "sc", "ua", "pd", "ad"))}
+        with warnings.catch_warnings():  # incomplete questionnaires are expected: their index is missing
+            warnings.simplefilter("ignore", InvalidInputWarning)
+            return np.asarray(eq5d(cols, version, type_, oc.valueset or "", invalid="nan"), dtype=np.float64)
+    if oc.instrument == "odi":
+        return np.asarray(odi(arr, max_missing=1, invalid="nan")["odi"].to_numpy(dtype=float), dtype=np.float64)
+    return arr[:, 0].astype(np.float64)
+
+
+def descriptive(operations: pd.DataFrame, extract: Extract, scores: pd.DataFrame,
+                spec: StudySpec) -> pd.DataFrame:
+    """Table 1: baseline characteristics of the cohort.
+
+    Continuous variables: n, missing, mean (SD), median (IQR), range.
+    Categorical variables: count and percent of the non-missing values, with
+    the missing count.  Baseline outcomes come from the matched baseline
+    questionnaires.
+    """
+    ops = operations
+    oid = ops["operation_id"].astype(str)
+    lv = extract["treated_levels"]
+    lv = lv[lv["operation_id"].astype(str).isin(set(oid))]
+    per_op = lv.groupby(lv["operation_id"].astype(str), observed=True)
+    n_levels = per_op.size().reindex(oid, fill_value=0).to_numpy(dtype=float)
+    has_volume = per_op["cement_volume_ml"].count().reindex(oid, fill_value=0)
+    volume = per_op["cement_volume_ml"].sum(min_count=1).astype("Float64").reindex(oid)
+    volume = volume.where(has_volume.to_numpy() > 0)
+    rows: list[dict[str, Any]] = [_continuous_row("age", "Age at operation (years)", ops["age"])]
+    col = entity("patients").column("sex")
+    rows += _categorical_rows("sex", "Sex", ops["sex"], col.values)
+    op_ent = entity("operations")
+    for name, label in (("asa_class", "ASA class"), ("anaesthesia", "Anaesthesia"),
+                        ("cancer_primary_site", "Primary cancer site")):
+        rows += _categorical_rows(name, label, ops[name], op_ent.column(name).values)
+    rows.append(_continuous_row("n_levels", "Vertebral levels treated", np.where(n_levels > 0, n_levels, np.nan)))
+    rows.append(_continuous_row("cement_volume_ml", "Cement volume per operation (ml)", volume.to_numpy(
+        dtype=float, na_value=np.nan)))
+    for name, label in (("sins", "SINS"), ("tokuhashi", "Revised Tokuhashi score"), ("tomita", "Tomita score")):
+        rows.append(_continuous_row(name, label, ops[name]))
+    base = scores[scores["timepoint"] == "baseline"]
+    for name, oc in spec.outcomes.items():
+        v = base.loc[base["outcome"] == name].set_index("operation_id")["value"].reindex(oid)
+        rows.append(_continuous_row(f"baseline_{name}", f"Baseline {_outcome_label(oc)}", v.to_numpy()))
+    out = pd.DataFrame(rows).reindex(columns=TABLE1_COLUMNS)
+    out["count"] = out["count"].astype("Int64")
+    return out
+
+
+def _outcome_label(oc: Outcome) -> str:
+    label = OUTCOME_LABELS[oc.instrument]
+    return f"{label}, {oc.valueset} value set" if oc.valueset else label
+
+
+def _followups(spec: StudySpec) -> list[str]:
+    return [t for t in spec.timepoints if t != "baseline"]
+
+
+def _wide(scores: pd.DataFrame, outcome: str, operations: pd.DataFrame) -> pd.DataFrame:
+    s = scores[scores["outcome"] == outcome]
+    # pivot, not pivot_table: one score per operation and time point, and a duplicate must raise
+    w = s.pivot(index="operation_id", columns="timepoint", values="value")  # noqa: PD010
+    return w.reindex(operations["operation_id"].astype(str))
+
+
+def outcome_summary(scores: pd.DataFrame, operations: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
+    """Per outcome and time point: n, mean with its t-based CI, SD, median and IQR.
+
+    Uses every patient with a score at that time point (not only pairs); the
+    CI is :math:`\\bar y \\pm t_{1-\\alpha/2, n-1} s/\\sqrt n`.
+    """
+    level = spec.analyses.conf_level
+    rows = []
+    for name in spec.outcomes:
+        w = _wide(scores, name, operations)
+        for tp in spec.timepoints:
+            v = w[tp].to_numpy(dtype=float) if tp in w else np.full(len(w), np.nan)
+            d = describe_continuous(v)
+            n = d["n"]
+            if n > 1 and d["sd"] > 0:
+                half = float(sps.t.ppf(0.5 + level / 2, n - 1)) * d["sd"] / math.sqrt(n)
+                lo, hi = d["mean"] - half, d["mean"] + half
+            elif n > 1:
+                lo = hi = d["mean"]
+            else:
+                lo = hi = math.nan
+            note = d["note"] if n != 1 else "CI not estimable: one value"
+            rows.append({"outcome": name, "timepoint": tp, "n": n, "mean": d["mean"], "sd": d["sd"],
+                         "ci_low": lo, "ci_high": hi, "median": d["median"], "q1": d["q1"], "q3": d["q3"],
+                         "note": note})
+    return pd.DataFrame(rows, columns=["outcome", "timepoint", "n", "mean", "sd", "ci_low", "ci_high", "median",
+                                       "q1", "q3", "note"])
+
+
+PAIRED_COLUMNS = ["outcome", "timepoint", "n_pairs", "mean_before", "sd_before", "mean_after", "sd_after",
+                  "mean_diff", "sd_diff", "ci_low", "ci_high", "t_statistic", "df", "p_value", "wilcoxon_v",
+                  "hl_estimate", "hl_ci_low", "hl_ci_high", "wilcoxon_p_value", "wilcoxon_method", "srm",
+                  "effect_size", "note"]
+
+
+def paired_changes(scores: pd.DataFrame, operations: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
+    """Paired change from baseline at each follow-up (complete pairs).
+
+    Columns: ``n_pairs``; ``mean_before, sd_before, mean_after, sd_after``
+    of the pairs; ``mean_diff`` (after - before) with its t CI (``ci_low,
+    ci_high``), ``t_statistic, df, p_value`` (paired t-test); ``wilcoxon_v,
+    hl_estimate, hl_ci_low, hl_ci_high, wilcoxon_p_value, wilcoxon_method``
+    (Wilcoxon signed-rank with the Hodges-Lehmann estimate, see
+    :func:`spinereg.stats.paired_change`); ``srm`` (standardised response
+    mean: mean change / SD of the change, Liang et al. 1990) and
+    ``effect_size`` (mean change / baseline SD of the pairs, Kazis et al.
+    1989); ``note``.
+    """
+    level = spec.analyses.conf_level
+    rows = []
+    for name in spec.outcomes:
+        w = _wide(scores, name, operations)
+        before = w["baseline"].to_numpy(dtype=float) if "baseline" in w else np.full(len(w), np.nan)
+        for tp in _followups(spec):
+            after = w[tp].to_numpy(dtype=float) if tp in w else np.full(len(w), np.nan)
+            ok = ~np.isnan(before) & ~np.isnan(after)
+            b, a = before[ok], after[ok]
+            t = paired_change(b, a, method="t", conf_level=level).iloc[0]
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", RuntimeWarning)
+                wx = paired_change(b, a, method="wilcoxon", conf_level=level).iloc[0]
+            n = int(ok.sum())
+            d = a - b
+            sd_d = float(d.std(ddof=1)) if n > 1 else math.nan
+            sd_b = float(b.std(ddof=1)) if n > 1 else math.nan
+            mean_d = float(d.mean()) if n else math.nan
+            notes = [str(x) for x in (t["note"], wx["note"]) if x]
+            notes += [f"Wilcoxon: {w.message}".replace("paired_change: ", "") for w in caught]
+            srm = mean_d / sd_d if n > 1 and sd_d > 0 else math.nan
+            es = mean_d / sd_b if n > 1 and sd_b > 0 else math.nan
+            if n > 1 and not sd_d > 0:
+                notes.append("SRM not estimable: the change does not vary")
+            if n > 1 and not sd_b > 0:
+                notes.append("effect size not estimable: the baseline does not vary")
+            rows.append({
+                "outcome": name, "timepoint": tp, "n_pairs": n,
+                "mean_before": float(b.mean()) if n else math.nan, "sd_before": sd_b,
+                "mean_after": float(a.mean()) if n else math.nan,
+                "sd_after": float(a.std(ddof=1)) if n > 1 else math.nan,
+                "mean_diff": mean_d, "sd_diff": sd_d, "ci_low": t["ci_low"], "ci_high": t["ci_high"],
+                "t_statistic": t["statistic"], "df": t["df"], "p_value": t["p_value"],
+                "wilcoxon_v": wx["statistic"], "hl_estimate": wx["estimate"], "hl_ci_low": wx["ci_low"],
+                "hl_ci_high": wx["ci_high"], "wilcoxon_p_value": wx["p_value"], "wilcoxon_method": wx["method"],
+                "srm": srm, "effect_size": es, "note": "; ".join(dict.fromkeys(notes)),
+            })
+    return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
+
+
+RESPONDER_COLUMNS = ["outcome", "timepoint", "mcid", "n_pairs", "x", "proportion", "ci_low", "ci_high",
+                     "method", "note"]
+
+# A change equal to the MCID counts as reaching it; this tolerance absorbs
+# binary floating-point error in scores such as 22/50*100.
+_MCID_TOL = 1e-9
+
+
+def responders(scores: pd.DataFrame, operations: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
+    """Share of complete pairs whose change reaches the MCID in the better direction.
+
+    A responder improves by at least the MCID: ``after - before >= mcid``
+    when higher is better, ``before - after >= mcid`` otherwise.  CI:
+    Clopper-Pearson (exact).  Outcomes without an MCID are skipped.
+    """
+    level = spec.analyses.conf_level
+    rows = []
+    for name, oc in spec.outcomes.items():
+        if oc.mcid is None:
+            continue
+        w = _wide(scores, name, operations)
+        before = w["baseline"].to_numpy(dtype=float) if "baseline" in w else np.full(len(w), np.nan)
+        sign = 1.0 if oc.higher_is_better else -1.0
+        for tp in _followups(spec):
+            after = w[tp].to_numpy(dtype=float) if tp in w else np.full(len(w), np.nan)
+            ok = ~np.isnan(before) & ~np.isnan(after)
+            gain = sign * (after[ok] - before[ok])
+            x = int((gain >= oc.mcid - _MCID_TOL).sum())
+            p = proportion(x, int(ok.sum()), method="clopper-pearson", conf_level=level).iloc[0]
+            rows.append({"outcome": name, "timepoint": tp, "mcid": oc.mcid, "n_pairs": int(ok.sum()), "x": x,
+                         "proportion": p["proportion"], "ci_low": p["ci_low"], "ci_high": p["ci_high"],
+                         "method": "clopper-pearson", "note": p["note"]})
+    return pd.DataFrame(rows, columns=RESPONDER_COLUMNS)
+
+
+def pchc_table(matched: pd.DataFrame, operations: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
+    """Paretian classification of EQ-5D profile change from baseline (Devlin et al. 2010).
+
+    Per EQ-5D outcome and follow-up: ``category`` (better, worse, mixed,
+    no_change, no_problems), ``n`` and ``percent`` of the complete pairs.
+    """
+    rows = []
+    oid = operations["operation_id"].astype(str)
+    for name, oc in spec.outcomes.items():
+        if oc.instrument not in ("eq5d3l", "eq5d5l"):
+            continue
+        items = OUTCOME_ITEMS[oc.instrument]
+        version = "3L" if oc.instrument == "eq5d3l" else "5L"
+
+        def profiles(tp: str, items: list[str] = items) -> pd.DataFrame:
+            m = matched[matched["timepoint_matched"] == tp]
+            return m.set_index(m["operation_id"].astype(str))[items].reindex(oid)
+
+        base = profiles("baseline")
+        for tp in _followups(spec):
+            after = profiles(tp)
+            ok = (base.notna().all(axis=1) & after.notna().all(axis=1)).to_numpy(dtype=bool)
+            n_pairs = int(ok.sum())
+
+            def as_cols(f: pd.DataFrame, ok: np.ndarray[Any, np.dtype[np.bool_]] = ok) -> dict[str, Any]:
+                arr = f.to_numpy(dtype=float, na_value=np.nan)[ok].astype(np.int64)
+                return {d.upper(): arr[:, i] for i, d in enumerate(("mo", "sc", "ua", "pd", "ad"))}
+
+            if n_pairs:
+                summ = pchc(as_cols(base), as_cols(after), version, summary=True)
+                counts = dict(zip(summ["category"], summ["n"], strict=True))
+            else:
+                counts = {}
+            for cat in ("better", "worse", "mixed", "no_change", "no_problems"):
+                k = int(counts.get(cat, 0))
+                rows.append({"outcome": name, "timepoint": tp, "category": cat, "n_pairs": n_pairs, "n": k,
+                             "percent": 100.0 * k / n_pairs if n_pairs else math.nan,
+                             "note": "" if n_pairs else "not estimable: no complete pairs"})
+    return pd.DataFrame(rows, columns=["outcome", "timepoint", "category", "n_pairs", "n", "percent", "note"])
+
+
+RATE_COLUMNS = ["measure", "unit", "category", "x", "n", "proportion", "ci_low", "ci_high", "wilson_ci_low",
+                "wilson_ci_high", "note"]
+
+
+def _rate(measure: str, unit: str, category: str, x: int, n: int, level: float) -> dict[str, Any]:
+    cp = proportion(x, n, method="clopper-pearson", conf_level=level).iloc[0]
+    wi = proportion(x, n, method="wilson", conf_level=level).iloc[0]
+    return {"measure": measure, "unit": unit, "category": category, "x": x, "n": n, "proportion": cp["proportion"],
+            "ci_low": cp["ci_low"], "ci_high": cp["ci_high"], "wilson_ci_low": wi["ci_low"],
+            "wilson_ci_high": wi["ci_high"], "note": cp["note"]}
+
+
+_GRADES = ["I", "II", "IIIa", "IIIb", "IVa", "IVb", "V"]
+
+
+def complication_rates(operations: pd.DataFrame, extract: Extract, spec: StudySpec) -> pd.DataFrame:
+    """Complications of the index operation, per patient.
+
+    ``any``: patients with at least one complication; then by Clavien-Dindo
+    grade: patients whose *most severe* complication has that grade
+    (``ungraded`` when none of a patient's complications is graded), so the
+    grade rows add up to ``any``; ``symptomatic leak``: patients with a
+    complication that is a symptomatic cement leak (``cement_embolism``).
+    Denominator: every cohort patient.  CIs: Clopper-Pearson (``ci_low,
+    ci_high``) and Wilson (``wilson_ci_low, wilson_ci_high``).
+    """
+    level = spec.analyses.conf_level
+    oid = set(operations["operation_id"].astype(str))
+    n = len(oid)
+    c = extract["complications"]
+    c = c[c["operation_id"].astype(str).isin(oid)]
+    rank = {g: i for i, g in enumerate(_GRADES)}
+    graded = c.assign(_r=c["clavien_dindo"].astype("string").map(rank).astype("Float64"))
+    worst = graded.groupby(graded["operation_id"].astype(str))["_r"].max()
+    rows = [_rate("complications", "patient", "any", int(worst.size), n, level)]
+    for i, g in enumerate(_GRADES):
+        rows.append(_rate("complications", "patient", f"Clavien-Dindo {g}", int((worst == i).sum()), n, level))
+    rows.append(_rate("complications", "patient", "ungraded", int(worst.isna().sum()), n, level))
+    return pd.DataFrame(rows, columns=RATE_COLUMNS)
+
+
+def leak_rates(operations: pd.DataFrame, extract: Extract, spec: StudySpec) -> pd.DataFrame:
+    """Cement leaks per patient and per treated level, overall, by type, and symptomatic.
+
+    A treated level is *assessed* when it has at least one post-operative
+    imaging finding; a patient when any treated level of the index
+    operation is.  A level leaks when any of its findings shows a leak (of a
+    given type); a patient when any level does.  Denominators: assessed
+    patients and assessed levels.  Leak types follow Yeom et al. 2003 and
+    the schema's list; a level with two types counts under both, so type rows
+    need not add up to ``any``.
+    """
+    level = spec.analyses.conf_level
+    oid = set(operations["operation_id"].astype(str))
+    f = extract["imaging_findings"]
+    f = f[f["operation_id"].astype(str).isin(oid)]
+    key_op = f["operation_id"].astype(str).to_numpy()
+    key_lv = f["level"].astype(str).to_numpy()
+    frame = pd.DataFrame({"op": key_op, "lv": key_lv, "leak": f["leak"].fillna(False).to_numpy(dtype=bool),
+                          "type": f["leak_type"].astype("string").to_numpy(dtype=object),
+                          "sym": f["symptomatic"].fillna(False).to_numpy(dtype=bool)})
+    frame["sym"] &= frame["leak"]
+    lv = frame.groupby(["op", "lv"], sort=True)
+    per_level = pd.DataFrame({"leak": lv["leak"].any(), "sym": lv["sym"].any()})
+    per_patient = per_level.groupby(level="op").any()
+    n_lv, n_pt = len(per_level), len(per_patient)
+    rows = [_rate("cement leak", "patient", "any", int(per_patient["leak"].sum()), n_pt, level),
+            _rate("cement leak", "level", "any", int(per_level["leak"].sum()), n_lv, level)]
+    types = entity("imaging_findings").column("leak_type").values
+    leaking = frame[frame["leak"]]
+    for t in types:
+        hit = leaking[leaking["type"] == t]
+        lv_hit = hit.groupby(["op", "lv"]).size().size
+        pt_hit = hit["op"].nunique()
+        rows.append(_rate("cement leak", "patient", t, int(pt_hit), n_pt, level))
+        rows.append(_rate("cement leak", "level", t, int(lv_hit), n_lv, level))
+    untyped = leaking[leaking["type"].isna()]
+    if len(untyped):
+        rows.append(_rate("cement leak", "patient", "type not recorded", int(untyped["op"].nunique()), n_pt, level))
+        rows.append(_rate("cement leak", "level", "type not recorded",
+                          int(untyped.groupby(["op", "lv"]).size().size), n_lv, level))
+    rows.append(_rate("symptomatic cement leak", "patient", "any", int(per_patient["sym"].sum()), n_pt, level))
+    rows.append(_rate("symptomatic cement leak", "level", "any", int(per_level["sym"].sum()), n_lv, level))
+    out = pd.DataFrame(rows, columns=RATE_COLUMNS)
+    out.attrs["n_patients_not_assessed"] = len(oid) - n_pt
+    return out
+
+
+def survival(operations: pd.DataFrame, extract_date: pd.Timestamp, spec: StudySpec,
+             at_months: Iterable[float] = (3, 12)) -> dict[str, pd.DataFrame]:
+    """Kaplan-Meier survival from the index operation (time in months of 365.25/12 days).
+
+    Death is the event; patients alive are censored at the extract date (a
+    death recorded after the extract date is censored there).  Returns
+    ``table`` (survival at ``at_months``), ``median`` (median survival in
+    months with its CI, Brookmeyer-Crowley as R), ``curve`` (the estimate
+    at every distinct observed time, with ``n_event`` and ``n_censor``, for
+    the figure) and ``at_risk`` (numbers at risk every 3 months).
+    Pointwise CIs on the log scale (R's default ``conf.type = "log"``).
+    """
+    level = spec.analyses.conf_level
+    op_date = operations["date"]
+    death = operations["death_date"]
+    dead = (death.notna() & (death <= extract_date)).to_numpy(dtype=bool)
+    end = death.where(pd.Series(dead, index=operations.index), extract_date)
+    days = (end - op_date).dt.days.to_numpy(dtype=float)
+    time = np.maximum(days, 0.0) / DAYS_PER_MONTH
+    event = dead.astype(int)
+    at = list(at_months)
+    km = kaplan_meier(time, event, conf_type="log", times=at, conf_level=level)
+    table = km.table.rename(columns={"time": "months"})
+    table = pd.DataFrame({"months": at}).merge(table, on="months", how="left")
+    table["n_risk"] = table["n_risk"].astype("Int64")
+    table["note"] = np.where(table["survival"].isna(), "not estimable: no patient followed this long" if len(time)
+                             else "not estimable: no patients", "")
+    median = km.median.rename(columns={"median": "median_months"}).assign(
+        n=km.n, events=km.events, note=km.note)
+    uniq = np.unique(time)
+    curve_km = kaplan_meier(time, event, conf_type="log", times=uniq, conf_level=level) if len(time) else None
+    if curve_km is not None and len(uniq):
+        curve = curve_km.table.rename(columns={"time": "months"})
+        ev = pd.Series(event).groupby(time).agg(["sum", "size"])
+        curve["n_event"] = ev["sum"].reindex(curve["months"]).to_numpy(dtype=np.int64)
+        curve["n_censor"] = (ev["size"] - ev["sum"]).reindex(curve["months"]).to_numpy(dtype=np.int64)
+    else:
+        curve = pd.DataFrame(columns=["months", "n_risk", "survival", "ci_low", "ci_high", "n_event", "n_censor"])
+    horizon = float(time.max()) if len(time) else 0.0
+    ticks = np.arange(0.0, max(horizon, 0.0) + 1e-9, 3.0)
+    at_risk = pd.DataFrame({"months": ticks, "n_risk": [int((time >= t).sum()) for t in ticks]})
+    return {"table": table, "median": median, "curve": curve.reset_index(drop=True), "at_risk": at_risk}
+
+
+MIXED_COLUMNS = ["outcome", "timepoint", "estimate", "std_error", "df", "p_value", "ci_low", "ci_high",
+                 "n_patients", "n_observations", "note"]
+
+
+def mixed_models(scores: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
+    """Sensitivity analysis: mean change from baseline by a random-intercept mixed model.
+
+    Per outcome, ``y ~ timepoint + (1 | patient)`` by REML over every score
+    of every cohort patient at any time point (nlme's ``lme``; see
+    :func:`spinereg.stats.mixed_change`).  One row per follow-up time point:
+    the estimated mean change from baseline.  Valid when scores are missing
+    at random given the observed scores; the complete-case paired analysis
+    assumes they are missing completely at random.  Neither estimates what
+    the dead would have scored: both describe survivors.
+    """
+    level = spec.analyses.conf_level
+    order = list(spec.timepoints)
+    rows = []
+    for name in spec.outcomes:
+        s = scores[scores["outcome"] == name]
+        data = pd.DataFrame({"id": s["patient_id"].to_numpy(),
+                             "timepoint": pd.Categorical(s["timepoint"], categories=order),
+                             "y": s["value"].to_numpy(dtype=float)})
+        n_pat = int(data["id"].nunique())
+        has_base = bool((data["timepoint"] == "baseline").any())
+        fit = mixed_change(data, reference="baseline", conf_level=level) if has_base else None
+        for tp in _followups(spec):
+            rec: dict[str, Any] = {"outcome": name, "timepoint": tp, "n_patients": n_pat,
+                                   "n_observations": len(data)}
+            row = None if fit is None else fit[fit["term"] == f"timepoint{tp}"]
+            if row is None or row.empty:
+                rec.update(estimate=math.nan, std_error=math.nan, df=math.nan, p_value=math.nan, ci_low=math.nan,
+                           ci_high=math.nan, note="not estimable: no baseline scores" if fit is None
+                           else f"not estimable: no scores at {tp}")
+            else:
+                r = row.iloc[0]
+                rec.update({k: float(r[k]) for k in ("estimate", "std_error", "df", "p_value", "ci_low",
+                                                     "ci_high")}, note=str(r["note"]))
+            rows.append(rec)
+    return pd.DataFrame(rows, columns=MIXED_COLUMNS)

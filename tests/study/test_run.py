@@ -1,0 +1,209 @@
+"""The study pipeline on the hand-built 12-patient extract: leak and complication rates per
+patient and per level, paired change, responders and descriptive numbers against hand
+calculations; small cohorts; the empty-cohort error; results.json and its schema."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import jsonschema
+import pandas as pd
+import pytest
+
+from spinereg.data import conform
+from spinereg.study import EmptyCohortError, load_spec, results_schema, run_study
+from spinereg.study._run import StudyResult
+
+from .test_cohort import SPEC, build
+
+ODI_ALL = [f"odi_{k}" for k in range(1, 11)]
+
+
+def odi_items(*values: int) -> dict[str, int]:
+    vals = list(values) if len(values) == 10 else [values[0]] * 10
+    return dict(zip(ODI_ALL, vals, strict=True))
+
+
+def extract_with_rates() -> object:
+    x = build()
+    proms = x["proms"].copy()
+    # ODI answers (sum / 50 x 100): P01 baseline 30 -> 60, 3 months 10 -> 20;
+    # P02 baseline 40 -> 80, 3 months (the day-80 answer) 21 -> 42
+    for pid, items in (("Q01b", odi_items(3)), ("Q01m3a", odi_items(1)), ("Q02b", odi_items(4)),
+                       ("Q02m3early", odi_items(2, 2, 2, 2, 2, 2, 2, 2, 2, 3))):
+        for k, v in items.items():
+            proms.loc[proms["prom_id"] == pid, k] = v
+    x.tables["proms"] = conform(proms, "proms")
+    levels = [("O01", "T12", 4.0), ("O01", "L1", 3.5), ("O02", "L2", 5.0), ("O03", "T8", 2.0), ("O03", "T9", 2.5),
+              ("O03", "T10", 3.0), ("O04", "L3", None), ("O09a", "L1", 6.0), ("O10", "T11", 3.0), ("O10", "T12", 3.0),
+              ("O05", "L4", 4.0)]
+    x.tables["treated_levels"] = conform(pd.DataFrame(levels, columns=["operation_id", "level", "cement_volume_ml"]),
+                                         "treated_levels")
+    findings = [
+        ("F1", "O01", "T12", "xray", True, "yeom_c", False),
+        ("F2", "O01", "L1", "xray", False, None, None),
+        ("F3", "O02", "L2", "xray", False, None, None),
+        ("F4", "O02", "L2", "ct", True, "intradiscal", False),      # the CT shows what the X-ray missed
+        ("F5", "O03", "T8", "xray", True, "yeom_b", True),
+        ("F6", "O03", "T9", "xray", True, "yeom_s", False),
+        ("F7", "O03", "T10", "xray", False, None, None),
+        ("F8", "O09a", "L1", "xray", False, None, None),
+        ("F9", "O10", "T11", "xray", True, None, False),            # leak, type not recorded; T12 not imaged
+        ("F10", "O05", "L4", "xray", True, "yeom_c", True),         # not in the cohort
+    ]
+    x.tables["imaging_findings"] = conform(pd.DataFrame(findings, columns=[
+        "finding_id", "operation_id", "level", "modality", "leak", "leak_type", "symptomatic"]), "imaging_findings")
+    compl = [("C1", "O01", "new_fracture", "II"), ("C2", "O03", "haematoma", "I"),
+             ("C3", "O03", "neurological_deficit", "IIIb"), ("C4", "O10", "urinary", None),
+             ("C5", "O05", "cardiac", "V")]
+    x.tables["complications"] = conform(pd.DataFrame(compl, columns=[
+        "complication_id", "operation_id", "type", "clavien_dindo"]), "complications")
+    return x
+
+
+@pytest.fixture(scope="module")
+def result() -> StudyResult:
+    spec, digest = load_spec(SPEC)
+    return run_study(spec, extract_with_rates(), spec_sha256=digest)  # type: ignore[arg-type]
+
+
+def rate(table: pd.DataFrame, unit: str, category: str, measure: str = "cement leak") -> tuple[int, int]:
+    row = table[(table["measure"] == measure) & (table["unit"] == unit) & (table["category"] == category)]
+    assert len(row) == 1, (unit, category)
+    return int(row["x"].iloc[0]), int(row["n"].iloc[0])
+
+
+def test_leak_rates_per_patient_and_per_level(result: StudyResult) -> None:
+    leaks = result.tables["leaks"]
+    # hand count. Assessed patients (any imaging): O01, O02, O03, O09a, O10 = 5 (O04 has none).
+    # Leaking patients: O01, O02 (CT), O03, O10 = 4.
+    assert rate(leaks, "patient", "any") == (4, 5)
+    # Assessed levels: O01 T12, L1; O02 L2; O03 T8, T9, T10; O09a L1; O10 T11 = 8 (O10 T12 not imaged).
+    # Leaking levels: O01 T12, O02 L2, O03 T8, O03 T9, O10 T11 = 5.
+    assert rate(leaks, "level", "any") == (5, 8)
+    assert rate(leaks, "level", "yeom_c") == (1, 8)
+    assert rate(leaks, "level", "intradiscal") == (1, 8)
+    assert rate(leaks, "patient", "yeom_b") == (1, 5)
+    assert rate(leaks, "patient", "yeom_s") == (1, 5)
+    assert rate(leaks, "level", "paravertebral") == (0, 8)
+    assert rate(leaks, "level", "type not recorded") == (1, 8)
+    assert rate(leaks, "patient", "any", "symptomatic cement leak") == (1, 5)
+    assert rate(leaks, "level", "any", "symptomatic cement leak") == (1, 8)
+    row = leaks[(leaks["unit"] == "level") & (leaks["category"] == "any") & (leaks["measure"] == "cement leak")]
+    assert row["proportion"].iloc[0] == pytest.approx(5 / 8)
+    # R: binom.test(5, 8)$conf.int = 0.2448632 0.9147666
+    assert row["ci_low"].iloc[0] == pytest.approx(0.2448632, abs=1e-7)
+    assert row["ci_high"].iloc[0] == pytest.approx(0.9147666, abs=1e-7)
+    # Wilson by hand: (p + z^2/2n -+ z sqrt(p(1-p)/n + z^2/4n^2)) / (1 + z^2/n), p = 5/8, n = 8
+    z, pp, n = 1.959963984540054, 5 / 8, 8
+    centre, half = pp + z * z / (2 * n), z * math.sqrt(pp * (1 - pp) / n + z * z / (4 * n * n))
+    assert row["wilson_ci_low"].iloc[0] == pytest.approx((centre - half) / (1 + z * z / n), rel=1e-9)
+    assert row["wilson_ci_high"].iloc[0] == pytest.approx((centre + half) / (1 + z * z / n), rel=1e-9)
+
+
+def test_complications_by_worst_grade(result: StudyResult) -> None:
+    c = result.tables["complications"]
+    # cohort: 6 patients; O01 grade II; O03 grades I and IIIb (worst IIIb); O10 ungraded; O05 not in cohort
+    assert rate(c, "patient", "any", "complications") == (3, 6)
+    assert rate(c, "patient", "Clavien-Dindo II", "complications") == (1, 6)
+    assert rate(c, "patient", "Clavien-Dindo IIIb", "complications") == (1, 6)
+    assert rate(c, "patient", "Clavien-Dindo I", "complications") == (0, 6)
+    assert rate(c, "patient", "Clavien-Dindo V", "complications") == (0, 6)
+    assert rate(c, "patient", "ungraded", "complications") == (1, 6)
+
+
+def test_paired_odi_change_by_hand(result: StudyResult) -> None:
+    p = result.tables["paired_change"].set_index(["outcome", "timepoint"]).loc[("odi", "3m")]
+    # pairs: P01 60 -> 20 (-40), P02 80 -> 42 (-38); mean -39, SD sqrt(2), SE 1, t = -39 on 1 df
+    assert p["n_pairs"] == 2
+    assert p["mean_before"] == pytest.approx(70.0)
+    assert p["mean_after"] == pytest.approx(31.0)
+    assert p["mean_diff"] == pytest.approx(-39.0)
+    assert p["sd_diff"] == pytest.approx(math.sqrt(2))
+    assert p["t_statistic"] == pytest.approx(-39.0)
+    assert p["df"] == 1
+    # t on 1 df is Cauchy: p = 2 atan(1/|t|) / pi; t_0.975,1 = tan(0.475 pi)
+    assert p["p_value"] == pytest.approx(2 * math.atan(1 / 39) / math.pi, rel=1e-9)
+    q = math.tan(0.475 * math.pi)
+    assert p["ci_low"] == pytest.approx(-39 - q, rel=1e-9)
+    assert p["ci_high"] == pytest.approx(-39 + q, rel=1e-9)
+    assert p["srm"] == pytest.approx(-39 / math.sqrt(2))
+    assert p["effect_size"] == pytest.approx(-39 / math.sqrt(200))   # baseline SD of 60, 80
+    # Wilcoxon on 2 pairs: V = 0 (both negative), exact p = 2 x 1/4 = 0.5
+    assert p["wilcoxon_v"] == 0
+    assert p["wilcoxon_p_value"] == pytest.approx(0.5)
+    r = result.tables["responders"].set_index(["outcome", "timepoint"]).loc[("odi", "3m")]
+    assert (r["x"], r["n_pairs"]) == (2, 2)       # both improved by >= 10 points
+    # 1 year: P01 has an answer but no ODI items; P04 none either: no pairs -> not estimable, no crash
+    y = result.tables["paired_change"].set_index(["outcome", "timepoint"]).loc[("odi", "1y")]
+    assert y["n_pairs"] == 0
+    assert math.isnan(y["mean_diff"])
+    assert "not estimable" in y["note"]
+
+
+def test_descriptive_by_hand(result: StudyResult) -> None:
+    t1 = result.tables["table1"].set_index(["variable", "level"])
+    lv = t1.loc[("n_levels", "")]
+    # levels per cohort operation: O01 2, O02 1, O03 3, O04 1, O09a 1, O10 2
+    assert lv["n"] == 6
+    assert lv["mean"] == pytest.approx(10 / 6)
+    assert lv["median"] == pytest.approx(1.5)
+    vol = t1.loc[("cement_volume_ml", "")]
+    # O01 7.5, O02 5, O03 7.5, O04 unknown, O09a 6, O10 6
+    assert (vol["n"], vol["missing"]) == (5, 1)
+    assert vol["mean"] == pytest.approx(32 / 5)
+    sex = t1.loc[("sex", "female")]
+    assert (sex["count"], sex["percent"]) == (6, 100.0)
+
+
+def test_small_cohort_not_estimable() -> None:
+    spec, _ = load_spec(SPEC)
+    x = extract_with_rates()
+    keep = {"P01"}
+    for name in ("patients", "operations", "proms"):
+        x.tables[name] = x[name][x[name]["patient_id"].isin(keep)].reset_index(drop=True)  # type: ignore[attr-defined]
+    res = run_study(spec, x)  # type: ignore[arg-type]
+    assert len(res.cohort.operations) == 1
+    paired = res.tables["paired_change"]
+    assert (paired["n_pairs"] <= 1).all()
+    assert paired["note"].str.contains("not estimable").all()
+    summ = res.tables["outcome_summary"]
+    assert (summ.loc[summ["n"] == 1, "note"] != "").all()
+    mm = res.tables["mixed_model"]
+    assert mm["note"].str.contains("not estimable").all()
+    med = res.tables["survival_median"].iloc[0]
+    assert med["note"] != ""                      # no deaths: median not reached
+    json.dumps(res.to_dict("t"), allow_nan=False)  # no NaN reaches the JSON
+
+
+def test_empty_cohort_is_one_clear_error() -> None:
+    spec, _ = load_spec(SPEC)
+    x = extract_with_rates()
+    x.tables["operations"] = x["operations"].assign(procedure_category="fusion")  # type: ignore[attr-defined]
+    with pytest.raises(EmptyCohortError, match=r"the cohort is empty: .*procedure 0"):
+        run_study(spec, x)  # type: ignore[arg-type]
+
+
+def test_results_json_matches_schema_and_is_reproducible(tmp_path: Path, result: StudyResult) -> None:
+    result.write(tmp_path / "a")
+    spec, digest = load_spec(SPEC)
+    again = run_study(spec, extract_with_rates(), spec_sha256=digest)  # type: ignore[arg-type]
+    again.write(tmp_path / "b")
+    a = (tmp_path / "a" / "results.json").read_text()
+    b = (tmp_path / "b" / "results.json").read_text()
+    doc = json.loads(a)
+    jsonschema.validate(doc, results_schema())
+    assert doc["study"]["spec_sha256"] == digest
+    assert len(doc["data"]["sha256"]) == 64
+    assert doc["data"]["synthetic"] is False
+    assert doc["settings"]["suppress_small_cells"] is True     # real (non-synthetic) data: on by default
+
+    def strip(text: str) -> list[str]:
+        return [line for line in text.splitlines() if '"generated_at"' not in line]
+
+    assert strip(a) == strip(b)
+    assert a != b or doc["generated_at"]  # only the timestamp may differ
+    for name in doc["tables"]:
+        assert (tmp_path / "a" / "tables" / f"{name}.csv").exists()
