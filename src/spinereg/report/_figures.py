@@ -1,0 +1,893 @@
+"""Figures of the study report, drawn from ``results.json`` alone.
+
+:func:`make_figures` writes, in report order,
+
+1. ``flow``: the cohort flow diagram (always drawn);
+2. ``trajectory_<outcome>``: the mean of each outcome at each time point with
+   its confidence interval;
+3. ``individual_<outcome>``: each patient's scores across the time points,
+   with the mean;
+4. ``leak_types``: cement leaks by type, per treated level and per patient;
+5. ``survival``: the Kaplan-Meier curve with its confidence band, censoring
+   marks and the numbers at risk.
+
+A figure whose data are absent or empty is left out (the flow diagram is
+always drawn).  Each figure is saved as SVG (text kept as text, so it can be
+searched and restyled) and as a 200 dpi PNG, optionally also as PDF.
+
+Rules
+-----
+* Nothing is estimated here: every number drawn as text is a value of
+  ``results.json`` formatted by :mod:`spinereg.report._format` (with
+  small-cell suppression); only plot positions are computed.
+* One style for every figure: the Okabe-Ito colour-blind-safe palette, no top
+  or right spines, DejaVu Sans at 8-9 pt, 16 cm wide.  The style is applied
+  with :func:`matplotlib.rc_context` on :class:`~matplotlib.figure.Figure`
+  objects (no pyplot, no global rcParams change, no backend switch).
+* Layout is computed here, in centimetres, from measured text widths (no
+  constrained layout: it costs a full extra draw per file).
+* Reproducible: the same results give byte-identical SVG and PDF files (no
+  dates, fixed SVG hash salt).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+import struct
+import zlib
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import matplotlib
+import numpy as np
+from cycler import cycler
+from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.collections import LineCollection
+from matplotlib.figure import Figure
+from matplotlib.font_manager import FontProperties
+from matplotlib.lines import Line2D
+from matplotlib.patches import FancyBboxPatch, Patch
+from matplotlib.textpath import TextToPath
+from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
+from matplotlib.transforms import blended_transform_factory
+from matplotlib.typing import RcKeyType
+
+from spinereg.report._format import Suppression, fmt_ci, fmt_count, fmt_num, fmt_proportion, is_missing
+
+__all__ = ["DPI", "OKABE_ITO", "FigureFile", "make_figures"]
+
+#: Okabe & Ito (2008) colour-blind-safe palette.
+OKABE_ITO: dict[str, str] = {
+    "black": "#000000",
+    "orange": "#E69F00",
+    "sky_blue": "#56B4E9",
+    "bluish_green": "#009E73",
+    "yellow": "#F0E442",
+    "blue": "#0072B2",
+    "vermillion": "#D55E00",
+    "reddish_purple": "#CC79A7",
+}
+#: Resolution of the PNG files (used in the Word report).
+DPI = 200
+
+_INK = "#222222"
+_GREY = "#8C8C8C"
+_MAIN = OKABE_ITO["blue"]
+_SECOND = OKABE_ITO["orange"]
+_BOX_FACE = "#E6F0F7"
+_SIDE_FACE = "#F4F4F4"
+
+_CM_PER_INCH = 2.54
+_PT = _CM_PER_INCH / 72  # cm per point
+_WIDTH = 16.0  # cm, full text width
+_FONT = 9.0  # labels
+_SMALL = 8.0  # tick labels, legends, annotations, box text
+_LINE = 1.2  # line height as a multiple of the font size
+_TICK = 3.0  # tick length, points
+_TICK_PAD = 3.5  # tick to label, points
+_LABEL_PAD = 4.0  # tick labels to axis label, points
+_EDGE = 0.15  # free margin at the figure's edge, cm
+_LEGEND = 0.75  # room for a one-row legend above the axes, cm
+
+_RC: dict[RcKeyType, Any] = {
+    "font.family": "sans-serif",
+    "font.sans-serif": ["DejaVu Sans"],
+    "font.size": _FONT,
+    "axes.labelsize": _FONT,
+    "axes.titlesize": _FONT,
+    "xtick.labelsize": _SMALL,
+    "ytick.labelsize": _SMALL,
+    "legend.fontsize": _SMALL,
+    "text.color": _INK,
+    "axes.edgecolor": _INK,
+    "axes.labelcolor": _INK,
+    "xtick.color": _INK,
+    "ytick.color": _INK,
+    "axes.linewidth": 0.8,
+    "xtick.major.width": 0.8,
+    "ytick.major.width": 0.8,
+    "xtick.major.size": _TICK,
+    "ytick.major.size": _TICK,
+    "xtick.major.pad": _TICK_PAD,
+    "ytick.major.pad": _TICK_PAD,
+    "axes.labelpad": _LABEL_PAD,
+    "axes.spines.top": False,
+    "axes.spines.right": False,
+    "axes.grid": False,
+    "axes.unicode_minus": True,
+    "text.parse_math": False,  # labels and reasons are plain text, "$" included
+    "axes.prop_cycle": cycler(color=[OKABE_ITO[k] for k in ("blue", "orange", "bluish_green", "vermillion",
+                                                             "reddish_purple", "sky_blue", "yellow", "black")]),
+    "lines.linewidth": 1.2,
+    "legend.frameon": False,
+    "figure.dpi": 100.0,
+    "figure.facecolor": "white",
+    "savefig.facecolor": "white",
+    "savefig.dpi": DPI,
+    "svg.fonttype": "none",
+    "svg.hashsalt": "spinereg-report-figures",
+    "pdf.fonttype": 42,
+}
+
+
+@dataclass(frozen=True)
+class FigureFile:
+    """One figure of the report, written to disk.
+
+    Attributes
+    ----------
+    id : str
+        ``"flow"``, ``"trajectory_<outcome>"``, ``"individual_<outcome>"``,
+        ``"leak_types"`` or ``"survival"``; also the files' stem.
+    title : str
+        A short title, e.g. ``"Mean EQ-5D-3L index over time"``.
+    caption : str
+        The full caption: what is shown, the confidence level, the numbers
+        of patients and how missing answers are handled.
+    svg : Path
+        The vector figure (text kept as text).
+    png : Path
+        The raster figure at :data:`DPI` dots per inch (for Word).
+    pdf : Path or None
+        The figure as PDF, when asked for.
+    """
+
+    id: str
+    title: str
+    caption: str
+    svg: Path
+    png: Path
+    pdf: Path | None = None
+
+
+class _Drawn(NamedTuple):
+    fig: Figure
+    id: str
+    title: str
+    caption: str
+
+
+def make_figures(results: Mapping[str, Any], out_dir: Path, *, suppression: Suppression,
+                 pdf: bool = False) -> list[FigureFile]:
+    """Draw the report's figures from a study's results and write them to ``out_dir``.
+
+    Parameters
+    ----------
+    results : Mapping
+        The content of ``results.json`` (``StudyResult.to_dict()``).
+    out_dir : Path
+        Where to write ``<id>.svg``, ``<id>.png`` (and ``<id>.pdf``); created
+        when absent.  Existing files of the same names are replaced.
+    suppression : Suppression
+        Small-cell suppression of the counts drawn as text.
+    pdf : bool
+        Also write each figure as PDF.
+
+    Returns
+    -------
+    list of FigureFile
+        The figures in report order: the flow diagram, per outcome the mean
+        trajectory and the individual trajectories, the leak types and the
+        survival curve.  Figures without data are left out.
+    """
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    study = _Study(results, suppression)
+    files: list[FigureFile] = []
+    with matplotlib.rc_context(_RC):
+        for drawn in _draw_all(study):
+            if drawn is not None:
+                files.append(_save(drawn, out, pdf=pdf))
+    return files
+
+
+def _draw_all(study: _Study) -> Iterator[_Drawn | None]:
+    """The figures in report order, one at a time (``None`` for a figure without data)."""
+    yield _flow(study)
+    for oc in study.outcomes:
+        yield _trajectory(study, oc)
+        yield _individual(study, oc)
+    yield _leak_types(study)
+    yield _survival(study)
+
+
+def _save(drawn: _Drawn, out: Path, *, pdf: bool) -> FigureFile:
+    stem = out / drawn.id
+    svg, png = stem.with_suffix(".svg"), stem.with_suffix(".png")
+    drawn.fig.savefig(svg, format="svg", metadata={"Date": None})
+    _write_png(drawn.fig, png)
+    pdf_path = None
+    if pdf:
+        pdf_path = stem.with_suffix(".pdf")
+        drawn.fig.savefig(pdf_path, format="pdf", metadata={"CreationDate": None})
+    return FigureFile(drawn.id, drawn.title, drawn.caption, svg, png, pdf_path)
+
+
+def _png_chunk(tag: bytes, data: bytes) -> bytes:
+    return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data))
+
+
+def _write_png(fig: Figure, path: Path) -> None:
+    """Rasterise ``fig`` at :data:`DPI` with Agg and write it as an opaque RGB PNG.
+
+    Written here rather than by ``savefig``: Pillow's adaptive row filters
+    double the encoding time of these mostly white images, while plain rows
+    (filter type 0) through zlib are as small or smaller.  The physical size
+    (``pHYs``) is recorded so that Word places the image at its true width.
+    """
+    dpi = fig.dpi
+    fig.set_dpi(DPI)
+    try:
+        canvas: Any = FigureCanvasAgg(fig)  # Any: backend_agg's methods carry no annotations
+        canvas.draw()
+        rgba = np.asarray(canvas.buffer_rgba())
+    finally:
+        fig.set_dpi(dpi)
+    h, w = int(rgba.shape[0]), int(rgba.shape[1])
+    rows = np.zeros((h, 1 + 3 * w), dtype=np.uint8)  # leading 0: no filter
+    rows[:, 1:] = rgba[:, :, :3].reshape(h, 3 * w)
+    per_metre = round(DPI / 0.0254)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n"
+                     + _png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                     + _png_chunk(b"pHYs", struct.pack(">IIB", per_metre, per_metre, 1))
+                     + _png_chunk(b"IDAT", zlib.compress(rows.tobytes(), 6))
+                     + _png_chunk(b"IEND", b""))
+
+
+# --------------------------------------------------------------------------- values
+
+
+def _num(x: Any) -> float | None:
+    """``x`` as a finite float, ``None`` when missing or not a number."""
+    if is_missing(x):
+        return None
+    try:
+        v = float(x)
+    except (TypeError, ValueError):
+        return None
+    return v if math.isfinite(v) else None
+
+
+def _nan(x: Any) -> float:
+    v = _num(x)
+    return math.nan if v is None else v
+
+
+def _safe_id(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "_", name)
+
+
+def _counted(n: Any, noun: str, sup: Suppression) -> str:
+    """``"26 patients"``, ``"1 patient"``, ``"<5 patients"``."""
+    text = fmt_count(n, sup)
+    return f"{text} {noun}" if text == "1" else f"{text} {noun}s"
+
+
+def _level_text(conf_level: Any) -> str:
+    """``0.95`` -> ``"95%"``."""
+    v = _num(conf_level)
+    if v is None:
+        return "95%"
+    s = fmt_num(100.0 * v, 1)
+    return (s[:-2] if s.endswith(".0") else s) + "%"
+
+
+def _join(items: Sequence[str]) -> str:
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _suppression_note(sup: Suppression) -> str:
+    return f" Counts below {sup.threshold} are shown as <{sup.threshold}." if sup.on else ""
+
+
+# --------------------------------------------------------------------------- layout
+
+_TEXT = TextToPath()
+
+
+def _text_cm(text: str, size: float, *, bold: bool = False) -> float:
+    """Width in cm of ``text`` (its widest line) in the report font, without a renderer."""
+    prop = FontProperties(family="sans-serif", size=size, weight="bold" if bold else "normal")
+    return max(_TEXT.get_text_width_height_descent(line, prop, ismath=False)[0] for line in text.split("\n")) * _PT
+
+
+def _lines_cm(n_lines: int, size: float) -> float:
+    return n_lines * size * _LINE * _PT
+
+
+def _wrap(text: str, width_cm: float, size: float, *, bold: bool = False) -> list[str]:
+    """Greedy word wrap to ``width_cm`` by measured width."""
+    lines: list[str] = []
+    for word in text.split():
+        if lines and _text_cm(f"{lines[-1]} {word}", size, bold=bold) <= width_cm:
+            lines[-1] = f"{lines[-1]} {word}"
+        else:
+            lines.append(word)
+    return lines or [""]
+
+
+def _new_figure(height_cm: float) -> Figure:
+    fig = Figure(figsize=(_WIDTH / _CM_PER_INCH, height_cm / _CM_PER_INCH))
+    FigureCanvasAgg(fig)
+    return fig
+
+
+def _place(fig: Figure, ax: Axes, *, left: float, bottom: float, right: float, top: float) -> None:
+    """Put ``ax`` in ``fig`` with these margins (cm)."""
+    w, h = (float(v) * _CM_PER_INCH for v in fig.get_size_inches())
+    ax.set_position((left / w, bottom / h, max(w - left - right, 1.0) / w, max(h - bottom - top, 1.0) / h))
+
+
+def _tick_texts(ax: Axes, axis: str) -> list[str]:
+    """The tick labels ``ax`` will draw on ``axis`` for its current limits."""
+    a = ax.yaxis if axis == "y" else ax.xaxis
+    lo, hi = sorted(ax.get_ylim() if axis == "y" else ax.get_xlim())
+    tol = 1e-9 * (hi - lo)
+    locs = list(a.get_majorticklocs())
+    labels = a.get_major_formatter().format_ticks(locs)
+    return [str(text) for loc, text in zip(locs, labels, strict=True) if lo - tol <= loc <= hi + tol]
+
+
+def _left_margin(ax: Axes) -> float:
+    """cm needed left of ``ax`` for its y tick labels and y label."""
+    ticks = _tick_texts(ax, "y")
+    tick_w = max((_text_cm(t, _SMALL) for t in ticks), default=0.0)
+    label = ax.get_ylabel()
+    label_w = _lines_cm(label.count("\n") + 1, _FONT) + _LABEL_PAD * _PT if label else 0.0
+    return _EDGE + label_w + tick_w + (_TICK + _TICK_PAD) * _PT
+
+
+def _bottom_margin(ax: Axes) -> float:
+    """cm needed under ``ax`` for its x tick labels and x label."""
+    ticks = _tick_texts(ax, "x")
+    lines = max((t.count("\n") + 1 for t in ticks), default=0)
+    label = ax.get_xlabel()
+    label_h = _lines_cm(label.count("\n") + 1, _FONT) + _LABEL_PAD * _PT if label else 0.0
+    return _EDGE + label_h + _lines_cm(lines, _SMALL) + (_TICK + _TICK_PAD) * _PT
+
+
+def _percent_axis(ax: Axes, axis: str, ticks: Sequence[float]) -> None:
+    """Fixed ticks on a 0..1 proportion axis, shown as percentages (formatted by :func:`fmt_num`)."""
+    step = min((b - a for a, b in itertools.pairwise(ticks)), default=1.0)
+    digits = max(0, min(3, math.ceil(-math.log10(100.0 * step) - 1e-9))) if step > 0 else 0
+    a = ax.xaxis if axis == "x" else ax.yaxis
+    a.set_major_locator(FixedLocator(list(ticks)))
+    a.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_num(100.0 * v, digits) + "%"))
+
+
+def _median_ci(low: float | None, high: float | None) -> str:
+    """The CI of a median survival, whose upper limit may not be reached."""
+    if low is not None and high is None:
+        return f"{fmt_num(low, 1)} to not reached"
+    return fmt_ci(low, high, 1)
+
+
+# --------------------------------------------------------------------------- the results
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    name: str
+    label: str
+    higher_is_better: bool | None
+
+    @property
+    def axis_label(self) -> str:
+        if self.higher_is_better is None:
+            return self.label
+        return f"{self.label}\n({'higher' if self.higher_is_better else 'lower'} is better)"
+
+    @property
+    def better(self) -> str:
+        if self.higher_is_better is None:
+            return ""
+        return f" {'Higher' if self.higher_is_better else 'Lower'} scores are better."
+
+
+class _Study:
+    """The parts of ``results.json`` the figures read, with tolerant access."""
+
+    def __init__(self, results: Mapping[str, Any], sup: Suppression) -> None:
+        self.results = results
+        self.sup = sup
+        tables = results.get("tables") or {}
+        self.tables: Mapping[str, Any] = tables if isinstance(tables, Mapping) else {}
+        settings = results.get("settings") or {}
+        self.level = _level_text(settings.get("conf_level"))
+        self.outcomes = [
+            _Outcome(str(o["name"]), str(o.get("label") or o["name"]),
+                     o.get("higher_is_better") if isinstance(o.get("higher_is_better"), bool) else None)
+            for o in results.get("outcomes") or [] if o.get("name") is not None]
+        self.timepoints: list[Mapping[str, Any]] = list(results.get("timepoints") or [])
+
+    def table(self, name: str) -> list[Mapping[str, Any]]:
+        rows = self.tables.get(name)
+        return [r for r in rows if isinstance(r, Mapping)] if isinstance(rows, list) else []
+
+    def summary(self, oc: _Outcome) -> dict[str, Mapping[str, Any]]:
+        """``outcome_summary`` rows of ``oc`` by time point."""
+        return {str(r.get("timepoint")): r for r in self.table("outcome_summary") if r.get("outcome") == oc.name}
+
+    def positions(self, extra: Sequence[str]) -> tuple[dict[str, float], bool]:
+        """x position of each time point: its target day when every target is known and distinct.
+
+        Returns the positions (in report order; time points named only in the
+        tables come last) and whether they are target days (otherwise 0, 1, 2...).
+        """
+        names = [str(t.get("name")) for t in self.timepoints]
+        names += [n for n in dict.fromkeys(extra) if n not in names]
+        targets = {str(t.get("name")): _num(t.get("target")) for t in self.timepoints}
+        days = [targets.get(n) for n in names]
+        if names and all(d is not None for d in days) and len(set(days)) == len(days):
+            return {n: float(d) for n, d in zip(names, days, strict=True) if d is not None}, True
+        return {n: float(i) for i, n in enumerate(names)}, False
+
+    @staticmethod
+    def placement_note(positions: Mapping[str, float], by_day: bool) -> str:
+        if not by_day:
+            return "Time points are evenly spaced."
+        parts = [f"{name} day {fmt_num(x, 0)}" for name, x in positions.items()]
+        return f"Time points are placed at their target day after the operation ({_join(parts)})."
+
+
+def _time_axis(ax: Axes, positions: Mapping[str, float], labels: Mapping[str, str]) -> None:
+    xs = list(positions.values())
+    ax.xaxis.set_major_locator(FixedLocator(xs))
+    ax.set_xticklabels([labels.get(n, n) for n in positions])
+    lo, hi = min(xs), max(xs)
+    pad = 0.08 * (hi - lo) if hi > lo else 1.0
+    ax.set_xlim(lo - pad, hi + pad)
+    ax.set_xlabel("Time point")
+
+
+# --------------------------------------------------------------------------- 1. flow diagram
+
+_STEP_LABELS = {
+    "registry": "Registry extract",
+    "procedure": "Study procedure",
+    "indication": "Study indication or diagnosis",
+    "period": "Operated in the study period",
+    "age": "Age in the study's range",
+    "first per patient": "First operation per patient",
+    "baseline": "Baseline questionnaire answered",
+}
+
+_Line = tuple[str, bool, str | None]  # text, bold, SVG id
+
+
+def _step_label(step: Any) -> str:
+    s = str(step or "").strip()
+    return _STEP_LABELS.get(s, s[:1].upper() + s[1:] if s else "Selection step")
+
+
+def _flow(study: _Study) -> _Drawn:
+    """A vertical chain of boxes (what remains after each step) with side boxes (what each step excluded)."""
+    sup = study.sup
+    rows = study.table("flow")
+    line = _lines_cm(1, _SMALL)
+    pad, gap_pad, min_gap = 0.14, 0.16, 0.7
+    main_x0, main_w = 0.2, 7.4
+    side_x0, side_w = 8.7, _WIDTH - 8.7 - 0.2
+    cx = main_x0 + main_w / 2
+    inner_main, inner_side = main_w - 2 * pad, side_w - 2 * pad
+
+    def wrapped(text: str, width: float, bold: bool, gid: str | None = None) -> list[_Line]:
+        parts = _wrap(text, width, _SMALL, bold=bold)
+        return [(t, bold, gid if k == 0 else None) for k, t in enumerate(parts)]
+
+    data = study.results.get("data") or {}
+    main: list[list[_Line]] = []
+    side: list[list[_Line]] = []
+    for i, r in enumerate(rows):
+        last = i == len(rows) - 1 and i > 0
+        lines = wrapped("Study cohort", inner_main, True) if last else []
+        lines += wrapped(_step_label(r.get("step")), inner_main, not last)
+        counts = (f"{_counted(r.get('n_operations'), 'operation', sup)} in "
+                  f"{_counted(r.get('n_patients'), 'patient', sup)}")
+        lines += wrapped(counts, inner_main, False, f"flow-count-{i}")
+        if i == 0 and data.get("name"):
+            src = str(data["name"]) + (f", extract {data['extract_date']}" if data.get("extract_date") else "")
+            lines += wrapped(src, inner_main, False)
+        main.append(lines)
+        excluded: list[_Line] = []
+        if i > 0:
+            excluded = wrapped(f"Excluded: {_counted(r.get('excluded'), 'operation', sup)}", inner_side, True,
+                               f"flow-excluded-{i}")
+            excluded += wrapped(str(r.get("reason") or ""), inner_side, False)
+        side.append(excluded)
+    if not rows:
+        main, side = [wrapped("Cohort flow not recorded in the results", inner_main, True)], [[]]
+
+    def height(lines: Sequence[_Line]) -> float:
+        return len(lines) * line + 2 * pad
+
+    gaps = [0.0] + [max(height(s) + 2 * gap_pad, min_gap) for s in side[1:]]
+    total = 2 * _EDGE + sum(height(m) for m in main) + sum(gaps)
+    fig = _new_figure(total)
+    ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
+    ax.set_xlim(0, _WIDTH)
+    ax.set_ylim(total, 0)
+    ax.axis("off")
+
+    def box(x0: float, y0: float, w: float, lines: Sequence[_Line], *, centred: bool, face: str, edge: str,
+            lw: float) -> float:
+        h = height(lines)
+        ax.add_patch(FancyBboxPatch((x0, y0), w, h, boxstyle="round,pad=0,rounding_size=0.12", facecolor=face,
+                                    edgecolor=edge, linewidth=lw, clip_on=False))
+        for k, (text, bold, gid) in enumerate(lines):
+            ax.text(x0 + w / 2 if centred else x0 + pad, y0 + pad + (k + 0.5) * line, text, fontsize=_SMALL,
+                    fontweight="bold" if bold else "normal", ha="center" if centred else "left",
+                    va="center_baseline", gid=gid)
+        return h
+
+    arrow = {"arrowstyle": "-|>", "color": _INK, "lw": 0.8, "shrinkA": 0, "shrinkB": 0, "mutation_scale": 8}
+    y = _EDGE
+    for i, lines in enumerate(main):
+        if i > 0:
+            mid = y + gaps[i] / 2
+            ax.annotate("", xy=(cx, y + gaps[i]), xytext=(cx, y), arrowprops=arrow)
+            ax.annotate("", xy=(side_x0, mid), xytext=(cx, mid), arrowprops=arrow)
+            box(side_x0, mid - height(side[i]) / 2, side_w, side[i], centred=False, face=_SIDE_FACE, edge=_GREY,
+                lw=0.7)
+            y += gaps[i]
+        last = i == len(main) - 1 and i > 0
+        y += box(main_x0, y, main_w, lines, centred=True, face=_BOX_FACE, edge=_MAIN, lw=1.6 if last else 0.8)
+
+    caption = ("Flow of operations and patients from the registry extract to the study cohort. Each box in the "
+               "left column gives the operations and patients remaining after a selection step; the side boxes "
+               "give the operations excluded at that step and why." + _suppression_note(sup))
+    return _Drawn(fig, "flow", "Cohort flow", caption)
+
+
+# --------------------------------------------------------------------------- 2. mean trajectories
+
+
+def _trajectory(study: _Study, oc: _Outcome) -> _Drawn | None:
+    """Mean with its CI (error bars) at each time point, n under each time point."""
+    sup = study.sup
+    rows = study.summary(oc)
+    if not any(_num(r.get("mean")) is not None for r in rows.values()):
+        return None
+    pos, by_day = study.positions(list(rows))
+    fig = _new_figure(7.5)
+    ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
+    labels: dict[str, str] = {}
+    xs: list[float] = []
+    means: list[float] = []
+    bars: list[tuple[float, float, float, float]] = []  # x, mean, below, above
+    empty: list[str] = []
+    no_ci: list[str] = []
+    for name, x in pos.items():
+        r = rows.get(name, {})
+        labels[name] = f"{name}\nn = {fmt_count(r.get('n'), sup)}" if r else name
+        m = _num(r.get("mean"))
+        if m is None:
+            if r:
+                empty.append(name)
+            continue
+        xs.append(x)
+        means.append(m)
+        lo, hi = _num(r.get("ci_low")), _num(r.get("ci_high"))
+        if lo is None or hi is None:
+            no_ci.append(name)
+        else:
+            bars.append((x, m, m - lo, hi - m))
+    ax.plot(xs, means, color=_MAIN, marker="o", markersize=5, lw=1.5, zorder=3)
+    if bars:
+        ax.errorbar([b[0] for b in bars], [b[1] for b in bars],
+                    yerr=np.array([[b[2] for b in bars], [b[3] for b in bars]]), fmt="none", ecolor=_MAIN,
+                    elinewidth=1.0, capsize=3, capthick=1.0, zorder=2)
+    to_axes = blended_transform_factory(ax.transData, ax.transAxes)
+    for name in empty:
+        text = "no answers" if not _num(rows[name].get("n")) else "not estimable"
+        ax.text(pos[name], 0.5, text, color=_GREY, fontsize=_SMALL, ha="center", va="center", rotation=90,
+                transform=to_axes)
+    _time_axis(ax, pos, labels)
+    ax.set_ylabel(oc.axis_label)
+    _place(fig, ax, left=_left_margin(ax), bottom=_bottom_margin(ax), right=0.3, top=0.25)
+
+    caption = (f"Mean {oc.label} at each time point with {study.level} confidence intervals (t distribution; error "
+               f"bars). Each mean is over the patients who answered at that time point (n under the time point); "
+               f"patients who had died, did not answer or were not yet due are left out and nothing is imputed, so "
+               f"the means at different time points need not come from the same patients. "
+               f"{study.placement_note(pos, by_day)}{oc.better}")
+    if empty:
+        caption += f" Not estimable at {_join(empty)} (no scores)."
+    if no_ci:
+        caption += f" Confidence interval not estimable at {_join(no_ci)}."
+    caption += _suppression_note(sup)
+    return _Drawn(fig, f"trajectory_{_safe_id(oc.name)}", f"Mean {oc.label} over time", caption)
+
+
+# --------------------------------------------------------------------------- 3. individual trajectories
+
+
+def _individual(study: _Study, oc: _Outcome) -> _Drawn | None:
+    """One thin line per patient across the time points answered, with the mean over them."""
+    sup = study.sup
+    scores = [r for r in study.table("scores")
+              if r.get("outcome") == oc.name and _num(r.get("value")) is not None and r.get("timepoint") is not None]
+    if not scores:
+        return None
+    rows = study.summary(oc)
+    pos, by_day = study.positions([str(r["timepoint"]) for r in scores] + list(rows))
+    by_case: dict[str, list[tuple[float, float]]] = {}
+    for r in scores:
+        by_case.setdefault(str(r.get("case")), []).append((pos[str(r["timepoint"])], _nan(r.get("value"))))
+    paths: list[np.ndarray[Any, np.dtype[np.float64]]] = []
+    singles: list[tuple[float, float]] = []
+    for pts in by_case.values():
+        pts.sort()
+        if len(pts) > 1:
+            paths.append(np.array(pts, dtype=np.float64))
+        else:
+            singles.append(pts[0])
+    n_patients = len(by_case)
+    hide = sup.hides(n_patients)
+    alpha = min(0.6, max(0.08, 3.0 / math.sqrt(n_patients)))
+
+    fig = _new_figure(7.5)
+    ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
+    ax.add_collection(LineCollection(paths, colors=_GREY, linewidths=0.6, alpha=alpha, zorder=1))
+    if singles:
+        ax.scatter([p[0] for p in singles], [p[1] for p in singles], s=6, color=_GREY, alpha=min(1.0, 1.2 * alpha),
+                   linewidths=0, zorder=1)
+    mean_pts = sorted((pos[n], m) for n, r in rows.items() if (m := _num(r.get("mean"))) is not None and n in pos)
+    if mean_pts:
+        ax.plot([p[0] for p in mean_pts], [p[1] for p in mean_pts], color=_MAIN, marker="o", markersize=5, lw=2.0,
+                zorder=3)
+    ax.autoscale_view()
+    labels = {name: name if hide or name not in rows else f"{name}\nn = {fmt_count(rows[name].get('n'), sup)}"
+              for name in pos}
+    _time_axis(ax, pos, labels)
+    ax.set_ylabel(oc.axis_label)
+    handles = [Line2D([], [], color=_GREY, lw=0.8, label="Individual patients")]
+    if mean_pts:
+        handles.append(Line2D([], [], color=_MAIN, lw=2.0, marker="o", markersize=5, label="Mean"))
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, borderaxespad=0.2)
+    _place(fig, ax, left=_left_margin(ax), bottom=_bottom_margin(ax), right=0.3, top=_LEGEND)
+
+    who = ("the patients" if hide else f"the {_counted(n_patients, 'patient', sup)}") + " with at least one score"
+    caption = (f"Individual {oc.label} scores of {who}: one thin grey line per patient joining the time points the "
+               f"patient answered (a dot where only one was answered)")
+    caption += ", and the mean at each time point (blue)." if mean_pts else "."
+    caption += (" Patients are shown whatever time points they missed (death, no answer, not yet due); nothing is "
+                f"imputed. {study.placement_note(pos, by_day)}{oc.better}")
+    if hide:
+        caption += f" Counts are not shown: fewer than {sup.threshold} patients."
+    else:
+        caption += _suppression_note(sup)
+    return _Drawn(fig, f"individual_{_safe_id(oc.name)}", f"Individual {oc.label} trajectories", caption)
+
+
+# --------------------------------------------------------------------------- 4. leak types
+
+_LEAK_LABELS = {
+    "any": "Any leak",
+    "yeom_b": "Type B (basivertebral vein)",
+    "yeom_s": "Type S (segmental vein)",
+    "yeom_c": "Type C (cortical defect)",
+    "intradiscal": "Intradiscal",
+    "paravertebral": "Paravertebral",
+    "epidural_foraminal": "Epidural or foraminal",
+    "venous_pulmonary_embolism": "Venous, pulmonary embolism",
+    "type not recorded": "Type not recorded",
+}
+_MEASURES = ("cement leak", "symptomatic cement leak")
+_UNIT_NAMES = {"level": "treated level", "patient": "patient"}
+
+
+def _leak_label(measure: str, category: str) -> str:
+    text = _LEAK_LABELS.get(category, category.replace("_", " "))
+    if measure == "symptomatic cement leak":
+        return "Symptomatic leak" if category == "any" else f"Symptomatic: {text.lower()}"
+    return text[:1].upper() + text[1:]
+
+
+def _leak_types(study: _Study) -> _Drawn | None:
+    """Horizontal bars of the leak proportions by type, per level and per patient, with CI whiskers."""
+    sup = study.sup
+    rows = [r for r in study.table("leaks") if r.get("measure") in _MEASURES]
+    if not any(_num(r.get("proportion")) is not None for r in rows):
+        return None
+    cats = list(dict.fromkeys((str(r.get("measure")), str(r.get("category"))) for r in rows))
+    cats.sort(key=lambda c: _MEASURES.index(c[0]))  # stable: leak types in table order, symptomatic last
+    units = [u for u in ("level", "patient") if any(r.get("unit") == u for r in rows)]
+    units += [u for u in dict.fromkeys(str(r.get("unit")) for r in rows) if u not in units]
+    cell = {(str(r.get("measure")), str(r.get("category")), str(r.get("unit"))): r for r in rows}
+    colours = [_MAIN, _SECOND, OKABE_ITO["bluish_green"], OKABE_ITO["reddish_purple"]]
+    bar_h = 0.8 / len(units)
+
+    fig = _new_figure(1.2 + _LEGEND + len(cats) * (0.3 * len(units) + 0.25))
+    ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
+    ends: list[tuple[float, float, str]] = []  # bar or whisker end, y, label
+    hidden = False
+    handles: list[Patch] = []
+    denominators: list[str] = []
+    for j, unit in enumerate(units):
+        unit_rows = [r for (m, _c, u), r in cell.items() if u == unit and m == "cement leak"]
+        noun = "assessed " + _UNIT_NAMES.get(unit, unit)
+        denominators.append(_counted(unit_rows[0].get("n"), noun, sup) if unit_rows else f"{noun}s")
+        ys: list[float] = []
+        ps: list[float] = []
+        whiskers: list[tuple[float, float, float, float]] = []  # y, p, below, above
+        for i, (measure, category) in enumerate(cats):
+            r = cell.get((measure, category, unit))
+            if r is None:
+                continue
+            y = i - 0.4 + bar_h * (j + 0.5)
+            p, lo, hi = _num(r.get("proportion")), _num(r.get("ci_low")), _num(r.get("ci_high"))
+            counts = f"{fmt_count(r.get('x'), sup)}/{fmt_count(r.get('n'), sup)}"
+            if p is None:
+                ends.append((0.0, y, "not estimable"))
+                continue
+            if sup.hides(r.get("x")) or sup.hides(r.get("n")):  # a bar or CI would give the count away
+                ends.append((0.0, y, f"{counts} (suppressed)"))
+                hidden = True
+                continue
+            pct = fmt_proportion(p, 1, counts=(r.get("x"), r.get("n")), sup=sup)
+            ends.append((max(p, hi or 0.0), y, f"{pct} ({counts})"))
+            ys.append(y)
+            ps.append(p)
+            if lo is not None and hi is not None:
+                whiskers.append((y, p, max(p - lo, 0.0), max(hi - p, 0.0)))
+        colour = colours[j % len(colours)]
+        handles.append(Patch(facecolor=colour, label=f"Per {_UNIT_NAMES.get(unit, unit)}"))
+        ax.barh(ys, ps, height=bar_h * 0.92, color=colour, zorder=2)
+        if whiskers:
+            ax.errorbar([w[1] for w in whiskers], [w[0] for w in whiskers],
+                        xerr=np.array([[w[2] for w in whiskers], [w[3] for w in whiskers]]), fmt="none",
+                        ecolor=_INK, elinewidth=0.8, capsize=2, capthick=0.8, zorder=3)
+    for end, y, text in ends:
+        ax.annotate(text, xy=(end, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=_SMALL)
+    ax.set_yticks(range(len(cats)), [_leak_label(m, c) for m, c in cats])
+    ax.set_ylim(len(cats) - 0.5, -0.5)
+    ax.tick_params(axis="y", length=0)
+    ax.set_xlabel("Proportion with a cement leak")
+    left = _EDGE + max(_text_cm(_leak_label(m, c), _SMALL) for m, c in cats) + _TICK_PAD * _PT
+    right = 0.45  # room for the last tick label
+    axis_w = _WIDTH - left - right
+    # room right of each bar for its label: end + (3 pt + width) * xmax / axis_w <= xmax
+    xmax = max([0.05] + [end / max(1.0 - (3 * _PT + _text_cm(text, _SMALL) + 0.1) / axis_w, 0.2)
+                         for end, _y, text in ends])
+    ticks = MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(0.0, xmax)
+    _percent_axis(ax, "x", [float(t) for t in ticks if 0 <= t <= min(1.0, xmax) + 1e-9])
+    ax.set_xlim(0, xmax)
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=len(units), borderaxespad=0.2)
+    _place(fig, ax, left=left, bottom=_bottom_margin(ax), right=right, top=_LEGEND)
+
+    caption = (f"Cement leaks by type (Yeom et al. 2003 classification and location), as the proportion of "
+               f"{_join(denominators)} with a leak, with exact (Clopper-Pearson) {study.level} confidence intervals "
+               "(whiskers); the labels give the percentage and the count over the denominator. A level or patient "
+               "with leaks of two types counts under both, so the types need not add up to any leak. Assessed "
+               "levels and patients are those with post-operative imaging.")
+    if hidden:
+        caption += (f" Counts below {sup.threshold} are shown as <{sup.threshold}, without their bar, percentage "
+                    "or confidence interval, from which they could be calculated back.")
+    else:
+        caption += _suppression_note(sup)
+    return _Drawn(fig, "leak_types", "Cement leaks by type", caption)
+
+
+# --------------------------------------------------------------------------- 5. survival
+
+
+def _at_risk_columns(rows: Sequence[Mapping[str, Any]], most: int) -> list[Mapping[str, Any]]:
+    """Every k-th number at risk (from the first), k the smallest of 1, 2, 3, 4, 6, 8, 12, ... giving <= ``most``."""
+    most = max(most, 2)
+    for k in (1, 2, 3, 4, 6, 8, 12, 16, 20, 24, 40):
+        if math.ceil(len(rows) / k) <= most:
+            return list(rows[::k])
+    return list(rows[:: math.ceil(len(rows) / most)])
+
+
+def _survival(study: _Study) -> _Drawn | None:
+    """Kaplan-Meier step curve with the CI band, censoring marks and a number-at-risk row."""
+    sup = study.sup
+    curve = sorted((r for r in study.table("survival_curve")
+                    if _num(r.get("months")) is not None and _num(r.get("survival")) is not None),
+                   key=lambda r: _nan(r.get("months")))
+    if not curve:
+        return None
+    median = (study.table("survival_median") or [{}])[0]
+    left, right = 1.7, 0.35
+    axis_w = _WIDTH - left - right
+    risk_rows = [r for r in study.table("survival_at_risk") if _num(r.get("months")) is not None]
+    widest = max((_text_cm(fmt_count(r.get("n_risk"), sup), _SMALL) for r in risk_rows), default=0.0)
+    at_risk = _at_risk_columns(risk_rows, int(axis_w // (widest + 0.3))) if risk_rows else []
+
+    t = np.array([0.0] + [_nan(r.get("months")) for r in curve])
+    s = np.array([1.0] + [_nan(r.get("survival")) for r in curve])
+    lo = np.array([1.0] + [_nan(r.get("ci_low")) for r in curve])
+    hi = np.array([1.0] + [_nan(r.get("ci_high")) for r in curve])
+
+    risk_block = _lines_cm(2, _SMALL) + 0.35 if at_risk else 0.0
+    x_block = _EDGE + _lines_cm(1, _FONT) + _lines_cm(1, _SMALL) + (_TICK + _TICK_PAD + _LABEL_PAD) * _PT
+    fig = _new_figure(_LEGEND + 6.0 + x_block + risk_block)
+    ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
+    ax.fill_between(t, lo, hi, step="post", color=_MAIN, alpha=0.18, linewidth=0, zorder=1)
+    ax.step(t, s, where="post", color=_MAIN, lw=1.5, zorder=3)
+    cens = [(_nan(r.get("months")), _nan(r.get("survival"))) for r in curve if (_num(r.get("n_censor")) or 0) > 0]
+    if cens:
+        ax.plot([c[0] for c in cens], [c[1] for c in cens], ls="none", marker="|", markersize=6, mew=1.0,
+                color=_MAIN, zorder=4)
+    med, med_lo, med_hi = (_num(median.get(k)) for k in ("median_months", "ci_low", "ci_high"))
+    if med is not None:
+        ax.plot([0, med, med], [0.5, 0.5, 0.0], color=_GREY, lw=0.8, ls=(0, (2, 2)), zorder=2)
+        med_text = f"Median survival {fmt_num(med, 1)} months\n({study.level} CI {_median_ci(med_lo, med_hi)})"
+    else:
+        med_text = "Median survival not estimable"
+    ax.text(0.99, 0.98, med_text, transform=ax.transAxes, ha="right", va="top", fontsize=_SMALL)
+
+    horizon = max([float(t[-1])] + [_nan(r.get("months")) for r in at_risk])
+    ax.set_xlim(0, horizon * 1.02 if horizon > 0 else 1.0)
+    ax.set_ylim(0, 1.02)
+    _percent_axis(ax, "y", [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    ax.set_ylabel("Survival")
+    ax.set_xlabel("Months after the operation")
+    if at_risk:
+        ax.xaxis.set_major_locator(FixedLocator([_nan(r.get("months")) for r in at_risk]))
+    else:
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=10, steps=[1, 2, 3, 6, 10]))
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_num(v, 0)))
+    legend: list[Line2D | Patch] = [Line2D([], [], color=_MAIN, lw=1.5, label="Kaplan-Meier estimate"),
+                                    Patch(facecolor=_MAIN, alpha=0.18, label=f"{study.level} confidence band")]
+    if cens:
+        legend.append(Line2D([], [], ls="none", marker="|", markersize=6, mew=1.0, color=_MAIN, label="Censored"))
+    ax.legend(handles=legend, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=len(legend), borderaxespad=0.2)
+    _place(fig, ax, left=left, bottom=x_block + risk_block, right=right, top=_LEGEND)
+    if at_risk:
+        ax_risk = fig.add_axes((0.1, 0.1, 0.8, 0.8))
+        height = float(fig.get_size_inches()[1]) * _CM_PER_INCH
+        _place(fig, ax_risk, left=left, bottom=_EDGE, right=right, top=height - _EDGE - _lines_cm(2, _SMALL))
+        ax_risk.set_xlim(ax.get_xlim())
+        ax_risk.set_ylim(0, 2)
+        ax_risk.axis("off")
+        ax_risk.text(0.0, 1.5, "Number at risk", ha="left", va="center_baseline", fontsize=_SMALL, fontweight="bold",
+                     transform=blended_transform_factory(ax_risk.transAxes, ax_risk.transData))
+        for r in at_risk:
+            m = _nan(r.get("months"))
+            ax_risk.text(m, 0.5, fmt_count(r.get("n_risk"), sup), ha="center", va="center_baseline",
+                         fontsize=_SMALL, gid=f"atrisk-{fmt_num(m, 0)}")
+
+    n_text, ev_text = _counted(median.get("n"), "patient", sup), _counted(median.get("events"), "death", sup)
+    caption = (f"Kaplan-Meier estimate of overall survival after the operation ({n_text}, {ev_text}), with the "
+               f"pointwise {study.level} confidence band (log scale; shaded).")
+    if cens:
+        caption += " Patients alive at the registry extract date are censored there (tick marks)."
+    if med is not None:
+        caption += (f" The dotted line marks the median survival, {fmt_num(med, 1)} months ({study.level} CI "
+                    f"{_median_ci(med_lo, med_hi)}).")
+    elif median.get("note"):
+        caption += f" Median survival not estimable: {median['note']}."
+    if at_risk:
+        caption += " The row under the axis gives the number of patients still at risk."
+    caption += _suppression_note(sup)
+    return _Drawn(fig, "survival", "Kaplan-Meier survival", caption)
