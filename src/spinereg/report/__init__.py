@@ -13,7 +13,7 @@ The content is built once, as a format-neutral :class:`Document`
 appear in every format.  See ``docs/report.md``.
 """
 
-from spinereg.report._build import BANNER, build_document, load_results
+from spinereg.report._build import build_document, load_results
 from spinereg.report._docx import render_docx
 from spinereg.report._html import render_html
 from spinereg.report._model import (
@@ -28,13 +28,11 @@ from spinereg.report._model import (
     Table,
 )
 from spinereg.report._pdf import render_pdf
-from spinereg.report._render import FORMATS, render_report
+from spinereg.report._render import render_report
 
 __all__ = [
-    "BANNER",
     "BulletList",
     "Document",
-    "FORMATS",
     "Figure",
     "Footnote",
     "Heading",

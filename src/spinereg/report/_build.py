@@ -1,0 +1,348 @@
+"""``results.json`` -> one format-neutral :class:`~spinereg.report._model.Document`.
+
+The builder decides the content and its order (STROBE/RECORD: title and
+data source, methods, participants with the flow diagram, baseline table,
+follow-up, outcomes, rates, survival, sensitivity analysis, provenance); the
+renderers decide only the layout.  Numbers are formatted here, once.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from spinereg._errors import SpineregError
+from spinereg.report import _tables as tb
+from spinereg.report._context import Ctx, FigureLike, p_text
+from spinereg.report._format import (
+    MINUS,
+    NA_TEXT,
+    fmt_ci,
+    fmt_count,
+    fmt_est_ci,
+    fmt_fraction,
+    fmt_num,
+    fmt_proportion,
+    is_missing,
+)
+from spinereg.report._methods import methods_blocks
+from spinereg.report._model import Block, BulletList, Document, Heading, Paragraph, Section, Table
+from spinereg.report._text import join_words
+
+__all__ = ["BANNER", "SUPPORTED_SCHEMA_VERSIONS", "build_document", "load_results"]
+
+BANNER = ("SYNTHETIC DATA \u2013 simulated patients, not real people. For demonstration and testing only; "
+          "not for clinical or scientific conclusions.")
+
+SUPPORTED_SCHEMA_VERSIONS = (1,)
+
+Rec = Mapping[str, Any]
+
+
+def load_results(results: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
+    """The content of ``results.json``: a mapping as given, or read from a path.
+
+    Raises
+    ------
+    SpineregError
+        The file cannot be read, is not JSON, is not a spinereg results
+        file, or has a schema version this spinereg cannot report.
+    """
+    if isinstance(results, Mapping):
+        data: Any = results
+        where = "results"
+    else:
+        p = Path(results)
+        where = str(p)
+        try:
+            data = json.loads(p.read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise SpineregError(f"{p}: cannot read the results file: {exc.strerror}") from None
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise SpineregError(f"{p}: not valid JSON: {exc}") from None
+    if not isinstance(data, Mapping) or not isinstance(data.get("tables"), Mapping) or "study" not in data:
+        raise SpineregError(f"{where}: not a spinereg results file (expected the keys 'study' and 'tables'; "
+                            f"write one with `spinereg study run`)")
+    version = data.get("schema_version")
+    if version not in SUPPORTED_SCHEMA_VERSIONS:
+        raise SpineregError(f"{where}: results schema version {version!r} is not supported by this spinereg "
+                            f"(supported: {', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))})")
+    return data
+
+
+# -- results text --------------------------------------------------------------------------------------------------
+
+
+def _change_sentence(ctx: Ctx, r: Rec) -> str:
+    outcome = str(r.get("outcome"))
+    d = ctx.digits(outcome)
+    n = r.get("n_pairs")
+    what = f"{ctx.outcome_label(outcome)}, baseline to {ctx.tp(r.get('timepoint')).lower()}"
+    est = fmt_est_ci(r.get("mean_diff"), r.get("ci_low"), r.get("ci_high"), d, counts=(n,), sup=ctx.sup)
+    if ctx.hidden(n):
+        return f"{what}: mean change not shown (fewer than {ctx.sup.threshold} complete pairs)."
+    if est == NA_TEXT:
+        why = str(r.get("note") or "").removeprefix("not estimable: ")
+        return f"{what}: mean change not estimable{f' ({why})' if why else ''}; {ctx.count(n)} complete pairs."
+    mean = fmt_num(r.get("mean_diff"), d)
+    ci = fmt_ci(r.get("ci_low"), r.get("ci_high"), d)
+    return (f"{what}: mean change {mean} ({ctx.level} CI {ci}; paired t-test {p_text(r.get('p_value'))}; "
+            f"{ctx.count(n)} complete pairs).")
+
+
+def _rate_phrase(ctx: Ctx, r: Rec | None, unit: str) -> str:
+    if r is None:
+        return ""
+    x, n = r.get("x"), r.get("n")
+    pct = fmt_proportion(r.get("proportion"), 1, counts=(x, n), sup=ctx.sup)
+    ci = fmt_ci(r.get("ci_low"), r.get("ci_high"), 1, percent=True, counts=(x, n), sup=ctx.sup)
+    detail = "" if pct == NA_TEXT else f" ({pct}, {ctx.level} CI {ci})"
+    return f"{fmt_fraction(x, n, ctx.sup)} {unit}{detail}"
+
+
+def _find(rows: Sequence[Rec] | None, **key: Any) -> Rec | None:
+    for r in rows or []:
+        if all(r.get(k) == v for k, v in key.items()):
+            return r
+    return None
+
+
+def _key_results(ctx: Ctx) -> list[str]:
+    items = []
+    flow = ctx.table_rows("flow") or []
+    if flow:
+        first, last = flow[0], flow[-1]
+        items.append(f"{ctx.count(last.get('n_patients'))} patients ({ctx.count(last.get('n_operations'))} "
+                     f"operations) were included from {ctx.count(first.get('n_operations'))} operations of "
+                     f"{ctx.count(first.get('n_patients'))} patients in the data.")
+    for r in ctx.table_rows("paired_change") or []:
+        items.append(_change_sentence(ctx, r))
+    leaks = ctx.table_rows("leaks")
+    if leaks:
+        pat = _find(leaks, measure="cement leak", unit="patient", category="any")
+        lev = _find(leaks, measure="cement leak", unit="level", category="any")
+        sym = _find(leaks, measure="symptomatic cement leak", unit="patient", category="any")
+        parts = [p for p in (_rate_phrase(ctx, pat, "patients"), _rate_phrase(ctx, lev, "treated levels")) if p]
+        if parts:
+            text = f"Cement leaked in {join_words(parts)}"
+            if sym is not None:
+                text += f"; symptomatic leaks in {_rate_phrase(ctx, sym, 'patients')}"
+            items.append(text + ".")
+    comp = _find(ctx.table_rows("complications"), category="any", unit="patient")
+    if comp is not None:
+        items.append(f"Complications in {_rate_phrase(ctx, comp, 'patients')}.")
+    med = ctx.table_rows("survival_median")
+    if med:
+        m = med[0]
+        est = fmt_est_ci(m.get("median_months"), m.get("ci_low"), m.get("ci_high"), 1, counts=(m.get("n"),),
+                         sup=ctx.sup)
+        if est == NA_TEXT:
+            died = fmt_fraction(m.get("events"), m.get("n"), ctx.sup)
+            items.append(f"Median survival not estimable or not shown; {died} patients died during follow-up.")
+        else:
+            ci = fmt_ci(m.get("ci_low"), m.get("ci_high"), 1)
+            ci = f"{ctx.level} CI not estimable" if ci == NA_TEXT else f"{ctx.level} CI {ci}"
+            items.append(f"Median survival {fmt_num(m.get('median_months'), 1)} months ({ci}); "
+                         f"{fmt_fraction(m.get('events'), m.get('n'), ctx.sup)} patients died during follow-up.")
+    return items
+
+
+def _follow_up_text(ctx: Ctx, table: Table | None) -> str:
+    rows = ctx.table_rows("follow_up") or []
+    parts = []
+    for r in rows:
+        if r.get("timepoint") == "baseline":
+            continue
+        s = (f"at {ctx.tp(r.get('timepoint')).lower()}, {ctx.count(r.get('answered'))} answered, "
+             f"{ctx.count(r.get('died'))} had died and {ctx.count(r.get('missing'))} were alive without an answer")
+        if not is_missing(r.get("not_yet_due")) and r.get("not_yet_due"):
+            s += f" ({ctx.count(r.get('not_yet_due'))} not yet due)"
+        parts.append(s)
+    if not parts:
+        return ""
+    ref = f" ({table.label})" if table else ""
+    n = rows[0].get("n")
+    return f"Of the {ctx.count(n)} patients, {join_words(parts, 'and')}{ref}."
+
+
+def _shown(x: float, digits: int) -> Decimal:
+    """``x`` as the report shows it, as a number."""
+    return Decimal(fmt_num(x, digits).replace(MINUS, "-"))
+
+
+def _sensitivity_text(ctx: Ctx) -> tuple[list[str], str]:
+    """One sentence per outcome and time point, and an overall sentence."""
+    cc = {(str(r.get("outcome")), str(r.get("timepoint"))): r for r in ctx.table_rows("paired_change") or []}
+    items = []
+    agree = differ = material = compared = not_compared = 0
+    for r in ctx.table_rows("mixed_model") or []:
+        outcome = str(r.get("outcome"))
+        c = cc.get((outcome, str(r.get("timepoint")))) or {}
+        d = ctx.digits(outcome)
+        cmp = tb.compare(ctx, outcome, c, r)
+        what = f"{ctx.outcome_label(outcome)} at {ctx.tp(r.get('timepoint')).lower()}"
+        if cmp.diff is None:
+            why = r.get("note") or c.get("note") or "an estimate is not estimable or not shown"
+            items.append(f"{what}: the two analyses cannot be compared ({why}).")
+            not_compared += 1
+            continue
+        compared += 1
+        mm = fmt_est_ci(r.get("estimate"), r.get("ci_low"), r.get("ci_high"), d)
+        cct = fmt_est_ci(c.get("mean_diff"), c.get("ci_low"), c.get("ci_high"), d)
+        # compare the numbers as shown (one more decimal when they round alike), so that the sentence never
+        # contradicts its own figures
+        dd = d + 1 if cmp.threshold is not None and _shown(abs(cmp.diff), d) == _shown(cmp.threshold, d) else d
+        s = f"{what}: mixed model {mm} against complete-case {cct}; they differ by {fmt_num(abs(cmp.diff), dd)}"
+        if cmp.threshold is not None:
+            big = _shown(abs(cmp.diff), dd) >= _shown(cmp.threshold, dd)
+            material += big
+            s += f", {'at least' if big else 'less than'} {cmp.threshold_text} ({fmt_num(cmp.threshold, dd)})"
+        if cmp.cc_excludes_0 is None or cmp.mm_excludes_0 is None:
+            s += "; a CI is not available, so the conclusions cannot be compared."
+        elif cmp.cc_excludes_0 == cmp.mm_excludes_0:
+            agree += 1
+            s += (f"; both CIs {'exclude' if cmp.cc_excludes_0 else 'include'} 0, so the conclusions agree.")
+        else:
+            differ += 1
+            which = "mixed-model" if cmp.mm_excludes_0 else "complete-case"
+            other = "complete-case" if cmp.mm_excludes_0 else "mixed-model"
+            s += f"; the {which} CI excludes 0 but the {other} CI does not, so the conclusions differ."
+        items.append(s)
+    if not compared:
+        summary = "The mixed model and the complete-case analysis could not be compared."
+    else:
+        summary = (f"In {fmt_count(agree)} of {fmt_count(compared)} comparisons the conclusions agree"
+                   + (f" and in {fmt_count(differ)} they differ" if differ else "")
+                   + (f"; in {fmt_count(material)} the estimates differ by a material amount" if material
+                      else "; no estimates differ by a material amount")
+                   + (f" ({fmt_count(not_compared)} could not be compared)" if not_compared else "") + ".")
+        if differ or material:
+            summary += (" Where they differ, scores may not be missing completely at random, as the complete-case "
+                        "analysis assumes; the mixed model assumes only that they are missing at random given the "
+                        "observed scores, so its estimates rest on the weaker assumption. Drop-out may be "
+                        "informative: read the outcome results with that in mind.")
+        else:
+            summary += (" The complete-case results are therefore not sensitive to assuming that scores are missing "
+                        "completely at random rather than at random given the observed scores.")
+    return items, summary
+
+
+# -- the document --------------------------------------------------------------------------------------------------
+
+
+def _add(blocks: list[Block], *items: Block | None) -> None:
+    blocks.extend(b for b in items if b is not None)
+
+
+def _results(ctx: Ctx) -> list[Block]:
+    b: list[Block] = [Heading("Participants")]
+    flow_fig = ctx.figure("flow")
+    n = ctx.cohort_n()
+    flow = ctx.table_rows("flow") or []
+    if flow:
+        steps = "; ".join(f"{ctx.count(r.get('excluded'))} {r.get('reason') or r.get('step')}" for r in flow[1:])
+        ref = f" ({flow_fig.label})" if flow_fig else ""
+        b.append(Paragraph(f"{ctx.count(n)} patients were included{ref}. Operations excluded, step by step: "
+                           f"{steps}."))
+    _add(b, flow_fig)
+    t1 = tb.baseline_table(ctx)
+    if t1:
+        b += [Heading("Baseline characteristics"), Paragraph(f"{t1.label} describes the patients at the operation."),
+              t1]
+    fu = tb.follow_up_table(ctx)
+    if fu:
+        b.append(Heading("Follow-up"))
+        text = _follow_up_text(ctx, fu)
+        _add(b, Paragraph(text) if text else None, fu)
+    out = tb.outcome_table(ctx)
+    ch = tb.change_table(ctx)
+    if out or ch:
+        b.append(Heading("Patient-reported outcomes"))
+        refs = join_words([t.label for t in (out, ch) if t])
+        b.append(Paragraph(f"Scores at each time point and the change from baseline are given in {refs}."))
+        _add(b, out)
+        for name in ctx.outcomes:
+            _add(b, ctx.figure(f"trajectory_{name}"))
+        _add(b, ch)
+        for name in ctx.outcomes:
+            _add(b, ctx.figure(f"individual_{name}"))
+    resp = tb.responder_table(ctx)
+    pchc = tb.pchc_table(ctx)
+    if resp or pchc:
+        b.append(Heading("Responders"))
+        _add(b, resp, pchc)
+    rates = tb.rates_table(ctx)
+    if rates:
+        b.append(Heading("Cement leaks and complications"))
+        _add(b, rates, ctx.figure("leak_types"))
+    surv = tb.survival_table(ctx)
+    surv_fig = ctx.figure("survival")
+    if surv or surv_fig:
+        b.append(Heading("Survival"))
+        _add(b, surv, surv_fig)
+    mm = tb.mixed_model_table(ctx)
+    if mm:
+        items, summary = _sensitivity_text(ctx)
+        b += [Heading("Sensitivity analysis: mixed model"), mm, BulletList(tuple(items)), Paragraph(summary)]
+    rest = [f for f in (ctx.figure(k) for k in ctx.unused_figures()) if f is not None]
+    if rest:
+        b.append(Heading("Other figures"))
+        b += rest
+    return b
+
+
+def _provenance(results: Mapping[str, Any], ctx: Ctx) -> tuple[tuple[tuple[str, str], ...], tuple[str, ...]]:
+    version = str(results.get("spinereg_version") or "unknown")
+    spec_sha = str(ctx.study.get("spec_sha256") or "unknown")
+    data_sha = str(ctx.data.get("sha256") or "unknown")
+    when = str(results.get("generated_at") or "unknown")
+    items = (("spinereg version", version), ("Results generated", when), ("Study spec SHA-256", spec_sha),
+             ("Data SHA-256", data_sha), ("Results schema version", str(results.get("schema_version"))))
+    footer = (f"spinereg {version} \u00b7 results generated {when}", f"spec SHA-256 {spec_sha}",
+              f"data SHA-256 {data_sha}")
+    return items, footer
+
+
+def build_document(results: Mapping[str, Any], figures: Sequence[FigureLike] = ()) -> Document:
+    """The report of ``results`` as a format-neutral document.
+
+    Parameters
+    ----------
+    results : Mapping
+        The content of ``results.json`` (:func:`load_results`).
+    figures : sequence of FigureFile
+        The figures drawn by ``make_figures``; each is placed by its ``id``
+        (unknown ids go to the end of the results).
+
+    Returns
+    -------
+    Document
+        Sections: key results, methods, results, supplementary tables,
+        provenance.  Tables and figures are numbered in reading order.
+    """
+    ctx = Ctx(results, figures)
+    title = str(ctx.study.get("title") or "Study report")
+    question = str(ctx.study.get("question") or "")
+    d = ctx.data
+    period = (f", operations {d['period_start']} to {d['period_end']}" if d.get("period_start")
+              and d.get("period_end") else "")
+    byline = (f"Data: {d.get('name') or 'unknown source'}{period}; extract date {d.get('extract_date') or 'unknown'}. "
+              f"Report generated by spinereg from results.json; every number comes from that file.")
+    sections = [Section("key-results", "Key results", (BulletList(tuple(_key_results(ctx))),)),
+                Section("methods", "Methods", tuple(methods_blocks(ctx))),
+                Section("results", "Results", tuple(_results(ctx)))]
+    supp: list[Block] = []
+    for t in (tb.flow_table(ctx), tb.wilson_table(ctx), tb.responsiveness_table(ctx)):
+        _add(supp, t)
+    if supp:
+        sections.append(Section("supplementary", "Supplementary tables", tuple(supp)))
+    items, footer = _provenance(results, ctx)
+    sections.append(Section("provenance", "Provenance", (
+        Paragraph("The report can be reproduced from the study spec and the data identified by these checksums."),
+        BulletList(tuple(f"{k}: {v}" for k, v in items)))))
+    return Document(title=title, subtitle=question, byline=byline, banner=BANNER if d.get("synthetic") else "",
+                    sections=tuple(sections), provenance=items, footer=footer)
+

@@ -1,0 +1,449 @@
+"""The report's tables, built from the tables of ``results.json``.
+
+Each builder takes the shared :class:`~spinereg.report._context.Ctx` and
+returns a numbered :class:`~spinereg.report._model.Table` (or None when the
+study did not compute that table).  Every cell is a string formatted by
+:mod:`spinereg.report._format`; a row's ``note`` becomes a footnote.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from spinereg.report._context import Ctx, Marks, number
+from spinereg.report._format import (
+    NA_TEXT,
+    fmt_ci,
+    fmt_count_pct,
+    fmt_est_ci,
+    fmt_fraction,
+    fmt_mean_sd,
+    fmt_num,
+    fmt_p,
+    fmt_proportion,
+    is_missing,
+)
+from spinereg.report._model import Row, Table
+from spinereg.report._text import category_label, human
+
+__all__ = [
+    "Comparison",
+    "baseline_table",
+    "change_table",
+    "compare",
+    "flow_table",
+    "follow_up_table",
+    "mixed_model_table",
+    "outcome_table",
+    "pchc_table",
+    "rates_table",
+    "responder_table",
+    "responsiveness_table",
+    "survival_table",
+    "wilson_table",
+]
+
+Rec = Mapping[str, Any]
+
+
+def _group(records: list[Rec], key: str) -> dict[str, list[Rec]]:
+    out: dict[str, list[Rec]] = {}
+    for r in records:
+        out.setdefault(str(r.get(key)), []).append(r)
+    return out
+
+
+def _window(ctx: Ctx, name: Any) -> str:
+    for t in ctx.timepoints:
+        if t.get("name") == name:
+            return (f"{fmt_num(t.get('window_start'), 0)} to {fmt_num(t.get('window_end'), 0)} "
+                    f"({fmt_num(t.get('target'), 0)})")
+    return NA_TEXT
+
+
+def flow_table(ctx: Ctx) -> Table | None:
+    """Cohort selection: operations and patients left after each step, and why others left."""
+    rows = ctx.table_rows("flow")
+    if rows is None:
+        return None
+    body = [Row((category_label(str(r.get("step", ""))), ctx.count(r.get("n_operations")),
+                 ctx.count(r.get("n_patients")),
+                 "" if i == 0 else ctx.count(r.get("excluded")),
+                 "" if i == 0 else str(r.get("reason") or "")))
+            for i, r in enumerate(rows)]
+    return ctx.table("table-flow", "Cohort selection: operations and patients remaining after each step",
+                     ("Step", "Operations", "Patients", "Operations excluded", "Reason for exclusion"), body,
+                     align=("left", "right", "right", "right", "left"), widths=(1.3, 1, 1, 1, 3.2),
+                     supplementary=True)
+
+
+def baseline_table(ctx: Ctx) -> Table | None:
+    """Table 1: baseline characteristics (mean (SD), median (IQR); n (%); missing counts)."""
+    rows = ctx.table_rows("table1")
+    if rows is None:
+        return None
+    marks = Marks()
+    body: list[Row] = []
+    for variable, recs in _group(rows, "variable").items():
+        first = recs[0]
+        label = str(first.get("label") or human(variable))
+        n = first.get("n")
+        note_marks = {marks.mark(r.get("note")) for r in recs} - {""}
+        head = Row((label, ctx.count(n), "", ctx.count(first.get("missing"))),
+                   marks=(",".join(sorted(note_marks)),))
+        body.append(head)
+        if first.get("kind") == "continuous":
+            d = ctx.digits(variable.removeprefix("baseline_")) if variable.startswith("baseline_") else 1
+            body.append(Row(("Mean (SD)", "", fmt_mean_sd(first.get("mean"), first.get("sd"), d, counts=(n,),
+                                                          sup=ctx.sup), ""), indent=1))
+            body.append(Row(("Median (IQR)", "", fmt_est_ci(first.get("median"), first.get("q1"), first.get("q3"), d,
+                                                           counts=(n,), sup=ctx.sup), ""), indent=1))
+        else:
+            for r in recs:
+                body.append(Row((category_label(str(r.get("level") or "")), "",
+                                 fmt_count_pct(r.get("count"), r.get("percent"), total=r.get("n"), sup=ctx.sup), ""),
+                                indent=1))
+    return ctx.table("table-baseline", "Baseline characteristics of the patients",
+                     ("Characteristic", "n", f"Patients (N = {ctx.count(ctx.cohort_n())})", "Missing"), body,
+                     marks=marks, notes=["Continuous variables: mean (SD) and median (interquartile range, IQR); "
+                                         "categorical variables: n (%) of the patients with a value."],
+                     widths=(3.2, 0.7, 2.0, 0.9))
+
+
+def follow_up_table(ctx: Ctx) -> Table | None:
+    """Follow-up per time point: answered, died, alive without an answer, not yet due."""
+    rows = ctx.table_rows("follow_up")
+    if rows is None:
+        return None
+    body = [Row((ctx.tp(r.get("timepoint")), _window(ctx, r.get("timepoint")), ctx.count(r.get("n")),
+                 ctx.count(r.get("answered")), ctx.count(r.get("died")), ctx.count(r.get("missing")),
+                 ctx.count(r.get("not_yet_due")))) for r in rows]
+    return ctx.table("table-follow-up", "Follow-up questionnaires at each time point",
+                     ("Time point", "Window, days (target)", "Patients", "Answered", "Died before the window closed",
+                      "Alive, no answer", "Not yet due"), body,
+                     notes=["Days are counted from the day of the operation. Patients who died are counted apart "
+                            "from those alive without an answer; \u201cnot yet due\u201d: the window had not closed "
+                            "by the extract date."],
+                     widths=(1.3, 1.5, 0.9, 0.9, 1.2, 1.0, 0.9))
+
+
+def outcome_table(ctx: Ctx) -> Table | None:
+    """Outcome scores at each time point (everyone who answered)."""
+    rows = ctx.table_rows("outcome_summary")
+    if rows is None:
+        return None
+    marks = Marks()
+    body: list[Row] = []
+    for outcome, recs in _group(rows, "outcome").items():
+        d = ctx.digits(outcome)
+        body.append(Row((ctx.outcome_label(outcome),), kind="group"))
+        for r in recs:
+            n = r.get("n")
+            body.append(Row((ctx.tp(r.get("timepoint")), ctx.count(n),
+                             fmt_mean_sd(r.get("mean"), r.get("sd"), d, counts=(n,), sup=ctx.sup),
+                             fmt_ci(r.get("ci_low"), r.get("ci_high"), d, counts=(n,), sup=ctx.sup),
+                             fmt_est_ci(r.get("median"), r.get("q1"), r.get("q3"), d, counts=(n,), sup=ctx.sup)),
+                            indent=1, marks=(marks.mark(r.get("note")),)))
+    return ctx.table("table-outcomes", "Patient-reported outcomes at each time point (all patients who answered)",
+                     ("Outcome and time point", "n", "Mean (SD)", f"{ctx.level} CI of the mean", "Median (IQR)"),
+                     body, marks=marks, widths=(2.2, 0.6, 1.4, 1.6, 1.8))
+
+
+_NORMAL_NOTE = ("Wilcoxon signed-rank test by the normal approximation with continuity correction (ties or zero "
+                "differences, or 50 pairs or more); unmarked Wilcoxon p-values are exact.")
+
+
+def change_table(ctx: Ctx) -> Table | None:
+    """Change from baseline in complete pairs: paired t-test and Wilcoxon signed-rank with Hodges-Lehmann."""
+    rows = ctx.table_rows("paired_change")
+    if rows is None:
+        return None
+    marks = Marks()
+    body: list[Row] = []
+    for outcome, recs in _group(rows, "outcome").items():
+        d = ctx.digits(outcome)
+        body.append(Row((ctx.outcome_label(outcome),), kind="group"))
+        for r in recs:
+            n = r.get("n_pairs")
+            hide = ctx.hidden(n)
+            method = str(r.get("wilcoxon_method") or "")
+            wp = NA_TEXT if hide else fmt_p(r.get("wilcoxon_p_value"))
+            wmark = ""
+            if wp != NA_TEXT and method != "wilcoxon_exact":
+                wmark = marks.mark(_NORMAL_NOTE if method == "wilcoxon_normal_cc" else
+                                   f"Wilcoxon signed-rank test: {human(method.removeprefix('wilcoxon_'))}.")
+            body.append(Row(
+                (ctx.tp(r.get("timepoint")), ctx.count(n),
+                 fmt_mean_sd(r.get("mean_before"), r.get("sd_before"), d, counts=(n,), sup=ctx.sup),
+                 fmt_mean_sd(r.get("mean_after"), r.get("sd_after"), d, counts=(n,), sup=ctx.sup),
+                 fmt_est_ci(r.get("mean_diff"), r.get("ci_low"), r.get("ci_high"), d, counts=(n,), sup=ctx.sup),
+                 NA_TEXT if hide else fmt_p(r.get("p_value")),
+                 fmt_est_ci(r.get("hl_estimate"), r.get("hl_ci_low"), r.get("hl_ci_high"), d, counts=(n,),
+                            sup=ctx.sup),
+                 wp),
+                indent=1, marks=(marks.mark(r.get("note")), "", "", "", "", "", "", wmark)))
+    return ctx.table("table-change", "Change from baseline in patients with scores at both times (complete pairs)",
+                     ("Outcome and time point", "Pairs", "Baseline, mean (SD)", "Follow-up, mean (SD)",
+                      f"Mean change ({ctx.level} CI)", "p, paired t-test", f"Hodges-Lehmann change ({ctx.level} CI)",
+                      "p, Wilcoxon"), body, marks=marks,
+                     notes=["Change is the follow-up score minus the baseline score."],
+                     widths=(1.7, 0.6, 1.3, 1.3, 2.0, 0.8, 2.0, 0.8))
+
+
+def responder_table(ctx: Ctx) -> Table | None:
+    """Responders: complete pairs improving by at least the MCID, with the exact CI."""
+    rows = ctx.table_rows("responders")
+    if rows is None:
+        return None
+    marks = Marks()
+    body: list[Row] = []
+    for outcome, recs in _group(rows, "outcome").items():
+        d = ctx.digits(outcome)
+        body.append(Row((f"{ctx.outcome_label(outcome)}: MCID {fmt_num(recs[0].get('mcid'), d)}",), kind="group"))
+        for r in recs:
+            x, n = r.get("x"), r.get("n_pairs")
+            pct = fmt_proportion(r.get("proportion"), 1, counts=(x, n), sup=ctx.sup)
+            resp = ctx.count(x) if pct == NA_TEXT else f"{ctx.count(x)} ({pct})"
+            body.append(Row((ctx.tp(r.get("timepoint")), ctx.count(n), resp,
+                             fmt_ci(r.get("ci_low"), r.get("ci_high"), 1, percent=True, counts=(x, n), sup=ctx.sup)),
+                            indent=1, marks=(marks.mark(r.get("note")),)))
+    return ctx.table("table-responders", "Responders: patients improving by at least the minimal clinically "
+                     "important difference (MCID), complete pairs",
+                     ("Outcome and time point", "Pairs", "Responders, n (%)", f"{ctx.level} CI (exact)"), body,
+                     marks=marks, widths=(3.0, 0.8, 1.6, 1.8))
+
+
+_PCHC = ("better", "worse", "mixed", "no_change", "no_problems")
+
+
+def pchc_table(ctx: Ctx) -> Table | None:
+    """Paretian classification of EQ-5D health change (Devlin et al. 2010), n (%) of complete pairs."""
+    rows = ctx.table_rows("pchc")
+    if not rows:
+        return None
+    cats = list(_PCHC) + sorted({str(r.get("category")) for r in rows} - set(_PCHC))
+    marks = Marks()
+    body: list[Row] = []
+    for outcome, recs in _group(rows, "outcome").items():
+        body.append(Row((ctx.outcome_label(outcome),), kind="group"))
+        for tp, trs in _group(recs, "timepoint").items():
+            by = {str(r.get("category")): r for r in trs}
+            n_pairs = trs[0].get("n_pairs")
+            cells = [ctx.tp(tp), ctx.count(n_pairs)]
+            for c in cats:
+                r = by.get(c)
+                cells.append(NA_TEXT if r is None else
+                             fmt_count_pct(r.get("n"), r.get("percent"), total=n_pairs, sup=ctx.sup))
+            note = "; ".join(dict.fromkeys(str(r.get("note")) for r in trs if r.get("note")))
+            body.append(Row(tuple(cells), indent=1, marks=(marks.mark(note),)))
+    return ctx.table("table-pchc", "Change in EQ-5D health profile from baseline by the Paretian classification "
+                     "(PCHC), n (%) of complete pairs",
+                     ("Outcome and time point", "Pairs", *(category_label(c) for c in cats)), body, marks=marks,
+                     notes=["Better: better in at least one dimension and worse in none; worse: the reverse; mixed: "
+                            "better in some and worse in others; no problems: the best level in every dimension at "
+                            "both times."],
+                     widths=(2.0, 0.7, *(1.1 for _ in cats)))
+
+
+def _rate_cells(ctx: Ctx, r: Rec | None) -> tuple[str, str]:
+    if r is None:
+        return "", ""
+    x, n = r.get("x"), r.get("n")
+    return (fmt_fraction(x, n, ctx.sup),
+            fmt_est_ci(r.get("proportion"), r.get("ci_low"), r.get("ci_high"), 1, percent=True, counts=(x, n),
+                       sup=ctx.sup))
+
+
+_MEASURES = {"cement leak": "Cement leak", "symptomatic cement leak": "Symptomatic cement leak",
+             "complications": "Complications, most severe Clavien-Dindo grade"}
+
+
+def rates_table(ctx: Ctx) -> Table | None:
+    """Cement leaks per patient and per treated level by type, and complications by grade (exact CIs)."""
+    leaks = ctx.table_rows("leaks")
+    comps = ctx.table_rows("complications")
+    if leaks is None and comps is None:
+        return None
+    marks = Marks()
+    body: list[Row] = []
+    for measure, recs in _group([*(leaks or []), *(comps or [])], "measure").items():
+        title = _MEASURES.get(measure, category_label(measure))
+        body.append(Row((title,), kind="group"))
+        for category, crs in _group(recs, "category").items():
+            by = {str(r.get("unit")): r for r in crs}
+            pat, lev = by.get("patient"), by.get("level")
+            note = "; ".join(dict.fromkeys(str(r.get("note")) for r in crs if r.get("note")))
+            body.append(Row((category_label(category), *_rate_cells(ctx, pat), *_rate_cells(ctx, lev)), indent=1,
+                            marks=(marks.mark(note),)))
+    return ctx.table("table-rates", "Cement leaks per patient and per treated level, and complications per patient",
+                     ("Measure", "Patients, n/N", f"% ({ctx.level} CI)", "Levels, n/N", f"% ({ctx.level} CI)"), body,
+                     marks=marks,
+                     notes=["Exact (Clopper-Pearson) confidence intervals; Wilson score intervals in the "
+                            "supplementary tables. Cement leaks: among the patients and treated levels with "
+                            "post-operative imaging; a level with two leak types counts under both. Complications: "
+                            "among all patients, each counted once under the most severe grade (Clavien-Dindo, "
+                            "Dindo et al. 2004)."],
+                     widths=(2.6, 1.0, 2.0, 1.0, 2.0))
+
+
+def wilson_table(ctx: Ctx) -> Table | None:
+    """Every rate with both intervals: exact (Clopper-Pearson) and Wilson score."""
+    recs = [*(ctx.table_rows("leaks") or []), *(ctx.table_rows("complications") or [])]
+    if not recs:
+        return None
+    body = []
+    for r in recs:
+        x, n = r.get("x"), r.get("n")
+        body.append(Row((f"{category_label(str(r.get('measure')))}: {category_label(str(r.get('category')))}",
+                         str(r.get("unit") or ""), fmt_fraction(x, n, ctx.sup),
+                         fmt_proportion(r.get("proportion"), 1, counts=(x, n), sup=ctx.sup),
+                         fmt_ci(r.get("ci_low"), r.get("ci_high"), 1, percent=True, counts=(x, n), sup=ctx.sup),
+                         fmt_ci(r.get("wilson_ci_low"), r.get("wilson_ci_high"), 1, percent=True, counts=(x, n),
+                                sup=ctx.sup))))
+    return ctx.table("table-wilson", "Rates with exact (Clopper-Pearson) and Wilson score confidence intervals",
+                     ("Measure", "Unit", "n/N", "%", f"Exact {ctx.level} CI", f"Wilson {ctx.level} CI"), body,
+                     widths=(3.2, 0.8, 0.9, 0.8, 1.6, 1.6), supplementary=True)
+
+
+def survival_table(ctx: Ctx) -> Table | None:
+    """Kaplan-Meier survival at fixed times and the median survival."""
+    rows = ctx.table_rows("survival")
+    med = ctx.table_rows("survival_median")
+    if rows is None and med is None:
+        return None
+    m = (med or [{}])[0] if med else {}
+    n_all = m.get("n", ctx.cohort_n())
+    marks = Marks()
+    body = []
+    for r in rows or []:
+        months = fmt_num(r.get("months"), 0)
+        body.append(Row((f"Survival at {months} month{'' if months == '1' else 's'}", ctx.count(r.get("n_risk")),
+                         fmt_est_ci(r.get("survival"), r.get("ci_low"), r.get("ci_high"), 1, percent=True,
+                                    counts=(n_all,), sup=ctx.sup)),
+                        marks=(marks.mark(r.get("note")),)))
+    if med:
+        body.append(Row(("Median survival, months", "",
+                         fmt_est_ci(m.get("median_months"), m.get("ci_low"), m.get("ci_high"), 1, counts=(n_all,),
+                                    sup=ctx.sup)), marks=(marks.mark(m.get("note")),)))
+        body.append(Row(("Deaths/patients", "", fmt_fraction(m.get("events"), m.get("n"), ctx.sup))))
+    return ctx.table("table-survival", "Survival after the operation (Kaplan-Meier)",
+                     ("", "At risk", f"Estimate ({ctx.level} CI)"), body, marks=marks,
+                     notes=[f"Survival: % with the pointwise {ctx.level} CI on the log scale; median: "
+                            f"Brookmeyer-Crowley {ctx.level} CI. Patients alive were censored at the extract date."],
+                     widths=(2.4, 0.8, 2.4))
+
+
+def mixed_model_table(ctx: Ctx) -> Table | None:
+    """Sensitivity analysis: mixed-model change beside the complete-case change."""
+    rows = ctx.table_rows("mixed_model")
+    if rows is None:
+        return None
+    cc = {(str(r.get("outcome")), str(r.get("timepoint"))): r for r in ctx.table_rows("paired_change") or []}
+    marks = Marks()
+    body: list[Row] = []
+    for outcome, recs in _group(rows, "outcome").items():
+        d = ctx.digits(outcome)
+        body.append(Row((ctx.outcome_label(outcome),), kind="group"))
+        for r in recs:
+            c = cc.get((outcome, str(r.get("timepoint")))) or {}
+            npairs = c.get("n_pairs")
+            npat, nobs = r.get("n_patients"), r.get("n_observations")
+            cmp = compare(ctx, outcome, c, r)
+            body.append(Row(
+                (ctx.tp(r.get("timepoint")), ctx.count(npairs) if c else NA_TEXT,
+                 fmt_est_ci(c.get("mean_diff"), c.get("ci_low"), c.get("ci_high"), d, counts=(npairs,), sup=ctx.sup),
+                 f"{ctx.count(npat)} ({ctx.count(nobs)})",
+                 fmt_est_ci(r.get("estimate"), r.get("ci_low"), r.get("ci_high"), d, counts=(npat,), sup=ctx.sup),
+                 NA_TEXT if ctx.hidden(npat) else fmt_p(r.get("p_value")),
+                 NA_TEXT if cmp.diff is None else fmt_num(cmp.diff, d)),
+                indent=1, marks=(marks.mark(r.get("note")),)))
+    return ctx.table("table-mixed", "Sensitivity analysis: change from baseline by complete-case analysis and by "
+                     "a mixed model using every available score",
+                     ("Outcome and time point", "Complete pairs", f"Complete-case change ({ctx.level} CI)",
+                      "Patients (scores)", f"Mixed-model change ({ctx.level} CI)", "p, mixed model",
+                      "Difference"), body, marks=marks,
+                     notes=["Mixed model: random intercept per patient, time point as a fixed effect, REML, "
+                            "containment degrees of freedom. Difference: mixed-model minus complete-case estimate."],
+                     widths=(1.7, 0.8, 2.0, 1.0, 2.0, 0.8, 0.9))
+
+
+def responsiveness_table(ctx: Ctx) -> Table | None:
+    """Standardised response mean and effect size of the paired change."""
+    rows = ctx.table_rows("paired_change")
+    if not rows:
+        return None
+    body: list[Row] = []
+    for outcome, recs in _group(rows, "outcome").items():
+        body.append(Row((ctx.outcome_label(outcome),), kind="group"))
+        for r in recs:
+            n = r.get("n_pairs")
+            hide = ctx.hidden(n)
+            body.append(Row((ctx.tp(r.get("timepoint")), ctx.count(n),
+                             NA_TEXT if hide else fmt_num(r.get("srm"), 2),
+                             NA_TEXT if hide else fmt_num(r.get("effect_size"), 2)), indent=1))
+    return ctx.table("table-responsiveness", "Responsiveness of the outcomes: standardised response mean (SRM) and "
+                     "effect size, complete pairs", ("Outcome and time point", "Pairs", "SRM", "Effect size"), body,
+                     notes=["SRM: mean change / SD of the change (Liang et al. 1990); effect size: mean change / "
+                            "baseline SD of the pairs (Kazis et al. 1989)."],
+                     widths=(3.0, 0.8, 1.0, 1.0), supplementary=True)
+
+
+# -- the complete-case versus mixed-model comparison (shared with the text) ----------------------------------------
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """Complete-case and mixed-model estimates of one change, compared.
+
+    Attributes
+    ----------
+    diff : float or None
+        Mixed-model minus complete-case estimate; None when either is not
+        available (not estimable or suppressed).
+    threshold : float or None
+        The difference regarded as material: half the MCID, else 0.2
+        baseline SDs (a small standardised effect).
+    threshold_text : str
+        How the threshold was chosen (``"half the MCID"``).
+    cc_excludes_0, mm_excludes_0 : bool or None
+        Whether each CI excludes 0 (None when the CI is not available).
+    """
+
+    diff: float | None
+    threshold: float | None
+    threshold_text: str
+    cc_excludes_0: bool | None
+    mm_excludes_0: bool | None
+
+
+def _excludes_0(lo: Any, hi: Any) -> bool | None:
+    if is_missing(lo) or is_missing(hi):
+        return None
+    return float(lo) > 0 or float(hi) < 0
+
+
+def compare(ctx: Ctx, outcome: str, cc: Rec, mm: Rec) -> Comparison:
+    """Compare the complete-case (``cc``, a paired_change record) and mixed-model (``mm``) estimates."""
+    oc = ctx.outcomes.get(outcome) or {}
+    threshold: float | None = None
+    text = ""
+    if not is_missing(oc.get("mcid")):
+        threshold = float(oc["mcid"]) / 2
+        text = "half the MCID"
+    else:
+        base = [r for r in ctx.table_rows("outcome_summary") or []
+                if r.get("outcome") == outcome and r.get("timepoint") == "baseline"]
+        if base and not is_missing(base[0].get("sd")) and not ctx.hidden(base[0].get("n")):
+            threshold = 0.2 * float(base[0]["sd"])
+            text = "0.2 baseline standard deviations"
+    cc_hidden = ctx.hidden(cc.get("n_pairs"))
+    mm_hidden = ctx.hidden(mm.get("n_patients"))
+    est_cc, est_mm = number(cc.get("mean_diff")), number(mm.get("estimate"))
+    diff = None
+    if not (cc_hidden or mm_hidden or est_cc is None or est_mm is None):
+        diff = est_mm - est_cc
+    return Comparison(diff, threshold, text,
+                      None if cc_hidden else _excludes_0(cc.get("ci_low"), cc.get("ci_high")),
+                      None if mm_hidden else _excludes_0(mm.get("ci_low"), mm.get("ci_high")))

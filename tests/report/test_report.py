@@ -1,0 +1,542 @@
+"""Acceptance tests of the report layer: the numbers of results.json reach the PDF, the Word tables and the
+HTML page as rounded for display, edge cases render, small cells are suppressed, the banner is on every page.
+
+Expected strings are computed here from the raw numbers with an independent rounding (Decimal, half up on the
+decimal value), never with the report's own formatting functions.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+import shutil
+from collections.abc import Callable, Iterator, Mapping
+from datetime import timedelta
+from decimal import ROUND_HALF_UP, Decimal
+from html.parser import HTMLParser
+from pathlib import Path
+from typing import Any
+
+import docx
+import pypdf
+import pytest
+
+from spinereg._errors import SpineregError
+from spinereg.data import Extract
+from spinereg.data._synth import synthesize
+from spinereg.report import Paragraph, build_document, load_results, render_pdf, render_report
+from spinereg.report._build import BANNER
+from spinereg.study import load_spec
+from spinereg.study._run import StudyResult, run_study
+from spinereg.study._spec import Period, StudySpec, TimePointSpec
+
+ROOT = Path(__file__).resolve().parent.parent.parent
+SPEC = ROOT / "examples" / "pvp-cancer-vcf" / "study.toml"
+STAMP = "2026-01-01T00:00:00+00:00"
+MINUS = "\u2212"
+DASH = "\u2013"
+
+
+# -- independent display rounding -----------------------------------------------------------------------------
+
+
+def num(x: float, digits: int) -> str:
+    d = Decimal(repr(float(x))).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    s = f"{abs(d) if d == 0 else d:.{digits}f}"
+    return s.replace("-", MINUS)
+
+
+def pct(p: float) -> str:
+    d = (Decimal(repr(float(p))) * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
+    return f"{d:.1f}".replace("-", MINUS) + "%"
+
+
+def pval(p: float) -> str:
+    return "<0.001" if p < 0.001 else num(p, 3)
+
+
+DIGITS = {"eq5d3l": 2, "eq5d5l": 2, "odi": 1, "eqvas": 1, "nrs_back": 1, "nrs_leg": 1}
+
+
+# -- fixtures -------------------------------------------------------------------------------------------------
+
+
+def _run(spec: StudySpec, x: Extract, sha: str) -> dict[str, Any]:
+    return run_study(spec, x, spec_sha256=sha, data_sha256="5" * 64).to_dict(generated_at=STAMP)
+
+
+@pytest.fixture(scope="module")
+def engine() -> tuple[StudySpec, str, Extract]:
+    spec, sha = load_spec(SPEC)
+    return spec, sha, synthesize(20000, seed=2018)
+
+
+@pytest.fixture(scope="module")
+def sample_result(engine: tuple[StudySpec, str, Extract]) -> StudyResult:
+    spec, sha, x = engine
+    return run_study(spec, x, spec_sha256=sha, data_sha256="5" * 64)
+
+
+@pytest.fixture(scope="module")
+def sample(sample_result: StudyResult) -> dict[str, Any]:
+    return sample_result.to_dict(generated_at=STAMP)
+
+
+@pytest.fixture(scope="module")
+def one_patient(engine: tuple[StudySpec, str, Extract], sample_result: StudyResult) -> dict[str, Any]:
+    """A cohort of 1: the study period narrowed to the day of one cohort operation."""
+    spec, sha, x = engine
+    days = sample_result.cohort.operations["date"].dt.date.value_counts()
+    day = sorted(days[days == 1].index)[0]
+    res = _run(spec.model_copy(update={"cohort": spec.cohort.model_copy(update={"period": Period(start=day,
+                                                                                                   end=day)})}), x, sha)
+    assert res["tables"]["flow"][-1]["n_patients"] == 1
+    return res
+
+
+@pytest.fixture(scope="module")
+def all_dead(engine: tuple[StudySpec, str, Extract]) -> dict[str, Any]:
+    """Every patient dies 200 days after the first operation (before the 1-year window closes)."""
+    spec, sha, x = engine
+    t = {k: v.copy() for k, v in x.tables.items()}
+    death = t["operations"].groupby("patient_id", observed=True)["date"].min() + timedelta(days=200)
+    t["patients"]["death_date"] = t["patients"]["patient_id"].map(death).astype(t["patients"]["death_date"].dtype)
+    proms = t["proms"]
+    keep = proms["answer_date"] <= proms["patient_id"].map(death)
+    t["proms"] = proms[keep.fillna(False).to_numpy(dtype=bool)].reset_index(drop=True)
+    res = _run(spec, Extract(t, dict(x.meta)), sha)
+    one_year = next(r for r in res["tables"]["follow_up"] if r["timepoint"] == "1y")
+    assert one_year["answered"] == 0 and one_year["died"] == one_year["n"] > 0
+    return res
+
+
+@pytest.fixture(scope="module")
+def suppressed(engine: tuple[StudySpec, str, Extract]) -> dict[str, Any]:
+    """Small-cell suppression on, and a 6-week time point that nobody answered."""
+    spec, sha, x = engine
+    tps = {"baseline": spec.timepoints["baseline"], "6w": TimePointSpec(window=(20, 50), target=42),
+           "3m": spec.timepoints["3m"], "1y": spec.timepoints["1y"]}
+    s = spec.model_copy(update={"timepoints": tps,
+                                "analyses": spec.analyses.model_copy(update={"suppress_small_cells": True})})
+    res = _run(s, x, sha)
+    six = next(r for r in res["tables"]["follow_up"] if r["timepoint"] == "6w")
+    assert six["answered"] == 0 and six["n"] > 0
+    return res
+
+
+class Rendered:
+    """The three files of one report, read back."""
+
+    def __init__(self, out: Path, paths: list[Path]) -> None:
+        self.out = out
+        self.paths = paths
+        reader = pypdf.PdfReader(out / "report.pdf")
+        self.pdf_pages = [p.extract_text() or "" for p in reader.pages]
+        self.html = (out / "report.html").read_text(encoding="utf-8")
+        self.docx = docx.Document(str(out / "report.docx"))
+
+    @property
+    def pdf_text(self) -> str:
+        return "\n".join(self.pdf_pages)
+
+    def pdf_compact(self) -> str:
+        return re.sub(r"\s+", "", self.pdf_text)
+
+    def docx_rows(self) -> list[list[str]]:
+        """Every row of every Word table as cell texts, footnote marks (superscript runs) left out."""
+        return [["".join(run.text for par in c.paragraphs for run in par.runs if not run.font.superscript)
+                 for c in row.cells] for t in self.docx.tables for row in t.rows]
+
+    def docx_text(self) -> str:
+        d = self.docx
+        parts = [p.text for p in d.paragraphs] + [" | ".join(r) for r in self.docx_rows()]
+        parts += [p.text for s in d.sections for p in (*s.header.paragraphs, *s.footer.paragraphs)]
+        return "\n".join(parts)
+
+    def html_rows(self) -> list[list[str]]:
+        return _HtmlTables.parse(self.html)
+
+    def html_text(self) -> str:
+        return _HtmlText.parse(self.html)
+
+
+@pytest.fixture(scope="module")
+def report_of(tmp_path_factory: pytest.TempPathFactory) -> Callable[[Mapping[str, Any], str], Rendered]:
+    cache: dict[str, Rendered] = {}
+
+    def render(results: Mapping[str, Any], name: str) -> Rendered:
+        if name not in cache:
+            out = tmp_path_factory.mktemp(name)
+            cache[name] = Rendered(out, render_report(results, out))
+        return cache[name]
+
+    return render
+
+
+@pytest.fixture(scope="module")
+def report(sample: dict[str, Any], report_of: Callable[[Mapping[str, Any], str], Rendered]) -> Rendered:
+    return report_of(sample, "sample")
+
+
+# -- HTML reading ---------------------------------------------------------------------------------------------
+
+
+class _HtmlTables(HTMLParser):
+    """Rows of every table as cell texts (footnote marks in <sup> dropped)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rows: list[list[str]] = []
+        self._cell: list[str] | None = None
+        self._sup = False
+
+    @classmethod
+    def parse(cls, html: str) -> list[list[str]]:
+        p = cls()
+        p.feed(html)
+        return p.rows
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        if tag == "tr":
+            self.rows.append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+        elif tag == "sup":
+            self._sup = True
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag in ("td", "th") and self._cell is not None:
+            self.rows[-1].append("".join(self._cell).strip())
+            self._cell = None
+        elif tag == "sup":
+            self._sup = False
+
+    def handle_data(self, data: str) -> None:
+        if self._cell is not None and not self._sup:
+            self._cell.append(data)
+
+
+class _HtmlText(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.parts: list[str] = []
+        self._skip = 0
+
+    @classmethod
+    def parse(cls, html: str) -> str:
+        p = cls()
+        p.feed(html)
+        return " ".join(" ".join(p.parts).split())
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._skip += tag in ("style", "title")
+
+    def handle_endtag(self, tag: str) -> None:
+        self._skip -= tag in ("style", "title")
+
+    def handle_data(self, data: str) -> None:
+        if not self._skip:
+            self.parts.append(data)
+
+
+# -- expected rows ----------------------------------------------------------------------------------------------
+
+
+def _digits(results: Mapping[str, Any], outcome: str) -> int:
+    inst = next(o["instrument"] for o in results["outcomes"] if o["name"] == outcome)
+    return DIGITS[inst]
+
+
+def expected_outcome_rows(results: Mapping[str, Any]) -> Iterator[list[str]]:
+    """Outcome scores: n, mean (SD), CI of the mean, median (IQR)."""
+    for r in results["tables"]["outcome_summary"]:
+        d = _digits(results, r["outcome"])
+        yield [str(r["n"]), f"{num(r['mean'], d)} ({num(r['sd'], d)})", f"{num(r['ci_low'], d)} to "
+               f"{num(r['ci_high'], d)}", f"{num(r['median'], d)} ({num(r['q1'], d)} to {num(r['q3'], d)})"]
+
+
+def expected_change_rows(results: Mapping[str, Any]) -> Iterator[list[str]]:
+    """Change from baseline: pairs, baseline and follow-up mean (SD), mean change (CI), t p, HL (CI), Wilcoxon p."""
+    for r in results["tables"]["paired_change"]:
+        d = _digits(results, r["outcome"])
+        yield [str(r["n_pairs"]), f"{num(r['mean_before'], d)} ({num(r['sd_before'], d)})",
+               f"{num(r['mean_after'], d)} ({num(r['sd_after'], d)})",
+               f"{num(r['mean_diff'], d)} ({num(r['ci_low'], d)} to {num(r['ci_high'], d)})", pval(r["p_value"]),
+               f"{num(r['hl_estimate'], d)} ({num(r['hl_ci_low'], d)} to {num(r['hl_ci_high'], d)})",
+               pval(r["wilcoxon_p_value"])]
+
+
+def _rate(r: Mapping[str, Any]) -> list[str]:
+    return [f"{r['x']}/{r['n']}", f"{pct(r['proportion'])} ({pct(r['ci_low'])} to {pct(r['ci_high'])})"]
+
+
+def expected_rate_rows(results: Mapping[str, Any]) -> Iterator[list[str]]:
+    """Leaks: patient and level side by side; complications: patient only."""
+    leaks = results["tables"]["leaks"]
+    for r in leaks:
+        if r["unit"] == "patient":
+            lev = next(x for x in leaks if x["unit"] == "level" and x["measure"] == r["measure"]
+                       and x["category"] == r["category"])
+            yield _rate(r) + _rate(lev)
+    for r in results["tables"]["complications"]:
+        yield [*_rate(r), "", ""]
+
+
+def expected_responder_rows(results: Mapping[str, Any]) -> Iterator[list[str]]:
+    for r in results["tables"]["responders"]:
+        yield [str(r["n_pairs"]), f"{r['x']} ({pct(r['proportion'])})", f"{pct(r['ci_low'])} to {pct(r['ci_high'])}"]
+
+
+EXPECTED = {"outcomes": expected_outcome_rows, "change": expected_change_rows, "rates": expected_rate_rows,
+            "responders": expected_responder_rows}
+
+
+# -- (1)-(3): the numbers in each format ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("table", sorted(EXPECTED))
+def test_pdf_shows_the_numbers_of_results(report: Rendered, sample: dict[str, Any], table: str) -> None:
+    text = report.pdf_compact()
+    rows = list(EXPECTED[table](sample))
+    assert rows
+    for cells in rows:
+        want = re.sub(r"\s+", "", "".join(cells))
+        assert want in text, f"{table}: {cells} not in the PDF"
+
+
+@pytest.mark.parametrize("table", sorted(EXPECTED))
+def test_docx_tables_show_the_numbers_of_results(report: Rendered, sample: dict[str, Any], table: str) -> None:
+    got = [r[1:] for r in report.docx_rows()]
+    for cells in EXPECTED[table](sample):
+        assert cells in got, f"{table}: {cells} is no row of a Word table"
+
+
+@pytest.mark.parametrize("table", sorted(EXPECTED))
+def test_html_tables_show_the_numbers_of_results(report: Rendered, sample: dict[str, Any], table: str) -> None:
+    got = [r[1:] for r in report.html_rows()]
+    for cells in EXPECTED[table](sample):
+        assert cells in got, f"{table}: {cells} is no row of an HTML table"
+
+
+def test_the_word_tables_are_real_tables_with_numbered_captions(report: Rendered) -> None:
+    d = report.docx
+    assert len(d.tables) >= 10
+    assert not any("<w:drawing" in t._tbl.xml for t in d.tables)
+    captions = [p.text for p in d.paragraphs if p.style is not None and p.style.name == "Caption"]
+    tables = [c for c in captions if re.match(r"Table \d+\. ", c)]
+    figures = [c for c in captions if re.match(r"Figure \d+\. ", c)]
+    assert [int(c.split()[1].rstrip(".")) for c in tables] == list(range(1, len(tables) + 1))
+    assert [int(c.split()[1].rstrip(".")) for c in figures] == list(range(1, len(figures) + 1))
+    assert len(d.inline_shapes) == len(figures) == 7
+
+
+def test_html_is_self_contained_with_every_figure(report: Rendered) -> None:
+    html = report.html
+    assert not re.search(r"""(?:src|href)\s*=\s*["']?\s*(?:https?:)?//""", html, re.I)
+    assert not re.search(r"<script|<link|@import|url\(\s*['\"]?http", html, re.I)
+    srcs = re.findall(r"<img\b[^>]*\bsrc=\"([^\"]*)\"", html)
+    figures = sorted(p.stem for p in (report.out / "figures").glob("*.svg"))
+    assert len(srcs) == len(figures) == 7
+    assert all(s.startswith(("data:image/svg+xml;base64,", "data:image/png;base64,")) and len(s) > 1000 for s in srcs)
+    for fig in figures:
+        assert f'id="figure-{fig}"' in html
+    assert '<meta name="viewport"' in html and "@media print" in html and "overflow-x: auto" in html
+
+
+def test_every_format_has_the_same_tables(report: Rendered, sample: dict[str, Any]) -> None:
+    """One document model: each table's label and caption appear in all three formats."""
+    doc = build_document(sample)
+    pdf = re.sub(r"\s+", "", report.pdf_text)
+    docx_text = report.docx_text()
+    html = report.html_text()
+    assert len(doc.tables()) >= 12
+    for t in doc.tables():
+        head = f"{t.label}. {t.caption}"
+        assert re.sub(r"\s+", "", head) in pdf
+        assert head in docx_text
+        assert head in html
+
+
+def test_report_files_and_timing_contract(report: Rendered) -> None:
+    assert [p.name for p in report.paths] == ["report.html", "report.pdf", "report.docx"]
+    assert not list(report.out.rglob("*.partial"))
+    assert report.pdf_text.count("Table 1.") >= 1
+
+
+# -- (4): edge cases ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("case", ["one_patient", "all_dead", "suppressed"])
+def test_edge_cases_render_in_every_format_and_say_not_estimable(
+        case: str, request: pytest.FixtureRequest, report_of: Callable[[Mapping[str, Any], str], Rendered]) -> None:
+    results = request.getfixturevalue(case)
+    r = report_of(results, case)
+    for name, text in (("pdf", r.pdf_text), ("docx", r.docx_text()), ("html", r.html_text())):
+        assert "not estimable" in text.lower(), f"{case}: no 'not estimable' in the {name}"
+        assert DASH in text
+
+
+def test_cohort_of_one_has_no_change_estimates(one_patient: dict[str, Any],
+                                               report_of: Callable[[Mapping[str, Any], str], Rendered]) -> None:
+    r = report_of(one_patient, "one_patient")
+    notes = {row["note"] for row in one_patient["tables"]["paired_change"]}
+    assert notes == {"not estimable: fewer than 2 complete pairs"}
+    for text in (r.pdf_text, r.docx_text(), r.html_text()):
+        assert "Not estimable: fewer than 2 complete pairs" in " ".join(text.split())
+    # the change table: no interval and no test for a single pair
+    rows = [row for row in r.docx_rows() if row[0] in ("3 months", "1 year") and len(row) == 8]
+    assert len(rows) == 4
+    for row in rows:
+        assert row[4].endswith(f"({DASH})") and row[5] == DASH and row[7] == DASH
+
+
+def test_all_dead_by_one_year(all_dead: dict[str, Any],
+                              report_of: Callable[[Mapping[str, Any], str], Rendered]) -> None:
+    r = report_of(all_dead, "all_dead")
+    fu = next(x for x in all_dead["tables"]["follow_up"] if x["timepoint"] == "1y")
+    window = "270 to 545 (365)"
+    row = next(row for row in r.docx_rows() if len(row) > 1 and row[1] == window)
+    assert row[2:] == [str(fu["n"]), "0", str(fu["died"]), "0", "0"]
+    change = next(x for x in all_dead["tables"]["paired_change"] if x["timepoint"] == "1y")
+    assert change["n_pairs"] == 0 and change["mean_diff"] is None
+    assert f"{fu['died']} had died" in r.html_text()
+
+
+def test_suppression_hides_small_counts_everywhere(suppressed: dict[str, Any],
+                                                   report_of: Callable[[Mapping[str, Any], str], Rendered]) -> None:
+    r = report_of(suppressed, "suppressed")
+    texts = {"pdf": " ".join(r.pdf_text.split()), "docx": r.docx_text(), "html": r.html_text()}
+    for name, text in texts.items():
+        assert "<5" in text, name
+        # a small count never shows, neither as x/N nor as x (p%)
+        assert not re.search(r"(?<![\d<.])[0-4]/\d", text), name
+        assert not re.search(r"(?<![\d<.])[0-4] \(\d+\.\d%\)", text), name
+    rows = r.docx_rows()
+    # the flow step that excluded 4 operations, and the 6-week time point that nobody answered
+    step = next(x for x in suppressed["tables"]["flow"] if x["excluded"] == 4)
+    assert next(row for row in rows if row[-1] == step["reason"])[3] == "<5"
+    six = next(row for row in rows if len(row) > 1 and row[1] == "20 to 50 (42)")
+    assert six[3] == "<5"
+    # rates from suppressed counts hide their percentage
+    small = [row for row in rows if len(row) == 5 and row[1].startswith("<5/")]
+    assert small and all(row[2] == DASH for row in small)
+    # large counts still show
+    big = next(x for x in suppressed["tables"]["outcome_summary"] if x["n"] >= 5)
+    assert str(big["n"]) in texts["docx"]
+
+
+# -- (5): banner and footer on every page ---------------------------------------------------------------------
+
+
+def test_synthetic_banner_and_provenance_on_every_pdf_page(report: Rendered, sample: dict[str, Any]) -> None:
+    banner = " ".join(BANNER.split()[:8])
+    assert len(report.pdf_pages) > 3
+    for i, page in enumerate(report.pdf_pages, start=1):
+        flat = " ".join(page.split())
+        assert banner in flat, f"no banner on page {i}"
+        assert sample["study"]["spec_sha256"] in flat and sample["data"]["sha256"] in flat
+        assert f"Page {i} of {len(report.pdf_pages)}" in flat
+    assert banner in " ".join(report.docx_text().split())
+    assert banner in report.html_text()
+
+
+def test_no_banner_for_real_data(sample: dict[str, Any], tmp_path: Path) -> None:
+    real = copy.deepcopy(sample)
+    real["data"]["synthetic"] = False
+    doc = build_document(real)
+    assert doc.banner == ""
+    reader = pypdf.PdfReader(_write(tmp_path / "r.pdf", render_pdf(doc)))
+    assert all("SYNTHETIC" not in (p.extract_text() or "") for p in reader.pages)
+    assert "SYNTHETIC" in BANNER
+
+
+def _write(path: Path, data: bytes) -> Path:
+    path.write_bytes(data)
+    return path
+
+
+# -- API ----------------------------------------------------------------------------------------------------
+
+
+def test_unknown_format_raises_before_writing(sample: dict[str, Any], tmp_path: Path) -> None:
+    with pytest.raises(SpineregError, match="unknown report format"):
+        render_report(sample, tmp_path / "out", formats=("html", "odt"))
+    with pytest.raises(SpineregError, match="no report format"):
+        render_report(sample, tmp_path / "out", formats=())
+    assert not (tmp_path / "out").exists()
+
+
+def test_results_file_errors(tmp_path: Path) -> None:
+    with pytest.raises(SpineregError, match="cannot read"):
+        render_report(tmp_path / "missing.json", tmp_path / "out")
+    bad = tmp_path / "bad.json"
+    bad.write_text("{", encoding="utf-8")
+    with pytest.raises(SpineregError, match="not valid JSON"):
+        render_report(bad, tmp_path / "out")
+    bad.write_text(json.dumps({"tables": {}}), encoding="utf-8")
+    with pytest.raises(SpineregError, match="not a spinereg results file"):
+        render_report(str(bad), tmp_path / "out")
+    bad.write_text(json.dumps({"study": {}, "tables": {}, "schema_version": 99}), encoding="utf-8")
+    with pytest.raises(SpineregError, match="schema version 99"):
+        render_report(bad, tmp_path / "out")
+
+
+def test_results_from_a_file_path(sample: dict[str, Any], tmp_path: Path) -> None:
+    path = tmp_path / "results.json"
+    path.write_text(json.dumps(sample), encoding="utf-8")
+    assert load_results(path) == load_results(str(path)) == json.loads(json.dumps(sample))
+
+
+def test_tables_absent_from_results_are_left_out(sample: dict[str, Any]) -> None:
+    """A spec that disabled analyses gives results without their tables; the report leaves them out."""
+    lean = copy.deepcopy(sample)
+    for name in ("table1", "paired_change", "responders", "pchc", "mixed_model", "survival", "survival_median"):
+        lean["tables"].pop(name)
+    doc = build_document(lean)
+    ids = [t.id for t in doc.tables()]
+    assert "table-baseline" not in ids and "table-change" not in ids and "table-mixed" not in ids
+    assert ids[0] == "table-follow-up" and doc.tables()[0].label == "Table 1"
+    text = " ".join(b.text for s in doc.sections for b in s.blocks if isinstance(b, Paragraph))
+    assert "paired t-test" not in text and "mixed model" not in text
+
+
+def test_a_dataframe_free_results_dict_is_enough(sample: dict[str, Any]) -> None:
+    """The report reads results.json only: a JSON round trip gives the same document."""
+    assert build_document(json.loads(json.dumps(sample))) == build_document(sample)
+
+
+# -- the HTML page in a browser (when one is installed) -------------------------------------------------------
+
+
+def _chromium() -> str | None:
+    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
+        found = shutil.which(name)
+        if found:
+            return found
+    return None
+
+
+def test_html_in_a_browser_on_a_phone(report: Rendered) -> None:
+    """No console message, no request but the file itself, every figure decoded, no sideways page scroll."""
+    sync_api = pytest.importorskip("playwright.sync_api")
+    exe = _chromium()
+    if exe is None:
+        pytest.skip("no Chromium on PATH")
+    with sync_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
+        try:
+            page = browser.new_page(viewport={"width": 390, "height": 844})
+            messages: list[str] = []
+            requests: list[str] = []
+            page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
+            page.on("pageerror", lambda e: messages.append(f"error: {e}"))
+            page.on("request", lambda r: requests.append(r.url))
+            page.goto((report.out / "report.html").as_uri())
+            page.wait_for_load_state("load")
+            assert messages == []
+            assert [u for u in requests if not u.startswith("data:")] == [(report.out / "report.html").as_uri()]
+            assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
+            assert page.evaluate("document.documentElement.scrollWidth") <= 390
+        finally:
+            browser.close()
