@@ -101,7 +101,14 @@ def _borders(table: Any) -> None:
         else:
             el.set(qn("w:val"), "nil")
         borders.append(el)
-    tbl_pr.append(borders)
+    # schema order (CT_TblPr): tblBorders comes before these; Word rejects out-of-order elements
+    later = [tbl_pr.find(qn(f"w:{t}")) for t in ("shd", "tblLayout", "tblCellMar", "tblLook", "tblCaption",
+                                                   "tblDescription")]
+    nxt = next((e for e in later if e is not None), None)
+    if nxt is None:
+        tbl_pr.append(borders)
+    else:
+        nxt.addprevious(borders)
 
 
 def _cell_bottom_rule(cell: Any) -> None:

@@ -94,7 +94,9 @@ footer p { margin: 0.1rem 0; }
 
 
 def _css_string(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ") + '"'
+    """``text`` as a CSS string literal that cannot end the string or the ``<style>`` element."""
+    body = text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", " ").replace("<", "\\3c ")
+    return f'"{body}"'
 
 
 def _cell(tag: str, text: str, mark: str, cls: str, extra: str = "") -> str:
