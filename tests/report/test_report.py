@@ -467,6 +467,13 @@ def test_unknown_format_raises_before_writing(sample: dict[str, Any], tmp_path: 
     assert not (tmp_path / "out").exists()
 
 
+def test_an_unwritable_directory_is_a_spinereg_error(sample: dict[str, Any], tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("x", encoding="utf-8")
+    with pytest.raises(SpineregError, match="cannot create the report directory"):
+        render_report(sample, blocker / "out")
+
+
 def test_results_file_errors(tmp_path: Path) -> None:
     with pytest.raises(SpineregError, match="cannot read"):
         render_report(tmp_path / "missing.json", tmp_path / "out")

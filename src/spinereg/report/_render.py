@@ -78,7 +78,8 @@ def render_report(results: Mapping[str, Any] | str | Path, out_dir: str | Path,
     ------
     SpineregError
         An unknown or empty ``formats`` (checked before anything is written),
-        or ``results`` is not a readable spinereg results file.
+        ``results`` is not a readable spinereg results file, or ``out_dir``
+        cannot be created or written.
 
     Notes
     -----
@@ -91,9 +92,19 @@ def render_report(results: Mapping[str, Any] | str | Path, out_dir: str | Path,
     fmts = _formats(formats)
     data = load_results(results)
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise SpineregError(f"{out}: cannot create the report directory: {exc.strerror or exc}") from None
     from spinereg.report._figures import make_figures  # matplotlib: imported only when a report is drawn
 
     figures = make_figures(data, out / "figures", suppression=suppression_of(data))
     doc = build_document(data, figures)
-    return [write_atomic(out / f"report.{f}", _RENDERERS[f](doc)) for f in fmts]
+    written = []
+    for f in fmts:
+        path = out / f"report.{f}"
+        try:
+            written.append(write_atomic(path, _RENDERERS[f](doc)))
+        except OSError as exc:
+            raise SpineregError(f"{path}: cannot write the report: {exc.strerror or exc}") from None
+    return written
