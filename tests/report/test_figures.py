@@ -138,7 +138,7 @@ def test_flow_diagram_suppresses_small_counts(suppressed: tuple[dict[str, Any], 
     assert "3 operations" not in every and "2 operations" not in every
     big = flow[1]  # the procedure step keeps hundreds: unchanged by suppression
     assert drawn["flow-count-1"] == f"{big['n_operations']} operations in {big['n_patients']} patients"
-    assert "Counts below 5 are shown as <5." in figs["flow"].caption
+    assert "Counts from 1 to 4 are shown as <5." in figs["flow"].caption
 
 
 def test_number_at_risk_row_equals_the_table(results: dict[str, Any], figures: dict[str, FigureFile]) -> None:

@@ -10,7 +10,6 @@ from __future__ import annotations
 import copy
 import json
 import re
-import shutil
 from collections.abc import Callable, Iterator, Mapping
 from datetime import timedelta
 from decimal import ROUND_HALF_UP, Decimal
@@ -410,14 +409,14 @@ def test_suppression_hides_small_counts_everywhere(suppressed: dict[str, Any],
     for name, text in texts.items():
         assert "<5" in text, name
         # a small count never shows, neither as x/N nor as x (p%)
-        assert not re.search(r"(?<![\d<.])[0-4]/\d", text), name
-        assert not re.search(r"(?<![\d<.])[0-4] \(\d+\.\d%\)", text), name
+        assert not re.search(r"(?<![\d<.])[1-4]/\d", text), name
+        assert not re.search(r"(?<![\d<.])[1-4] \(\d+\.\d%\)", text), name
     rows = r.docx_rows()
     # the flow step that excluded 4 operations, and the 6-week time point that nobody answered
     step = next(x for x in suppressed["tables"]["flow"] if x["excluded"] == 4)
     assert next(row for row in rows if row[-1] == step["reason"])[3] == "<5"
     six = next(row for row in rows if len(row) > 1 and row[1] == "20 to 50 (42)")
-    assert six[3] == "<5"
+    assert six[3] == "0"            # nobody answered: zero identifies nobody and is shown
     # rates from suppressed counts hide their percentage
     small = [row for row in rows if len(row) == 5 and row[1].startswith("<5/")]
     assert small and all(row[2] == DASH for row in small)
@@ -513,37 +512,4 @@ def test_a_dataframe_free_results_dict_is_enough(sample: dict[str, Any]) -> None
     assert build_document(json.loads(json.dumps(sample))) == build_document(sample)
 
 
-# -- the HTML page in a browser (when one is installed) -------------------------------------------------------
-
-
-def _chromium() -> str | None:
-    for name in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable"):
-        found = shutil.which(name)
-        if found:
-            return found
-    return None
-
-
-def test_html_in_a_browser_on_a_phone(report: Rendered) -> None:
-    """No console message, no request but the file itself, every figure decoded, no sideways page scroll."""
-    sync_api = pytest.importorskip("playwright.sync_api")
-    exe = _chromium()
-    if exe is None:
-        pytest.skip("no Chromium on PATH")
-    with sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=exe, args=["--no-sandbox"])
-        try:
-            page = browser.new_page(viewport={"width": 390, "height": 844})
-            messages: list[str] = []
-            requests: list[str] = []
-            page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
-            page.on("pageerror", lambda e: messages.append(f"error: {e}"))
-            page.on("request", lambda r: requests.append(r.url))
-            page.goto((report.out / "report.html").as_uri())
-            page.wait_for_load_state("load")
-            assert messages == []
-            assert [u for u in requests if not u.startswith("data:")] == [(report.out / "report.html").as_uri()]
-            assert page.evaluate("[...document.images].every(i => i.complete && i.naturalWidth > 0)")
-            assert page.evaluate("document.documentElement.scrollWidth") <= 390
-        finally:
-            browser.close()
+# The browser test is tests/report/test_browser.py (headless Debian Chromium; fails under CI=true without it).

@@ -207,3 +207,24 @@ def test_results_json_matches_schema_and_is_reproducible(tmp_path: Path, result:
     assert a != b or doc["generated_at"]  # only the timestamp may differ
     for name in doc["tables"]:
         assert (tmp_path / "a" / "tables" / f"{name}.csv").exists()
+
+
+def test_everyone_dead_gives_zero_survival_not_a_gap() -> None:
+    spec, _ = load_spec(SPEC)
+    x = extract_with_rates()
+    ops = x["operations"]  # type: ignore[index]
+    first = ops.groupby("patient_id")["date"].min()
+    pats = x["patients"].copy()  # type: ignore[index]
+    pats["death_date"] = pats["patient_id"].map(first) + pd.Timedelta(days=100)
+    x.tables["patients"] = pats  # type: ignore[attr-defined]
+    res = run_study(spec, x)  # type: ignore[arg-type]
+    s = res.tables["survival"].set_index("months")
+    # all six died on day 100 = 3.29 months: S(3) = 1 (6 at risk), S(12) = 0 by hand
+    assert s.loc[3, "survival"] == 1.0
+    assert s.loc[3, "n_risk"] == 6
+    assert s.loc[12, "survival"] == 0.0
+    assert "every patient had died" in s.loc[12, "note"]
+    med = res.tables["survival_median"].iloc[0]
+    assert med["median_months"] == pytest.approx(100 / (365.25 / 12))
+    fu = res.tables["follow_up"].set_index("timepoint")
+    assert fu.loc["1y", "died"] + fu.loc["1y", "answered"] == 6

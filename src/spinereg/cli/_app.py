@@ -188,9 +188,11 @@ def _register_commands() -> None:
     from spinereg.cli._registry import register
 
     register(app)
+    from spinereg.cli._demo import register as register_demo
     from spinereg.cli._study import register as register_study
 
     register_study(app)
+    register_demo(app)
 
 _register_commands()
 

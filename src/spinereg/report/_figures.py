@@ -291,7 +291,7 @@ def _join(items: Sequence[str]) -> str:
 
 
 def _suppression_note(sup: Suppression) -> str:
-    return f" Counts below {sup.threshold} are shown as <{sup.threshold}." if sup.on else ""
+    return f" Counts from 1 to {sup.threshold - 1} are shown as <{sup.threshold}." if sup.on else ""
 
 
 # --------------------------------------------------------------------------- layout
@@ -776,7 +776,8 @@ def _leak_types(study: _Study) -> _Drawn | None:
                "with leaks of two types counts under both, so the types need not add up to any leak. Assessed "
                "levels and patients are those with post-operative imaging.")
     if hidden:
-        caption += (f" Counts below {sup.threshold} are shown as <{sup.threshold}, without their bar, percentage "
+        caption += (f" Counts from 1 to {sup.threshold - 1} are shown as <{sup.threshold}, without their bar, "
+                    "percentage "
                     "or confidence interval, from which they could be calculated back.")
     else:
         caption += _suppression_note(sup)

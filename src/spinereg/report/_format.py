@@ -13,8 +13,9 @@ Rules
 * p-values: ``<0.001`` below 0.001, otherwise 3 decimals.
 * Percentages: 1 decimal.  Proportions are shown as percentages.
 * Missing or not estimable: an en dash (``NA_TEXT``).
-* Small-cell suppression: with ``Suppression.on``, a count below the
-  threshold shows as ``<threshold`` (e.g. ``<5``), and every percentage or
+* Small-cell suppression: with ``Suppression.on``, a count from 1 to
+  ``threshold - 1`` shows as ``<threshold`` (e.g. ``<5``); zero is shown (it
+  identifies nobody, and "no symptomatic leak" is a result); every percentage or
   proportion computed from such a count (numerator or denominator) shows as
   ``NA_TEXT`` so that it cannot be back-calculated.
 """
@@ -67,13 +68,13 @@ def digits_for(instrument: str) -> int:
 
 @dataclass(frozen=True)
 class Suppression:
-    """Small-cell suppression: counts below ``threshold`` are hidden when ``on``."""
+    """Small-cell suppression: counts from 1 to ``threshold - 1`` are hidden when ``on`` (zero is shown)."""
 
     on: bool = False
     threshold: int = 5
 
     def hides(self, count: Any) -> bool:
-        return self.on and not is_missing(count) and int(count) < self.threshold
+        return self.on and not is_missing(count) and 0 < int(count) < self.threshold
 
 
 NO_SUPPRESSION = Suppression(False, 5)

@@ -208,7 +208,8 @@ def _missing(ctx: Ctx) -> list[Block]:
 def _suppression(ctx: Ctx) -> list[Block]:
     t = ctx.sup.threshold
     if ctx.sup.on:
-        text = (f"To protect privacy, counts below {fmt_count(t)} are shown as <{fmt_count(t)}, and percentages and "
+        text = (f"To protect privacy, counts from 1 to {fmt_count(t - 1)} are shown as <{fmt_count(t)} (zero is "
+                f"shown), and percentages and "
                 f"statistics computed from such counts (including the means and CIs of fewer than {fmt_count(t)} "
                 f"patients) are not shown.")
     else:

@@ -486,6 +486,14 @@ def survival(operations: pd.DataFrame, extract_date: pd.Timestamp, spec: StudySp
     table["n_risk"] = table["n_risk"].astype("Int64")
     table["note"] = np.where(table["survival"].isna(), "not estimable: no patient followed this long" if len(time)
                              else "not estimable: no patients", "")
+    if len(time):
+        last = kaplan_meier(time, event, conf_type="log", times=[float(time.max())], conf_level=level).table
+        if len(last) and float(last["survival"].iloc[-1]) == 0.0:
+            # everyone died by the longest follow-up: the estimate is 0 from then on (R's summary omits these times)
+            after = table["survival"].isna() & (table["months"] >= float(time.max()))
+            table.loc[after, "survival"] = 0.0
+            table.loc[after, "n_risk"] = 0
+            table.loc[after, "note"] = "every patient had died by then: survival 0, CI not estimable"
     median = km.median.rename(columns={"median": "median_months"}).assign(
         n=km.n, events=km.events, note=km.note)
     uniq = np.unique(time)

@@ -1,0 +1,132 @@
+"""``spinereg demo``: the seed study, end to end, on the embedded synthetic registry."""
+
+from __future__ import annotations
+
+import json
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from spinereg._errors import SpineregError
+
+__all__ = ["example_spec", "register", "summary_rows"]
+
+EXAMPLE = "pvp-cancer-vcf"
+
+
+def example_spec(name: str = EXAMPLE) -> Path:
+    """The shipped example study spec: the repository's ``examples/`` or the wheel's copy."""
+    repo = Path(__file__).resolve().parents[3] / "examples" / name / "study.toml"
+    if repo.exists():
+        return repo
+    packaged = resources.files("spinereg").joinpath(f"examples/{name}/study.toml")
+    if packaged.is_file():
+        return Path(str(packaged))
+    raise SpineregError(f"the example study {name!r} is not installed")
+
+
+def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
+    """The terminal summary: (label, value) rows, formatted and suppressed as in the report."""
+    from spinereg.report._format import Suppression, digits_for, fmt_ci, fmt_count, fmt_num, fmt_p, fmt_proportion
+
+    s = results["settings"]
+    sup = Suppression(bool(s["suppress_small_cells"]), int(s["small_cell_threshold"]))
+    tables = results["tables"]
+    rows: list[tuple[str, str]] = []
+    flow = tables["flow"]
+    rows.append(("Cohort", f"{fmt_count(flow[-1]['n_patients'], sup)} patients "
+                           f"(of {fmt_count(flow[0]['n_operations'], sup)} operations in the registry)"))
+    instruments = {o["name"]: o for o in results["outcomes"]}
+    for r in tables.get("paired_change", []):
+        o = instruments[r["outcome"]]
+        d = digits_for(o["instrument"])
+        label = o["label"].split(" (")[0]
+        rows.append((f"{label}, {r['timepoint']}",
+                     f"{fmt_num(r['mean_before'], d)} \u2192 {fmt_num(r['mean_after'], d)}, change "
+                     f"{fmt_num(r['mean_diff'], d, signed=True)} (95% CI {fmt_ci(r['ci_low'], r['ci_high'], d)}), "
+                     f"p {fmt_p(r['p_value'])}; n = {fmt_count(r['n_pairs'], sup)}"))
+    for r in tables.get("leaks", []):
+        if r["measure"] == "cement leak" and r["category"] == "any":
+            rows.append((f"Cement leak per {r['unit']}",
+                         f"{fmt_count(r['x'], sup)}/{fmt_count(r['n'], sup)} = "
+                         f"{fmt_proportion(r['proportion'], counts=(r['x'], r['n']), sup=sup)} (95% CI "
+                         f"{fmt_ci(r['ci_low'], r['ci_high'], 1, percent=True, counts=(r['x'], r['n']), sup=sup)})"))
+    return rows
+
+
+def register(app: typer.Typer) -> None:
+    """Add ``spinereg demo`` to ``app``."""
+    from spinereg.cli._app import err, out
+
+    @app.command("demo")
+    def demo(
+        directory: Annotated[Path, typer.Option("--dir", help="Output directory.")] = Path("spinereg-demo"),
+        patients: Annotated[int, typer.Option("--patients", help="Synthetic registry size.")] = 20_000,
+        seed: Annotated[int, typer.Option("--seed", help="Random seed of the synthetic registry.")] = 2018,
+        fresh: Annotated[bool, typer.Option("--fresh", help="Rebuild the synthetic registry.")] = False,
+    ) -> None:
+        """Run the seed study (PVP for cancer-related fractures) on a synthetic registry; write the report."""
+        from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+        from rich.table import Table
+
+        from spinereg.cli._study import run_and_write
+
+        directory.mkdir(parents=True, exist_ok=True)
+        db_file = directory / "registry.sqlite3"
+        url = f"sqlite:///{db_file}"
+        started = time.perf_counter()
+        with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err,
+                      transient=True) as prog:
+            if fresh and db_file.exists():
+                for p in directory.glob("registry.sqlite3*"):
+                    p.unlink()
+            if _registry_has_data(db_file):
+                err.print(f"reusing the synthetic registry {db_file}", markup=False)
+            else:
+                task = prog.add_task(f"creating a synthetic registry of {patients:,} patients (seed {seed})")
+                _create_registry(url, patients, seed)
+                prog.update(task, completed=1, total=1, description=f"synthetic registry: {db_file}")
+            task = prog.add_task("running the study and writing the report (html, pdf, docx)")
+            _, timings = run_and_write(example_spec(), directory, db=url, data=None,
+                                       formats=("html", "pdf", "docx"))
+            prog.update(task, completed=1, total=1)
+        results = json.loads((directory / "results.json").read_text(encoding="utf-8"))
+        table = Table(title=results["study"]["title"], show_header=False, title_justify="left")
+        table.add_column(style="bold")
+        table.add_column()
+        for label, value in summary_rows(results):
+            table.add_row(label, value)
+        out.print(table)
+        if results["data"]["synthetic"]:
+            out.print("SYNTHETIC DATA: for demonstration only, not patient data.", style="bold yellow")
+        out.print(f"done in {time.perf_counter() - started:.1f} s "
+                  f"(study {timings.get('analyse', 0):.1f} s, report {timings.get('report', 0):.1f} s)")
+        out.print(f"report: {(directory / 'report.html').resolve()}", markup=False, soft_wrap=True)
+
+
+def _registry_has_data(db_file: Path) -> bool:
+    if not db_file.exists():
+        return False
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db_file}?mode=ro", uri=True) as con:
+            return bool(con.execute("SELECT EXISTS (SELECT 1 FROM spinereg_patients)").fetchone()[0])
+    except sqlite3.Error:
+        return False
+
+
+def _create_registry(url: str, patients: int, seed: int) -> None:
+    from spinereg.data._synth import synthesize
+    from spinereg.registry import open_registry
+    from spinereg.registry._store import import_extract, migrate
+
+    extract = synthesize(patients, seed)
+    alias = open_registry(url)
+    migrate(alias)
+    import_extract(alias, extract, mapping="synth", files=[],
+                   dataset={"name": f"synthetic registry (seed {seed}, {patients} patients)", "synthetic": True,
+                            "source": "spinereg demo", "extract_date": extract.meta.get("extract_date")})
