@@ -3,9 +3,6 @@ marks, the public API and the layering rule (the report reads results.json only)
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
 import pytest
 
 import spinereg.report
@@ -122,19 +119,5 @@ def test_public_api_is_sorted_and_resolves() -> None:
     assert FORMATS == ("html", "pdf", "docx")
 
 
-ALLOWED = ("spinereg._errors", "spinereg._version", "spinereg.report")
+# The report's import rule (results.json only) is tested with every layer in tests/test_public_api.py.
 
-
-def test_report_layer_reads_results_only() -> None:
-    """The report imports nothing of the study engine, data or statistics: it reads results.json."""
-    pkg = Path(spinereg.report.__file__).parent
-    for path in pkg.glob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            elif isinstance(node, ast.Import):
-                names = [a.name for a in node.names]
-            for name in names:
-                if name.startswith("spinereg"):
-                    assert name.startswith(ALLOWED), f"{path.name} imports {name}"
