@@ -87,3 +87,21 @@ def test_study_check_command(tmp_path: Path) -> None:
     assert res.returncode == 1
     assert res.stderr.startswith(f"error: {bad}: outcomes.eq5d:")
     assert "Traceback" not in res.stderr
+
+
+def test_outcome_defaults_are_cited(tmp_path: Path) -> None:
+    p = tmp_path / "study.toml"
+    p.write_text(EXAMPLE.read_text() + '\n[outcomes.back]\ninstrument = "nrs_back"\n\n'
+                 '[outcomes.vas]\ninstrument = "eqvas"\n')
+    spec, _ = load_spec(p)
+    back = spec.outcomes["back"]
+    assert back.higher_is_better is False
+    assert back.mcid == 2
+    assert "Ostelo" in back.mcid_source and "Spine 2008" in back.mcid_source
+    vas = spec.outcomes["vas"]
+    assert vas.higher_is_better is True
+    assert vas.mcid is None            # no accepted single MCID: responders only when the spec sets one
+    # an explicit MCID still needs its own source
+    p.write_text(EXAMPLE.read_text() + '\n[outcomes.back]\ninstrument = "nrs_back"\nmcid = 3\n')
+    with pytest.raises(SpecError, match=r"outcomes\.back: give 'mcid_source'"):
+        load_spec(p)

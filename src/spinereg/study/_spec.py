@@ -11,6 +11,7 @@ import hashlib
 import itertools
 import tomllib
 from datetime import date
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -28,7 +29,7 @@ from spinereg._errors import SpineregError, UnknownValueSetError
 from spinereg.data import entity, timepoints
 from spinereg.instruments import find_valueset
 
-__all__ = ["SpecError", "StudySpec", "load_spec"]
+__all__ = ["SpecError", "StudySpec", "load_spec", "outcome_defaults"]
 
 _CATEGORIES = entity("operations").column("procedure_category").values
 _INDICATIONS = entity("operations").column("indication").values
@@ -108,14 +109,40 @@ class TimePointSpec(_Model):
         return self
 
 
+def outcome_defaults() -> dict[str, dict[str, Any]]:
+    """Each instrument's default direction and MCID with its source (``resources/outcome_defaults.toml``)."""
+    text = resources.files("spinereg.study").joinpath("resources/outcome_defaults.toml").read_text(encoding="utf-8")
+    doc = tomllib.loads(text)
+    doc.pop("version", None)
+    return doc
+
+
 class Outcome(_Model):
-    """An outcome: an instrument, its value set (EQ-5D), direction and MCID with its source."""
+    """An outcome: an instrument, its value set (EQ-5D), direction and MCID with its source.
+
+    ``higher_is_better`` and ``mcid`` (with ``mcid_source``) default to the
+    instrument's cited defaults (:func:`outcome_defaults`) when left out.
+    """
 
     instrument: Literal["eq5d3l", "eq5d5l", "odi", "eqvas", "nrs_back", "nrs_leg"]
     valueset: str | None = Field(default=None, description="EQ-5D: country, e.g. Denmark")
     higher_is_better: bool
     mcid: float | None = Field(default=None, gt=0)
     mcid_source: str = ""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or not isinstance(data.get("instrument"), str):
+            return data
+        d = outcome_defaults().get(data["instrument"], {})
+        out = dict(data)
+        if "higher_is_better" not in out and "higher_is_better" in d:
+            out["higher_is_better"] = d["higher_is_better"]
+        if "mcid" not in out and "mcid" in d:
+            out["mcid"] = d["mcid"]
+            out.setdefault("mcid_source", d["mcid_source"])
+        return out
 
     @model_validator(mode="after")
     def _valueset(self) -> Outcome:
