@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from importlib import resources
@@ -205,6 +206,15 @@ def run_study(spec: StudySpec, extract: Extract, *, spec_sha256: str = "",
     EmptyCohortError
         No operation passes the cohort criteria; the message gives the flow.
     """
+    # the data digest is mostly hashing and Arrow conversion, which release the GIL: compute it alongside
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(extract_sha256, extract) if data_sha256 is None else None
+        result = _run(spec, extract, spec_sha256)
+        result.data_sha256 = pending.result() if pending is not None else str(data_sha256)
+    return result
+
+
+def _run(spec: StudySpec, extract: Extract, spec_sha256: str) -> StudyResult:
     cohort = select_cohort(extract, spec)
     if cohort.operations.empty:
         steps = "; ".join(f"{r.step} {r.n_operations}" for r in cohort.flow.itertuples())
@@ -255,8 +265,7 @@ def run_study(spec: StudySpec, extract: Extract, *, spec_sha256: str = "",
         "period_start": _iso(extract["operations"]["date"].min()),
         "period_end": _iso(extract["operations"]["date"].max()),
     }
-    digest = data_sha256 if data_sha256 is not None else extract_sha256(extract)
-    return StudyResult(spec, spec_sha256, digest, data, cohort, tables)
+    return StudyResult(spec, spec_sha256, "", data, cohort, tables)
 
 
 def _iso(v: Any) -> str | None:
