@@ -228,3 +228,83 @@ def test_everyone_dead_gives_zero_survival_not_a_gap() -> None:
     assert med["median_months"] == pytest.approx(100 / (365.25 / 12))
     fu = res.tables["follow_up"].set_index("timepoint")
     assert fu.loc["1y", "died"] + fu.loc["1y", "answered"] == 6
+
+
+def one_patient_extract(death: str | None, answers: list[tuple[str, str, int]], birth: str = "1950-01-01",
+                        extract_date: str | None = "2018-12-31") -> object:
+    from spinereg.data import Extract
+
+    x = Extract.empty(**({"extract_date": extract_date} if extract_date else {}))
+    x.tables["patients"] = conform(pd.DataFrame([{"patient_id": "P1", "sex": "male", "birth_date": birth,
+                                                  "death_date": death}]), "patients")
+    x.tables["operations"] = conform(pd.DataFrame([{"operation_id": "O1", "patient_id": "P1", "date": "2015-01-01",
+                                                    "procedure_category": "vertebroplasty",
+                                                    "indication": "cancer_vcf"}]), "operations")
+    eq = {"eq5d3l_mo": 2, "eq5d3l_sc": 1, "eq5d3l_ua": 2, "eq5d3l_pd": 3, "eq5d3l_ad": 1}
+    x.tables["proms"] = conform(pd.DataFrame([{"prom_id": q, "patient_id": "P1", "operation_id": "O1",
+                                               "timepoint": tp, "answer_date": (pd.Timestamp("2015-01-01")
+                                                                                + pd.Timedelta(days=day)), **eq}
+                                              for q, tp, day in answers]), "proms")
+    return x
+
+
+def follow(x: object) -> pd.DataFrame:
+    spec, _ = load_spec(SPEC)
+    return run_study(spec, x).tables["follow_up"].set_index("timepoint")  # type: ignore[arg-type]
+
+
+def test_death_on_the_last_day_of_a_window_counts_as_died() -> None:
+    # the 3-month window closes on day 150 = 2015-05-31
+    fu = follow(one_patient_extract("2015-05-31", [("B", "baseline", -3)]))
+    assert fu.loc["3m", ["died", "missing"]].tolist() == [1, 0]
+    fu = follow(one_patient_extract("2015-06-01", [("B", "baseline", -3)]))
+    assert fu.loc["3m", ["died", "missing"]].tolist() == [0, 1]
+
+
+def test_an_answer_dated_after_death_is_disregarded() -> None:
+    # died day 100, "answered" day 120: a data error, not an answer
+    x = one_patient_extract("2015-04-11", [("B", "baseline", -3), ("Q", "3m", 120)])
+    fu = follow(x)
+    assert fu.loc["3m", ["answered", "died"]].tolist() == [0, 1]
+
+
+def test_follow_up_uses_the_same_extract_date_as_survival() -> None:
+    # no extract date recorded: the latest date in the whole extract stands in, for follow-up and survival alike
+    x = one_patient_extract(None, [("B", "baseline", -3)], extract_date=None)
+    other = conform(pd.DataFrame([{"patient_id": "P2", "sex": "male", "birth_date": "1950-01-01"}]), "patients")
+    x.tables["patients"] = pd.concat([x["patients"], other], ignore_index=True)  # type: ignore[attr-defined,index]
+    late = conform(pd.DataFrame([{"operation_id": "O2", "patient_id": "P2", "date": "2017-01-01",
+                                  "procedure_category": "fusion", "indication": "degenerative"}]), "operations")
+    x.tables["operations"] = pd.concat([x["operations"], late], ignore_index=True)  # type: ignore[attr-defined,index]
+    spec, _ = load_spec(SPEC)
+    res = run_study(spec, x)  # type: ignore[arg-type]
+    assert res.data["extract_date"] == "2017-01-01"
+    # P1's 1-year window closed on 2016-06-28, before 2017-01-01: due and missing (the cohort's own latest
+    # date, 2015-01-01, would have made it look not yet due)
+    assert res.tables["follow_up"].set_index("timepoint").loc["1y", ["not_yet_due", "missing"]].tolist() == [0, 1]
+
+
+def test_age_limits_use_completed_years() -> None:
+    # born 2000-01-01, operated 2015-01-01 on the 15th birthday: 15 completed years (5478 days / 365.25 < 15)
+    spec, _ = load_spec(SPEC)
+    x = one_patient_extract(None, [("B", "baseline", -3)], birth="2000-01-01")
+    strict = spec.model_copy(update={"cohort": spec.cohort.model_copy(update={"age_min": 15})})
+    assert len(run_study(strict, x).cohort.operations) == 1  # type: ignore[arg-type]
+    older = spec.model_copy(update={"cohort": spec.cohort.model_copy(update={"age_min": 16})})
+    with pytest.raises(EmptyCohortError, match="age 0"):
+        run_study(older, x)  # type: ignore[arg-type]
+
+
+def test_leak_denominators_use_post_operative_findings_at_treated_levels() -> None:
+    spec, _ = load_spec(SPEC)
+    x = extract_with_rates()
+    extra = conform(pd.DataFrame([
+        ("F11", "O09a", "L2", "xray", "2014-03-01", True, "yeom_c", False),    # untreated level L2
+        ("F12", "O09a", "L1", "xray", "2014-01-15", True, "yeom_c", False),    # before the 2014-02-01 operation
+    ], columns=["finding_id", "operation_id", "level", "modality", "date", "leak", "leak_type", "symptomatic"]),
+        "imaging_findings")
+    x.tables["imaging_findings"] = pd.concat([x["imaging_findings"], extra],  # type: ignore[attr-defined,index]
+                                             ignore_index=True)
+    leaks = run_study(spec, x).tables["leaks"]  # type: ignore[arg-type]
+    assert rate(leaks, "patient", "any") == (4, 5)      # unchanged: neither finding counts
+    assert rate(leaks, "level", "any") == (5, 8)

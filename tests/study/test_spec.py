@@ -105,3 +105,9 @@ def test_outcome_defaults_are_cited(tmp_path: Path) -> None:
     p.write_text(EXAMPLE.read_text() + '\n[outcomes.back]\ninstrument = "nrs_back"\nmcid = 3\n')
     with pytest.raises(SpecError, match=r"outcomes\.back: give 'mcid_source'"):
         load_spec(p)
+
+
+def test_first_per_patient_false_is_refused(tmp_path: Path) -> None:
+    p = variant(tmp_path, "first_per_patient = true", "first_per_patient = false")
+    with pytest.raises(SpecError, match=r"cohort\.first_per_patient: false is not supported"):
+        load_spec(p)

@@ -392,9 +392,8 @@ def complication_rates(operations: pd.DataFrame, extract: Extract, spec: StudySp
     ``any``: patients with at least one complication; then by Clavien-Dindo
     grade: patients whose *most severe* complication has that grade
     (``ungraded`` when none of a patient's complications is graded), so the
-    grade rows add up to ``any``; ``symptomatic leak``: patients with a
-    complication that is a symptomatic cement leak (``cement_embolism``).
-    Denominator: every cohort patient.  CIs: Clopper-Pearson (``ci_low,
+    grade rows add up to ``any``.  Symptomatic cement leaks are reported by
+    :func:`leak_rates`.  Denominator: every cohort patient.  CIs: Clopper-Pearson (``ci_low,
     ci_high``) and Wilson (``wilson_ci_low, wilson_ci_high``).
     """
     level = spec.analyses.conf_level
@@ -416,8 +415,9 @@ def leak_rates(operations: pd.DataFrame, extract: Extract, spec: StudySpec) -> p
     """Cement leaks per patient and per treated level, overall, by type, and symptomatic.
 
     A treated level is *assessed* when it has at least one post-operative
-    imaging finding; a patient when any treated level of the index
-    operation is.  A level leaks when any of its findings shows a leak (of a
+    (or undated) imaging finding at that level; a patient when any treated
+    level of the index operation is.  Findings at untreated levels or dated
+    before the operation are not counted.  A level leaks when any of its findings shows a leak (of a
     given type); a patient when any level does.  Denominators: assessed
     patients and assessed levels.  Leak types follow Yeom et al. 2003 and
     the schema's list; a level with two types counts under both, so type rows
@@ -427,6 +427,15 @@ def leak_rates(operations: pd.DataFrame, extract: Extract, spec: StudySpec) -> p
     oid = set(operations["operation_id"].astype(str))
     f = extract["imaging_findings"]
     f = f[f["operation_id"].astype(str).isin(oid)]
+    # only post-operative findings (or undated ones) at a level the operation treated count
+    treated = extract["treated_levels"]
+    treated_keys = set(zip(treated["operation_id"].astype(str), treated["level"].astype(str), strict=True))
+    at_treated = np.array([k in treated_keys for k in zip(f["operation_id"].astype(str), f["level"].astype(str),
+                                                               strict=True)], dtype=bool)
+    op_date = operations.set_index(operations["operation_id"].astype(str))["date"]
+    when = op_date.reindex(f["operation_id"].astype(str)).to_numpy()
+    post_op = (f["date"].isna() | (f["date"].to_numpy() >= when)).to_numpy(dtype=bool)
+    f = f[at_treated & post_op]
     key_op = f["operation_id"].astype(str).to_numpy()
     key_lv = f["level"].astype(str).to_numpy()
     frame = pd.DataFrame({"op": key_op, "lv": key_lv, "leak": f["leak"].fillna(False).to_numpy(dtype=bool),

@@ -10,8 +10,8 @@ Selection steps (each row of the flow counts what remains and why rows left):
    starting with one of ``cohort.diagnosis_codes``; then any diagnosis code
    starting with one of ``cohort.exclude_diagnosis_codes`` excludes;
 4. ``period``: operation date within the period (inclusive);
-5. ``age``: age at operation within [age_min, age_max] (unknown age is excluded
-   when a limit is set);
+5. ``age``: age at operation in completed years (18 from the 18th birthday)
+   within [age_min, age_max] (unknown age is excluded when a limit is set);
 6. ``first per patient``: each patient's earliest qualifying operation
    ("consecutive patients"; ties broken by operation id);
 7. ``baseline``: a baseline answer with the items of every outcome in
@@ -21,11 +21,12 @@ Time-point matching: a questionnaire belongs to a time point when it follows
 the index operation (same ``operation_id``) and its answer date falls in the
 time point's window (days from the operation).  Several in a window: the one
 nearest the target day; equally near: the earlier one.  Questionnaires
-without an answer date are not placed.
+without an answer date, or dated after the patient's death (a data error),
+are not placed.
 
 Follow-up accounting per time point, for every cohort patient, in this order:
 ``answered`` (a matched questionnaire); ``died`` (died before the window
-closed); ``not_yet_due`` (the window had not closed at the extract date);
+closed, or on its last day); ``not_yet_due`` (the window had not closed at the extract date);
 ``missing`` (alive, due, not answered).
 """
 
@@ -40,7 +41,8 @@ import pandas as pd
 from spinereg.data import Extract
 from spinereg.study._spec import StudySpec
 
-__all__ = ["OUTCOME_ITEMS", "CohortResult", "extract_date", "follow_up", "match_timepoints", "select_cohort"]
+__all__ = ["OUTCOME_ITEMS", "CohortResult", "completed_years", "extract_date", "follow_up", "match_timepoints",
+           "select_cohort"]
 
 OUTCOME_ITEMS: dict[str, list[str]] = {
     "eq5d3l": [f"eq5d3l_{d}" for d in ("mo", "sc", "ua", "pd", "ad")],
@@ -90,10 +92,14 @@ def match_timepoints(proms: pd.DataFrame, operations: pd.DataFrame, spec: StudyS
     Returns the matched PROM rows with columns ``timepoint_matched`` and
     ``day`` (days from the operation) added.
     """
-    ops = operations[["operation_id", "date"]].rename(columns={"date": "_op_date"})
+    cols = ["operation_id", "date", *(["death_date"] if "death_date" in operations.columns else [])]
+    ops = operations[cols].rename(columns={"date": "_op_date", "death_date": "_death"})
     q = proms[proms["operation_id"].isin(ops["operation_id"].unique())]
     q = q.merge(ops, on="operation_id", how="inner")
-    q = q[q["answer_date"].notna()].copy()
+    q = q[q["answer_date"].notna()]
+    if "_death" in q.columns:  # an answer dated after the patient's death is a data error: disregarded
+        q = q[~(q["answer_date"] > q["_death"]).fillna(False).to_numpy(dtype=bool)].drop(columns=["_death"])
+    q = q.copy()
     q["day"] = (q["answer_date"] - q["_op_date"]).dt.days
     out = []
     for name, tp in spec.timepoints.items():
@@ -110,6 +116,16 @@ def match_timepoints(proms: pd.DataFrame, operations: pd.DataFrame, spec: StudyS
         cols = [*proms.columns, "day", "timepoint_matched"]
         return pd.DataFrame(columns=cols)
     return pd.concat(out, ignore_index=True).drop(columns=["_op_date"])
+
+
+def completed_years(birth: pd.Series, when: pd.Series) -> pd.Series:
+    """Age in completed years on ``when`` (the birthday counts: 18 on the 18th birthday); NA when unknown.
+
+    A birthday on 29 February is reached on 1 March in years without one.
+    """
+    years = when.dt.year - birth.dt.year
+    before = (when.dt.month < birth.dt.month) | ((when.dt.month == birth.dt.month) & (when.dt.day < birth.dt.day))
+    return (years - before.astype("Int64")).astype("Int64")
 
 
 def select_cohort(extract: Extract, spec: StudySpec) -> CohortResult:
@@ -147,11 +163,12 @@ def select_cohort(extract: Extract, spec: StudySpec) -> CohortResult:
     pats = extract["patients"]
     pats = pats[pats["patient_id"].isin(ops["patient_id"].unique())]
     ops = ops.merge(pats[["patient_id", "sex", "birth_date", "death_date"]], on="patient_id", how="left")
-    ops = ops.assign(age=(ops["date"] - ops["birth_date"]).dt.days / 365.25)
+    ops = ops.assign(age=(ops["date"] - ops["birth_date"]).dt.days / 365.25, age_years=completed_years(
+        ops["birth_date"], ops["date"]))
     if c.age_min is not None:
-        ops = ops[ops["age"] >= c.age_min]
+        ops = ops[(ops["age_years"] >= c.age_min).fillna(False).to_numpy(dtype=bool)]
     if c.age_max is not None:
-        ops = ops[ops["age"] <= c.age_max]
+        ops = ops[(ops["age_years"] <= c.age_max).fillna(False).to_numpy(dtype=bool)]
     record("age", ops, before, "age outside the study's range or unknown")
     before = ops
     if c.first_per_patient:
@@ -190,7 +207,8 @@ def extract_date(extract: Extract) -> tuple[pd.Timestamp, str]:
     return pd.Timestamp(max(found)), "latest date in the data (no extract date recorded)"
 
 
-def follow_up(cohort: CohortResult, extract: Extract, spec: StudySpec) -> pd.DataFrame:
+def follow_up(cohort: CohortResult, extract: Extract, spec: StudySpec,
+              cutoff: pd.Timestamp | None = None) -> pd.DataFrame:
     """Follow-up accounting per time point (see module docstring).
 
     Returns
@@ -200,13 +218,14 @@ def follow_up(cohort: CohortResult, extract: Extract, spec: StudySpec) -> pd.Dat
     """
     ops = cohort.operations
     matched = match_timepoints(extract["proms"], ops, spec)
-    cutoff, _ = extract_date(extract)
+    if cutoff is None:
+        cutoff, _ = extract_date(extract)
     rows = []
     for name, tp in spec.timepoints.items():
         closes = ops["date"] + pd.to_timedelta(tp.window[1], unit="D")
         answered = ops["operation_id"].isin(
             matched.loc[matched["timepoint_matched"] == name, "operation_id"]).to_numpy(dtype=bool)
-        died = ~answered & (ops["death_date"] < closes).fillna(False).to_numpy(dtype=bool)
+        died = ~answered & (ops["death_date"] <= closes).fillna(False).to_numpy(dtype=bool)
         not_due = ~answered & ~died & (closes > cutoff).to_numpy(dtype=bool)
         missing = ~answered & ~died & ~not_due
         rows.append({"timepoint": name, "n": len(ops), "answered": int(answered.sum()), "died": int(died.sum()),

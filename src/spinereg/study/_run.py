@@ -206,20 +206,20 @@ def run_study(spec: StudySpec, extract: Extract, *, spec_sha256: str = "",
     EmptyCohortError
         No operation passes the cohort criteria; the message gives the flow.
     """
-    # the data digest is mostly hashing and Arrow conversion, which release the GIL: compute it alongside
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = pool.submit(extract_sha256, extract) if data_sha256 is None else None
-        result = _run(spec, extract, spec_sha256)
-        result.data_sha256 = pending.result() if pending is not None else str(data_sha256)
-    return result
-
-
-def _run(spec: StudySpec, extract: Extract, spec_sha256: str) -> StudyResult:
     cohort = select_cohort(extract, spec)
     if cohort.operations.empty:
         steps = "; ".join(f"{r.step} {r.n_operations}" for r in cohort.flow.itertuples())
         raise EmptyCohortError(f"the cohort is empty: no operation passes the criteria of \"{spec.title}\" "
                                f"(operations left after each step: {steps})")
+    # the data digest is mostly hashing and Arrow conversion, which release the GIL: compute it alongside
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = pool.submit(extract_sha256, extract) if data_sha256 is None else None
+        result = _run(spec, extract, spec_sha256, cohort)
+        result.data_sha256 = pending.result() if pending is not None else str(data_sha256)
+    return result
+
+
+def _run(spec: StudySpec, extract: Extract, spec_sha256: str, cohort: CohortResult) -> StudyResult:
     ops = cohort.operations
     sub = _restrict(extract, ops)
     cutoff, cutoff_source = extract_date(extract)
@@ -228,7 +228,7 @@ def _run(spec: StudySpec, extract: Extract, spec_sha256: str) -> StudyResult:
     case = pd.Series(np.arange(1, len(ops) + 1), index=ops["operation_id"].astype(str))
     tables: dict[str, pd.DataFrame] = {
         "flow": cohort.flow,
-        "follow_up": follow_up(cohort, sub, spec),
+        "follow_up": follow_up(cohort, sub, spec, cutoff),
     }
     a = spec.analyses
     if a.descriptive:

@@ -82,6 +82,15 @@ class Cohort(_Model):
     require_baseline: list[str] = Field(default_factory=list,
                                         description="outcomes that must have a baseline answer")
 
+    @field_validator("first_per_patient")
+    @classmethod
+    def _patient_unit(cls, v: bool) -> bool:
+        if not v:
+            raise ValueError("false is not supported: the analyses take the patient as the unit (survival, "
+                             "per-patient rates, the mixed model), so each patient enters once with the first "
+                             "qualifying operation")
+        return v
+
     @field_validator("procedure_categories", "indications")
     @classmethod
     def _codes(cls, v: list[str], info: ValidationInfo) -> list[str]:
