@@ -125,7 +125,8 @@ def completed_years(birth: pd.Series, when: pd.Series) -> pd.Series:
     """
     years = when.dt.year - birth.dt.year
     before = (when.dt.month < birth.dt.month) | ((when.dt.month == birth.dt.month) & (when.dt.day < birth.dt.day))
-    return (years - before.astype("Int64")).astype("Int64")
+    out: pd.Series = (years - before.astype("Int64")).astype("Int64")
+    return out
 
 
 def select_cohort(extract: Extract, spec: StudySpec) -> CohortResult:
