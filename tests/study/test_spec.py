@@ -111,3 +111,10 @@ def test_first_per_patient_false_is_refused(tmp_path: Path) -> None:
     p = variant(tmp_path, "first_per_patient = true", "first_per_patient = false")
     with pytest.raises(SpecError, match=r"cohort\.first_per_patient: false is not supported"):
         load_spec(p)
+
+
+def test_direction_must_match_the_instrument(tmp_path: Path) -> None:
+    p = variant(tmp_path, "higher_is_better = false", "higher_is_better = true")
+    with pytest.raises(SpecError, match=r"outcomes\.odi: higher_is_better = true contradicts odi, whose higher "
+                                        r"scores are worse"):
+        load_spec(p)

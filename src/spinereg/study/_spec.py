@@ -165,6 +165,10 @@ class Outcome(_Model):
                 raise ValueError(str(exc)) from None
         elif self.valueset is not None:
             raise ValueError(f"'valueset' applies only to EQ-5D, not {self.instrument}")
+        default = outcome_defaults().get(self.instrument, {}).get("higher_is_better")
+        if default is not None and self.higher_is_better != default:
+            raise ValueError(f"higher_is_better = {str(self.higher_is_better).lower()} contradicts {self.instrument}, "
+                             f"whose higher scores are {'better' if default else 'worse'}; leave it out")
         if self.mcid is not None and not self.mcid_source:
             raise ValueError("give 'mcid_source' (the citation the MCID comes from)")
         return self
