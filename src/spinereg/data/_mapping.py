@@ -764,7 +764,8 @@ def _obj_text(v: Any, date_format: str) -> str | None:
 
 def _strip_blank(arr: Any) -> pd.Series:
     t = pc.utf8_trim_whitespace(arr)
-    return _series(pc.if_else(pc.equal(t, ""), _null(t), t))
+    empty = pc.equal(t, "")
+    return _series(pc.if_else(empty, _null(t), t) if pc.any(empty).as_py() else t)
 
 
 def to_text(s: pd.Series, date_format: str = "") -> pd.Series:
@@ -900,8 +901,14 @@ class _Source:
         span = pc.min_max(lens).as_py()
         if span["max"] is None or span["max"] < 10 or span["min"] > 11:
             return
-        cand = pc.and_(pc.greater_equal(lens, 10), pc.less_equal(lens, 11))
-        hits = pc.sum(pc.match_substring_regex(pc.filter(a, cand), f"^{_CPR_LIKE}$")).as_py() or 0
+        # a CPR-like value is 10 digits, or 6 digits, a dash and 4 digits: cheap kernels pick
+        # those candidates (dates, codes and names drop out) before the pattern is tried
+        ten = pc.and_(pc.equal(lens, 10), pc.ascii_is_decimal(a))
+        eleven = pc.and_(pc.equal(lens, 11), pc.equal(pc.utf8_slice_codeunits(a, 6, 7), "-"))
+        cand = pc.fill_null(pc.or_(ten, eleven), False)
+        hits = 0
+        if pc.any(cand).as_py():
+            hits = pc.sum(pc.match_substring_regex(pc.filter(a, cand), f"^{_CPR_LIKE}$")).as_py() or 0
         if hits:
             raise self.m.error(where, f"column {name!r} of {self.table.file} holds {hits} value(s) that look like "
                                       "CPR numbers (values hidden): read it with transform = \"cpr\" (or "

@@ -289,12 +289,12 @@ def _parse_arrow(data: bytes, names: list[str], delim: str) -> pd.DataFrame | No
             read_options=pacsv.ReadOptions(column_names=names, skip_rows=1),
             parse_options=pacsv.ParseOptions(delimiter=delim, newlines_in_values=True, ignore_empty_lines=True),
             convert_options=pacsv.ConvertOptions(
-                column_types={c: pa.string() for c in names}, strings_can_be_null=False,
+                column_types={c: pa.large_string() for c in names}, strings_can_be_null=False,
                 quoted_strings_can_be_null=False),
         )
     except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError):
         return None  # ragged rows etc.: the pandas parser gives a clean message
-    out: pd.DataFrame = table.to_pandas(types_mapper={pa.string(): STRING}.get)
+    out: pd.DataFrame = table.to_pandas(types_mapper={pa.large_string(): STRING, pa.string(): STRING}.get)
     out.columns = pd.Index(names)
     return out
 

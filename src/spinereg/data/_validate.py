@@ -97,8 +97,33 @@ class ValidationReport:
 
 
 class _Collector:
+    """Problems found, one DataFrame part per check.
+
+    Rows carry ``_chunk`` (which mapped chunk they come from: its file, entity and
+    source column names, registered with :meth:`chunk`) and ``_row`` (the source row).
+    """
+
     def __init__(self) -> None:
         self.parts: list[pd.DataFrame] = []
+        self._files: list[str] = []
+        self._entities: list[str] = []
+        self._sources: list[dict[str, str]] = []
+        self._src_cache: dict[str, npt.NDArray[np.object_]] = {}
+
+    def chunk(self, ch: MappedTable, ent: Entity) -> int:
+        """Register a chunk; return its id (the ``_chunk`` value of its rows)."""
+        self._files.append(ch.provenance.file)
+        self._entities.append(ent.name)
+        self._sources.append({c: ch.provenance.columns.get(c, c) for c in ent.column_names})
+        self._src_cache.clear()
+        return len(self._files) - 1
+
+    def _source_columns(self, column: str, chunk_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.object_]:
+        if column not in self._src_cache:
+            self._src_cache[column] = np.array([src.get(column, column) for src in self._sources] + [column],
+                                               dtype=object)
+        out: npt.NDArray[np.object_] = self._src_cache[column][chunk_ids]
+        return out
 
     def add(self, rows: pd.DataFrame, mask: npt.NDArray[np.bool_] | pd.Series, column: str,
             rule: str, message: str, severity: str = "error", values: Any = None,
@@ -115,11 +140,12 @@ class _Collector:
             shown = [_show(v) for v in sub[column].to_numpy(dtype=object)]
         else:
             shown = ""
-        src_cols = sub["_srccol_" + column] if ("_srccol_" + column) in sub.columns else column
+        ids = sub["_chunk"].to_numpy(dtype=np.int64)
         self.parts.append(pd.DataFrame({
-            "file": sub["_file"].to_numpy(), "row": sub["_row"].to_numpy(),
-            "column": src_cols if isinstance(src_cols, str) else src_cols.to_numpy(),
-            "value": shown, "rule": rule, "severity": severity, "entity": sub["_entity"].to_numpy(),
+            "file": np.array(self._files, dtype=object)[ids], "row": sub["_row"].to_numpy(),
+            "column": self._source_columns(column, ids),
+            "value": shown, "rule": rule, "severity": severity,
+            "entity": np.array(self._entities, dtype=object)[ids],
             "message": message,
         }))
 
@@ -150,10 +176,14 @@ def _show(v: Any) -> str:
     return show_value(v)
 
 
-def _blank(s: pd.Series) -> npt.NDArray[np.bool_]:
-    if s.dtype == object or pd.api.types.is_string_dtype(s):
-        txt = _arrow_text(s)
-        empty = pc.fill_null(pc.equal(txt, ""), True)
+def _is_text(s: pd.Series) -> bool:
+    return s.dtype == object or pd.api.types.is_string_dtype(s)
+
+
+def _blank(s: pd.Series, txt: pa.ChunkedArray | None = None) -> npt.NDArray[np.bool_]:
+    """Missing or empty (after trimming) values; ``txt`` is ``_arrow_text(s)`` when known."""
+    if _is_text(s):
+        empty = pc.fill_null(pc.equal(_arrow_text(s) if txt is None else txt, ""), True)
         return np.asarray(empty.to_numpy(zero_copy_only=False), dtype=bool)
     return np.asarray(s.isna(), dtype=bool)
 
@@ -162,30 +192,71 @@ def _text(s: pd.Series) -> pd.Series:
     return pd.Series(pd.arrays.ArrowStringArray(_arrow_text(s)), index=s.index)
 
 
+def _bool_array(arr: pa.ChunkedArray | pa.Array) -> npt.NDArray[np.bool_]:
+    """A boolean Arrow array as numpy (null = False)."""
+    return np.asarray(pc.fill_null(arr, False).to_numpy(zero_copy_only=False), dtype=bool)
+
+
 _NUMBER = r"^[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?$"
 
 
-def _numbers(s: pd.Series, blank: npt.NDArray[np.bool_]) -> npt.NDArray[np.float64]:
+def _numbers(s: pd.Series, blank: npt.NDArray[np.bool_],
+             txt: pa.ChunkedArray | None = None) -> npt.NDArray[np.float64]:
     """Float values; NaN where blank or not a number."""
     if pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s):
         return np.asarray(s.astype("Float64").to_numpy(dtype=np.float64, na_value=np.nan))
-    txt = _arrow_text(s)
-    ok = pc.fill_null(pc.match_substring_regex(txt, _NUMBER), False)
-    num = pc.cast(pc.if_else(ok, txt, pa.scalar(None, pa.string())), pa.float64())
+    if txt is None:
+        txt = _arrow_text(s)
+    # plain digit strings are numbers (the usual case, and cheap to check); only the
+    # other values go through the full number pattern
+    ok = _bool_array(pc.ascii_is_decimal(txt))
+    rest = np.flatnonzero(~ok & ~blank)
+    if rest.size:
+        ok[rest[_bool_array(pc.match_substring_regex(txt.take(pa.array(rest)), _NUMBER))]] = True
+    num = pc.cast(pc.if_else(pa.array(ok), txt, pa.scalar(None, txt.type)), pa.float64())
     out = np.array(num.to_numpy(zero_copy_only=False), dtype=np.float64)
     out[blank] = np.nan
     return out
 
 
+# the dates pandas represents (datetime64[ns]); outside, parsing makes NaT
+_DATE_MIN = np.datetime64("1677-09-22", "D")
+_DATE_MAX = np.datetime64("2262-04-10", "D")
+
+
+def _iso_dates(txt: pa.ChunkedArray, blank: npt.NDArray[np.bool_]) -> pd.Series | None:
+    """Dates of ISO ``YYYY-MM-DD`` text when every non-blank value is one (else None).
+
+    Arrow parses strictly (valid calendar dates only); a round trip back to
+    text proves that each value was written exactly as ``YYYY-MM-DD``.  The
+    result equals what ``pd.to_datetime(..., format="%Y-%m-%d")`` gives.
+    """
+    vals = pc.if_else(pa.array(blank), pa.scalar(None, txt.type), txt)
+    try:
+        d = pc.cast(vals, pa.date32())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        return None
+    same = pc.equal(pc.cast(pc.cast(d, pa.string()), txt.type), vals)
+    if not pc.all(pc.fill_null(same, True)).as_py():
+        return None
+    days = np.asarray(d.to_numpy(zero_copy_only=False), dtype="datetime64[D]")
+    ok = ~np.isnat(days)
+    if ok.any() and (days[ok].min() < _DATE_MIN or days[ok].max() > _DATE_MAX):
+        return None
+    return pd.Series(days.astype("datetime64[s]"))
+
+
 def _check_column(col: Column, s: pd.Series, rows: pd.DataFrame, out: _Collector,
-                  date_format: str | None) -> tuple[Any, npt.NDArray[np.bool_]]:
-    """Check one column; return parsed values (NA where missing/bad) and the bad mask."""
-    blank = _blank(s)
+                  date_format: str | None) -> tuple[Any, npt.NDArray[np.bool_], npt.NDArray[np.bool_]]:
+    """Check one column; return parsed values (NA where missing/bad), the bad mask and
+    the blank mask.  Values come in the column's tidy dtype (see :func:`conform`)."""
+    txt = _arrow_text(s) if _is_text(s) else None
+    blank = _blank(s, txt)
     bad = np.zeros(len(s), dtype=bool)
     if col.required:
         out.add(rows, blank, col.name, "required", f"required {col.name} is missing")
     if col.type in ("int", "float"):
-        numv = _numbers(s, blank)
+        numv = _numbers(s, blank, txt)
         not_num = ~blank & ~np.isfinite(numv)
         out.add(rows, not_num, col.name, "type", f"{col.name} must be a number")
         if col.type == "int":
@@ -200,48 +271,62 @@ def _check_column(col: Column, s: pd.Series, rows: pd.DataFrame, out: _Collector
         src = f" ({col.instrument} {col.item})" if col.instrument else ""
         out.add(rows, out_rng, col.name, "range", f"{col.name}{src} must be within {rng}")
         bad = not_num | out_rng
-        return pd.Series(np.where(bad | blank, np.nan, numv), index=s.index), bad
+        missing = bad | blank
+        if col.type == "int":
+            whole = np.where(missing, 0.0, numv)
+            if np.all(np.abs(whole) <= 2.0 ** 53):  # exactly representable: build Int64 directly
+                ints = pd.arrays.IntegerArray(whole.astype(np.int64), missing)
+                return pd.Series(ints, index=s.index), bad, blank
+            return pd.Series(np.where(missing, np.nan, numv), index=s.index).astype("Int64"), bad, blank
+        return pd.Series(np.where(missing, np.nan, numv), index=s.index), bad, blank
     if col.type == "date":
-        dates: Any
+        dates: Any = None
         if pd.api.types.is_datetime64_any_dtype(s):
             dates = s.astype("datetime64[s]")
         else:
-            txt = _text(s).where(~blank, None)
-            if date_format:
-                dates = pd.to_datetime(txt, format=date_format, errors="coerce")
-            else:
-                iso = txt.str.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}").fillna(False).to_numpy(dtype=bool)
-                dates = pd.to_datetime(txt.where(iso, None), format="%Y-%m-%d", errors="coerce")
-            dates = dates.astype("datetime64[s]")
+            if txt is None:
+                txt = _arrow_text(s)
+            if not date_format:
+                dates = _iso_dates(txt, blank)
+                if dates is not None:
+                    dates.index = s.index
+            if dates is None:
+                txt_s = pd.Series(pd.arrays.ArrowStringArray(txt), index=s.index).where(~blank, None)
+                if date_format:
+                    dates = pd.to_datetime(txt_s, format=date_format, errors="coerce")
+                else:
+                    iso = txt_s.str.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}").fillna(False).to_numpy(dtype=bool)
+                    dates = pd.to_datetime(txt_s.where(iso, None), format="%Y-%m-%d", errors="coerce")
+                dates = dates.astype("datetime64[s]")
         bad = ~blank & np.asarray(dates.isna(), dtype=bool)
         fmt = date_format or "YYYY-MM-DD"
         out.add(rows, bad, col.name, "type", f"{col.name} is not a date ({fmt})")
-        return dates, bad
+        return dates, bad, blank
     if col.type == "bool":
         if pd.api.types.is_bool_dtype(s):
-            return s.astype("boolean"), bad
-        low = pc.utf8_lower(_arrow_text(s))
-        is_t = np.asarray(pc.fill_null(pc.is_in(low, pa.array(sorted(_TRUE))), False).to_numpy(
-            zero_copy_only=False), dtype=bool)
-        is_f = np.asarray(pc.fill_null(pc.is_in(low, pa.array(sorted(_FALSE))), False).to_numpy(
-            zero_copy_only=False), dtype=bool)
+            return s.astype("boolean"), bad, blank
+        low = pc.utf8_lower(_arrow_text(s) if txt is None else txt)
+        is_t = _bool_array(pc.is_in(low, pa.array(sorted(_TRUE))))
+        is_f = _bool_array(pc.is_in(low, pa.array(sorted(_FALSE))))
         bad = ~blank & ~is_t & ~is_f
         out.add(rows, bad, col.name, "type", f"{col.name} must be true or false")
-        flags = pd.array(is_t, dtype="boolean")
-        flags[~(is_t | is_f)] = pd.NA
-        return pd.Series(flags, index=s.index), bad
-    if col.type == "category":
+        flags = pd.arrays.BooleanArray(is_t, ~(is_t | is_f))
+        return pd.Series(flags, index=s.index), bad, blank
+    if txt is None:
         txt = _arrow_text(s)
-        inside = np.asarray(pc.fill_null(pc.is_in(txt, pa.array(list(col.values))), False).to_numpy(
-            zero_copy_only=False), dtype=bool)
-        bad = ~blank & ~inside
+    if col.type == "category":
+        codes = np.asarray(pc.fill_null(pc.index_in(txt, value_set=pa.array(list(col.values), txt.type)), -1)
+                           .to_numpy(zero_copy_only=False), dtype=np.int64)
+        bad = ~blank & (codes < 0)
         shown_vals = ", ".join(col.values) if len(col.values) <= 12 else \
             f"{col.values[0]} ... {col.values[-1]}"
         what = "vertebra" if col.name == "level" else col.name
         out.add(rows, bad, col.name, "code", f"{what} must be one of {shown_vals}")
-        return pd.Series(pd.arrays.ArrowStringArray(txt), index=s.index).where(~blank & ~bad, None), bad
+        codes[blank] = -1
+        cats = pd.Categorical.from_codes(codes, dtype=pd.CategoricalDtype(list(col.values)))
+        return pd.Series(cats, index=s.index), bad, blank
     if col.type == "codes":
-        txt = pc.replace_substring_regex(_arrow_text(s), r"\s*[;,]\s*", ";")
+        txt = pc.replace_substring_regex(txt, r"\s*[;,]\s*", ";")
         parts = pc.split_pattern(txt, ";")
         flat = pc.list_flatten(parts)
         parent = pc.list_parent_indices(parts)
@@ -251,26 +336,24 @@ def _check_column(col: Column, s: pd.Series, rows: pd.DataFrame, out: _Collector
         bad_rows[bad_idx] = True
         bad = bad_rows & ~blank
         out.add(rows, bad, col.name, "pattern", f"{col.name}: each code must match {col.pattern}")
-        norm = pd.Series(pd.arrays.ArrowStringArray(txt), index=s.index)
-        return norm.where(~blank & ~bad, None), bad
-    txt_s = _text(s)
-    return txt_s.where(~blank, None), bad
+        keep = pc.if_else(pa.array(~blank & ~bad), txt, pa.scalar(None, txt.type))
+        return pd.Series(pd.arrays.ArrowStringArray(keep), index=s.index), bad, blank
+    keep = pc.if_else(pa.array(~blank), txt, pa.scalar(None, txt.type))
+    return pd.Series(pd.arrays.ArrowStringArray(keep), index=s.index), bad, blank
 
 
-def _concat(chunks: Sequence[MappedTable], ent: Entity) -> pd.DataFrame:
-    frames = []
-    for ch in chunks:
-        f = ch.frame.copy()
-        f["_file"] = ch.provenance.file
-        f["_entity"] = ent.name
-        if "_row" not in f.columns:
-            f["_row"] = np.arange(1, len(f) + 1)
-        for c in ent.column_names:
-            f["_srccol_" + c] = ch.provenance.columns.get(c, c)
-        frames.append(f)
-    if not frames:
+def _concat(chunks: Sequence[MappedTable], ent: Entity, out: _Collector) -> pd.DataFrame:
+    """The chunks' rows, with ``_chunk`` (see :class:`_Collector`) and ``_row``."""
+    if not chunks:
         return pd.DataFrame()
-    return pd.concat(frames, ignore_index=True)
+    frames = [ch.frame for ch in chunks]
+    rows = pd.concat(frames, ignore_index=True) if len(frames) > 1 else frames[0].reset_index(drop=True)
+    ids = [out.chunk(ch, ent) for ch in chunks]
+    extra = {"_chunk": np.repeat(np.array(ids, dtype=np.int64), [len(f) for f in frames])}
+    if any("_row" not in f.columns for f in frames):
+        extra["_row"] = np.concatenate([f["_row"].to_numpy(dtype=np.int64) if "_row" in f.columns
+                                        else np.arange(1, len(f) + 1) for f in frames])
+    return rows.assign(**extra)
 
 
 def _date_formats(chunks: Sequence[MappedTable]) -> dict[str, str]:
@@ -306,13 +389,11 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
     unknown = sorted(set(by_entity) - {e.name for e in entities()})
     out = _Collector()
     tables: dict[str, pd.DataFrame] = {}
-    raw_rows: dict[str, pd.DataFrame] = {}
     for ent in entities():
         chunks_e = by_entity.get(ent.name, [])
-        rows = _concat(chunks_e, ent)
+        rows = _concat(chunks_e, ent, out)
         if rows.empty:
             tables[ent.name] = empty_table(ent)
-            raw_rows[ent.name] = rows
             continue
         fmts = _date_formats(chunks_e)
         parsed: dict[str, Any] = {}
@@ -324,9 +405,9 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
                             f"required {col.name} is missing (no such column)")
                     row_bad[:] = True
                 continue
-            values, bad = _check_column(col, rows[col.name], rows, out, fmts.get(col.name))
+            values, bad, blank = _check_column(col, rows[col.name], rows, out, fmts.get(col.name))
             if col.required:
-                bad = bad | _blank(rows[col.name])
+                bad = bad | blank
             parsed[col.name] = values
             row_bad |= bad
         if "_cpr_error" in rows.columns:
@@ -335,22 +416,18 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
             cpr_col = "patient_id"
             out.add(rows, mask, cpr_col, "cpr", "invalid CPR number (value hidden)", hide=True)
             row_bad |= mask
+        parsed["_bad"] = row_bad
+        parsed["_row"] = rows["_row"].to_numpy()
+        parsed["_chunk"] = rows["_chunk"].to_numpy()
         frame = pd.DataFrame(parsed, index=rows.index)
-        frame["_bad"] = row_bad
-        for c in ("_file", "_row", "_entity"):
-            frame[c] = rows[c]
-        for c in rows.columns:
-            if c.startswith("_srccol_"):
-                frame[c] = rows[c]
-        raw_rows[ent.name] = rows
         # keys: identical repeats are duplicates (warning), differing ones conflicts (error)
         key = list(ent.key)
         if all(k in frame.columns for k in key):
             data_cols = [c for c in ent.column_names if c in frame.columns]
-            keyed = frame[~frame["_bad"]]
-            dup_key = keyed.duplicated(subset=key, keep=False)
+            good = np.flatnonzero(~frame["_bad"].to_numpy(dtype=bool))
+            dup_key = frame[key].iloc[good].duplicated(keep=False).to_numpy(dtype=bool)
             if dup_key.any():
-                grp = keyed[dup_key]
+                grp = frame.iloc[good[dup_key]]
                 sig = pd.util.hash_pandas_object(grp[data_cols].astype("string"), index=False)
                 first_sig = sig.groupby([grp[k].astype("string") for k in key]).transform("first")
                 conflict = (sig != first_sig)
@@ -388,7 +465,9 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
     for ent in entities():
         f = tables[ent.name]
         if "_bad" in f.columns:
-            f = f[~f["_bad"].to_numpy(dtype=bool)]
+            # a fresh index: conform() adds absent columns on the frame's index and resets
+            # the others, so a gap (a dropped row) would become a row of missing values
+            f = f[~f["_bad"].to_numpy(dtype=bool)].reset_index(drop=True)
         clean[ent.name] = conform(f[[c for c in ent.column_names if c in f.columns]], ent) if len(f) else \
             empty_table(ent)
     for name in unknown:  # pragma: no cover - mappings name schema entities
@@ -398,24 +477,51 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
     return Extract(clean, {}), report
 
 
-def _keys(tables: dict[str, pd.DataFrame], existing: Extract | None, name: str, col: str) -> pd.Index:
+def _key_array(s: pd.Series) -> pa.Array:
+    """Key values as one Arrow ``large_string`` array (null = missing)."""
+    if not (isinstance(s.dtype, pd.StringDtype) and s.dtype.storage == "pyarrow"):
+        s = s.astype("string[pyarrow]")
+    arr = pa.Array.from_pandas(s)
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    return arr if arr.type == pa.large_string() else arr.cast(pa.large_string())
+
+
+def _keys(tables: dict[str, pd.DataFrame], existing: Extract | None, name: str, col: str) -> pa.Array:
     vals = []
     f = tables.get(name)
     if f is not None and col in f.columns:
         # existence counts every row of the import, also rows with errors of their own, so
         # that one bad parent row does not cascade into "no such parent" errors of its children
-        vals.append(f[col].astype("string"))
+        vals.append(_key_array(f[col]))
     if existing is not None and col in existing[name].columns:
-        vals.append(existing[name][col].astype("string"))
+        vals.append(_key_array(existing[name][col]))
     if not vals:
-        return pd.Index([], dtype="string")
-    allv: pd.Series = pd.concat(vals, ignore_index=True).dropna()
-    index: pd.Index = pd.Index(allv.drop_duplicates().to_numpy(dtype=object))
-    return index
+        return pa.array([], pa.large_string())
+    return pc.unique(pc.drop_null(pa.concat_arrays(vals)))
+
+
+class _Lookup:
+    """Rows of a parent table by key (the first row of each key), for joins by position."""
+
+    def __init__(self, frame: pd.DataFrame, key: str) -> None:
+        self.frame = frame.reset_index(drop=True)
+        self.keys = _key_array(self.frame[key])
+
+    def positions(self, child_keys: pd.Series) -> npt.NDArray[np.int64]:
+        """Row of each child key in the lookup, -1 where absent."""
+        pos = pc.fill_null(pc.index_in(_key_array(child_keys), value_set=self.keys), -1)
+        return np.asarray(pos.to_numpy(zero_copy_only=False), dtype=np.int64)
+
+    def dates(self, name: str, pos: npt.NDArray[np.int64]) -> npt.NDArray[np.datetime64]:
+        """Values of a date column at ``pos`` (NaT where -1)."""
+        vals = self.frame[name].to_numpy(dtype="datetime64[s]")
+        out: npt.NDArray[np.datetime64] = np.append(vals, np.datetime64("NaT", "s"))[pos]
+        return out
 
 
 def _lookup(tables: dict[str, pd.DataFrame], existing: Extract | None, name: str, key: str,
-            cols: list[str]) -> pd.DataFrame:
+            cols: list[str]) -> _Lookup:
     parts = []
     f = tables.get(name)
     if f is not None and key in f.columns and "_bad" in f.columns:
@@ -423,13 +529,14 @@ def _lookup(tables: dict[str, pd.DataFrame], existing: Extract | None, name: str
     if existing is not None:
         parts.append(existing[name][[key, *cols]])
     if not parts:
-        return pd.DataFrame(columns=[key, *cols])
+        return _Lookup(pd.DataFrame({c: pd.Series([], dtype="datetime64[s]" if c != key else "string")
+                                     for c in [key, *cols]}), key)
     lk = pd.concat(parts, ignore_index=True)
     for c in cols:
         if c not in lk.columns:
             lk[c] = pd.NaT
     lk[key] = lk[key].astype("string")
-    return lk.drop_duplicates(subset=[key], keep="first").set_index(key)
+    return _Lookup(lk.drop_duplicates(subset=[key], keep="first"), key)
 
 
 def _fk(tables: dict[str, pd.DataFrame], existing: Extract | None, out: _Collector, child: str,
@@ -438,9 +545,9 @@ def _fk(tables: dict[str, pd.DataFrame], existing: Extract | None, out: _Collect
     if f is None or col not in f.columns or f.empty:
         return
     keys = _keys(tables, existing, parent, pcol)
-    vals = f[col].astype("string")
-    miss = vals.notna().to_numpy(dtype=bool) & ~vals.isin(keys).fillna(False).to_numpy(dtype=bool) & \
-        ~f["_bad"].to_numpy(dtype=bool)
+    vals = _key_array(f[col])
+    found = _bool_array(pc.is_in(vals, value_set=keys))
+    miss = _bool_array(pc.is_valid(vals)) & ~found & ~f["_bad"].to_numpy(dtype=bool)
     out.add(f, miss, col, "reference", f"{col} matches no row of {parent}")
     f.loc[miss, "_bad"] = True
 
@@ -480,10 +587,10 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
     pats = _lookup(tables, existing, "patients", "patient_id", ["birth_date", "death_date"])
     o = tables.get("operations")
     if o is not None and not o.empty and "date" in o.columns and "patient_id" in o.columns:
-        j = pats.reindex(o["patient_id"].astype("string").to_numpy())
+        at = pats.positions(o["patient_id"])
         d = o["date"].to_numpy()
-        before_birth = (pd.Series(d) < pd.Series(j["birth_date"].to_numpy())).fillna(False).to_numpy(dtype=bool)
-        after_death = (pd.Series(d) > pd.Series(j["death_date"].to_numpy())).fillna(False).to_numpy(dtype=bool)
+        before_birth = (pd.Series(d) < pd.Series(pats.dates("birth_date", at))).fillna(False).to_numpy(dtype=bool)
+        after_death = (pd.Series(d) > pd.Series(pats.dates("death_date", at))).fillna(False).to_numpy(dtype=bool)
         out.add(o, before_birth, "date", "date-order", "operation date is before the patient's birth")
         out.add(o, after_death, "date", "date-order", "operation date is after the patient's death")
         o.loc[before_birth | after_death, "_bad"] = True
@@ -494,7 +601,7 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
         f = tables.get(name)
         if f is None or f.empty or col not in f.columns:
             return
-        opd = ops["date"].reindex(f["operation_id"].astype("string").to_numpy()).to_numpy()
+        opd = ops.dates("date", ops.positions(f["operation_id"]))
         m = (pd.Series(f[col].to_numpy()) < pd.Series(opd)).fillna(False).to_numpy(dtype=bool)
         m = m & ~f["_bad"].to_numpy(dtype=bool)
         out.add(f, m, col, "date-order", f"{what} is dated before the operation")
@@ -505,15 +612,14 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
 
     q = tables.get("proms")
     if q is not None and not q.empty and "answer_date" in q.columns and "operation_id" in q.columns:
-        opj = ops.reindex(q["operation_id"].astype("string").to_numpy())
+        at = ops.positions(q["operation_id"])
         if "patient_id" in q.columns:
-            op_pat = opj["patient_id"].astype("string").fillna("").to_numpy(dtype=object)
-            q_pat = q["patient_id"].astype("string").fillna("").to_numpy(dtype=object)
-            other = (op_pat != q_pat) & (op_pat != "") & (q_pat != "")
+            op_pat = _key_array(ops.frame["patient_id"]).take(pa.array(at, mask=at < 0))
+            other = _bool_array(pc.not_equal(op_pat, _key_array(q["patient_id"])))  # null (missing): False
             other = other & ~q["_bad"].to_numpy(dtype=bool)
             out.add(q, other, "operation_id", "reference", "the questionnaire's operation belongs to another patient")
             q.loc[other, "_bad"] = True
-        days = (pd.Series(q["answer_date"].to_numpy()) - pd.Series(opj["date"].to_numpy())).dt.days.to_numpy(
+        days = (pd.Series(q["answer_date"].to_numpy()) - pd.Series(ops.dates("date", at))).dt.days.to_numpy(
             dtype=np.float64, na_value=np.nan)
         tp = q["timepoint"].astype("string").fillna("").to_numpy(dtype=object) if "timepoint" in q.columns \
             else np.full(len(q), "", dtype=object)
@@ -524,9 +630,9 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
         out.add(q, before_op, "answer_date", "date-order",
                 "follow-up questionnaire answered before the operation")
         q.loc[before_op, "_bad"] = True
-        pj = pats.reindex(q["patient_id"].astype("string").to_numpy()) if "patient_id" in q.columns else None
-        if pj is not None:
-            dead = (pd.Series(q["answer_date"].to_numpy()) > pd.Series(pj["death_date"].to_numpy())).fillna(
+        if "patient_id" in q.columns:
+            death = pats.dates("death_date", pats.positions(q["patient_id"]))
+            dead = (pd.Series(q["answer_date"].to_numpy()) > pd.Series(death)).fillna(
                 False).to_numpy(dtype=bool) & ~q["_bad"].to_numpy(dtype=bool)
             out.add(q, dead, "answer_date", "date-order", "questionnaire answered after the patient's death")
             q.loc[dead, "_bad"] = True

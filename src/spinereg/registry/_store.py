@@ -12,22 +12,27 @@ equal the tidy schema's, so no ORM round trip per row is needed.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from spinereg.data import Entity, Extract, conform, entities
 from spinereg.registry._audit import actor as current_actor
+from spinereg.registry._audit import json_value
 
 __all__ = ["ImportSummary", "import_extract", "load_extract", "migrate", "registry_counts"]
 
@@ -88,38 +93,77 @@ def _column_values(df: pd.DataFrame, ent: Entity, sqlite: bool) -> list[list[Any
 
 
 def _iso_dates(s: pd.Series) -> pa.Array:
-    """Dates as ISO strings (null where missing), computed by Arrow."""
-    arr = pa.array(s.astype("datetime64[s]"), from_pandas=True)
-    return pc.strftime(arr, format="%Y-%m-%d")
+    """Dates as ISO ``YYYY-MM-DD`` strings (null where missing), computed by Arrow."""
+    days = pa.array(s.to_numpy(dtype="datetime64[s]").astype("datetime64[D]"), from_pandas=True)
+    return pc.cast(days, pa.string())
 
 
-def _json_rows(df: pd.DataFrame, ent: Entity) -> list[str]:
-    """One compact JSON object per row with the row's non-missing tidy values.
+# SQLite stores a bound NaN as NULL.  Binding Python's None goes through the sqlite3
+# module's adaptation lookup (~20x slower than binding a float), so SQLite rows carry
+# this one NaN object for every missing value.
+_SQLITE_NULL = float("nan")
 
-    Built column-wise with Arrow string kernels (no per-row Python): each
-    column becomes ``"name":value`` pieces that are joined per row, skipping
-    missing values.  Strings are JSON-escaped; dates are ISO strings.
+
+def _sqlite_columns(df: pd.DataFrame, ent: Entity) -> list[npt.NDArray[np.object_]]:
+    """Per column, the values to bind on SQLite, built column-wise without per-value Python.
+
+    Missing values are :data:`_SQLITE_NULL`; integers and booleans are Python ints
+    (small ones are shared objects), dates ISO strings, and repeated strings
+    (categories, dates) share one object each.
     """
-    pieces: list[pa.ChunkedArray | pa.Array] = []
+    cols: list[npt.NDArray[np.object_]] = []
     for c in ent.columns:
         s = df[c.name]
-        if c.type == "date":
-            val = pc.binary_join_element_wise('"', _iso_dates(s), '"', "")
-        elif c.type in ("int", "float"):
-            arr = pa.array(s.astype("Float64" if c.type == "float" else "Int64"), from_pandas=True)
-            val = pc.cast(arr, pa.string())
-        elif c.type == "bool":
-            arr = pa.array(s.astype("boolean"), from_pandas=True)
-            val = pc.if_else(arr, pa.scalar("true"), pa.scalar("false"))
+        miss = s.isna().to_numpy(dtype=bool)
+        vals: npt.NDArray[np.object_]
+        if (c.type == "int" and pd.api.types.is_integer_dtype(s.dtype)) or \
+                (c.type == "bool" and pd.api.types.is_bool_dtype(s.dtype)):
+            vals = s.astype("Int64").to_numpy(dtype=np.int64, na_value=0).astype(object)
+        elif c.type in ("int", "bool"):  # not in the tidy dtype: values as they are
+            vals = np.array(pa.array(s, from_pandas=True).to_pylist(), dtype=object)
+        elif c.type == "float":
+            vals = s.to_numpy(dtype=np.float64, na_value=np.nan).astype(object)
+        elif c.type == "category" and isinstance(s.dtype, pd.CategoricalDtype):
+            cats = np.array([*map(str, s.cat.categories), _SQLITE_NULL], dtype=object)
+            vals = cats[s.cat.codes.to_numpy()]
+        elif c.type == "date":
+            enc = pc.dictionary_encode(_iso_dates(s))
+            cats = np.array([*enc.dictionary.to_pylist(), _SQLITE_NULL], dtype=object)
+            vals = cats[pc.fill_null(enc.indices, len(cats) - 1).to_numpy()]
         else:
-            arr = pc.cast(pa.array(s.astype(object), from_pandas=True, type=pa.string()), pa.string())
-            esc = pc.replace_substring(pc.replace_substring(arr, "\\", "\\\\"), '"', '\\"')
-            esc = pc.replace_substring_regex(esc, "[\\x00-\\x1f]", " ")
-            val = pc.binary_join_element_wise('"', esc, '"', "")
-        pieces.append(pc.binary_join_element_wise(f'"{c.name}":', val, ""))
-    joined = pc.binary_join_element_wise(*pieces, ",", null_handling="skip")
-    wrapped: list[str] = pc.binary_join_element_wise("{", joined, "}", "").to_pylist()
-    return wrapped
+            vals = pa.array(s.astype(object), from_pandas=True, type=pa.string()).to_numpy(zero_copy_only=False)
+        if miss.any():
+            vals[miss] = _SQLITE_NULL
+        cols.append(vals)
+    return cols
+
+
+def _audit_json_sql(ent: Entity, sqlite: bool) -> str:
+    """SQL for the audit ``changes`` of created rows, ``{"new": {column: value, ...}}``
+    (every tidy column, null where missing), computed by the database from the rows
+    as stored."""
+    if not sqlite:
+        return "json_build_object('new', row_to_json(r))::text"
+    parts = []
+    for c in ent.columns:
+        v = c.name
+        if c.type == "bool":
+            v = f"json(CASE {c.name} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END)"
+        elif c.type == "float":  # exact: the shorter of 15 or 17 significant digits that reads back the same
+            v = (f"json(CASE WHEN {c.name} IS NULL THEN NULL WHEN CAST(printf('%!.15g', {c.name}) AS REAL) = {c.name} "
+                 f"THEN printf('%!.15g', {c.name}) ELSE printf('%!.17g', {c.name}) END)")
+        parts.append(f"'{c.name}', {v}")
+    return f"json_object('new', json_object({', '.join(parts)}))"
+
+
+def _key_sql(ent: Entity) -> str:
+    return " || '/' || ".join(ent.key)
+
+
+def _row_values(df: pd.DataFrame, ent: Entity) -> list[dict[str, Any]]:
+    """Per row, the JSON-safe values of the tidy columns (None where missing)."""
+    cols = {c: [json_value(v) for v in df[c].tolist()] for c in ent.column_names}
+    return [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
 
 
 def _key_strings(df: pd.DataFrame, ent: Entity) -> pd.Series:
@@ -160,7 +204,8 @@ def _norm_rows(df: pd.DataFrame, ent: Entity) -> pd.DataFrame:
 
 
 def import_extract(alias: str, extract: Extract, *, mapping: str = "", files: Sequence[str] = (),
-                   dataset: dict[str, Any] | None = None, progress: Progress | None = None) -> ImportSummary:
+                   dataset: dict[str, Any] | None = None, progress: Progress | None = None,
+                   timings: dict[str, float] | None = None) -> ImportSummary:
     """Write a validated extract into the registry, all or nothing.
 
     Parameters
@@ -176,6 +221,9 @@ def import_extract(alias: str, extract: Extract, *, mapping: str = "", files: Se
         the rows belong to (created or updated).
     progress : callable, optional
         ``progress(entity, done, total)`` after each batch.
+    timings : dict, optional
+        Filled with seconds spent: ``insert`` (new rows), ``audit`` (their audit
+        entries), ``commit``.
     """
     from django.db import connections, transaction
 
@@ -188,6 +236,9 @@ def import_extract(alias: str, extract: Extract, *, mapping: str = "", files: Se
     created: dict[str, int] = {}
     updated: dict[str, int] = {}
     unchanged: dict[str, int] = {}
+    spent = timings if timings is not None else {}
+    for k in ("insert", "audit", "commit"):
+        spent[k] = 0.0
     with transaction.atomic(using=alias):
         batch = ImportBatch.objects.using(alias).create(
             at=now, actor=who, mapping=mapping, files="\n".join(os.path.basename(f) for f in files))
@@ -200,7 +251,8 @@ def import_extract(alias: str, extract: Extract, *, mapping: str = "", files: Se
         django_conn = connections[alias]
         django_conn.ensure_connection()
         cursor = _RawCursor(django_conn.connection.cursor(), sqlite)
-        stamp = now.isoformat() if sqlite else now
+        stamp = django_conn.ops.adapt_datetimefield_value(now)  # as Django stores it
+        new_rows: list[tuple[Entity, pd.DataFrame]] = []
         for ent in entities():
             df = extract[ent.name]
             created[ent.name] = updated[ent.name] = unchanged[ent.name] = 0
@@ -226,39 +278,148 @@ def import_extract(alias: str, extract: Extract, *, mapping: str = "", files: Se
                                          .loc[inc.index[differs]], sqlite, stamp, who, batch.pk)
                             updated[ent.name] = int(differs.sum())
             ins = df[new_mask]
-            total = len(ins)
-            if total:
-                cols = _column_values(ins, ent, sqlite)
-                rows = list(zip(*cols, strict=True))
-                names = ", ".join(ent.column_names)
-                marks = ", ".join(["%s"] * len(ent.columns))
-                sql = f"INSERT INTO {_table(ent)} ({names}) VALUES ({marks})"
-                keys = _key_strings(ins, ent).tolist()
-                news = _json_rows(ins, ent)
-                audit_sql = ("INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id)"
-                             " VALUES (%s, %s, %s, %s, %s, %s, %s)")
-                batch_id = int(batch.pk)
-                audit_cols = ("at", "actor", "action", "entity", "record_key", "changes", "batch_id")
-                for i in range(0, total, _BATCH):
-                    audit_rows = [(stamp, who, "create", ent.name, k, '{"new": ' + js + "}", batch_id)
-                                  for k, js in zip(keys[i:i + _BATCH], news[i:i + _BATCH], strict=True)]
-                    if sqlite:
-                        cursor.executemany(sql, rows[i:i + _BATCH])
-                        cursor.executemany(audit_sql, audit_rows)
-                    else:
-                        cursor.copy_rows(_table(ent), ent.column_names, rows[i:i + _BATCH])
-                        cursor.copy_rows("spinereg_audit", audit_cols, audit_rows)
-                    if progress is not None:
-                        progress(ent.name, min(total, i + _BATCH), total)
-                    if pause:
-                        print(f"spinereg: importing {ent.name} {min(total, i + _BATCH)}/{total}",
-                              file=sys.stderr, flush=True)
-                        time.sleep(pause)
-            created[ent.name] = total
+            created[ent.name] = len(ins)
+            if len(ins):
+                new_rows.append((ent, ins))
+        if sqlite:
+            _insert_sqlite(cursor, new_rows, stamp, who, int(batch.pk), progress, pause,
+                           django_conn.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), spent)
+        else:
+            for ent, ins in new_rows:
+                _insert_postgresql(cursor, ent, ins, stamp, who, int(batch.pk), progress, pause, spent)
         ImportBatch.objects.using(alias).filter(pk=batch.pk).update(
             n_created=sum(created.values()), n_updated=sum(updated.values()),
             n_unchanged=sum(unchanged.values()))
+        committing = time.perf_counter()
+    spent["commit"] = time.perf_counter() - committing
     return ImportSummary(int(batch.pk), created, updated, unchanged)
+
+
+_ROWS_PER_INSERT = 100  # rows per SQLite INSERT statement (multi-row VALUES)
+
+
+@dataclass(frozen=True)
+class _Batch:
+    """Parameters for one batch of new rows of one entity (SQLite)."""
+
+    ent: Entity
+    end: int  # rows of the entity written after this batch
+    total: int
+    multi: list[list[Any]]  # parameters of full multi-row statements
+    single: list[list[Any]]  # parameters of the remaining rows, one row each
+
+
+class _SqliteRows:
+    """The new rows of one entity as SQLite ``INSERT`` parameters, one batch at a time.
+
+    The column values (:func:`_sqlite_columns`) are built on the first batch and
+    dropped after the last one."""
+
+    def __init__(self, ent: Entity, ins: pd.DataFrame, per_statement: int) -> None:
+        self.ent = ent
+        self.ins = ins
+        self.per_statement = per_statement
+        self.cols: list[npt.NDArray[np.object_]] | None = None
+
+    def batches(self) -> list[Callable[[], _Batch]]:
+        return [functools.partial(self.batch, i) for i in range(0, len(self.ins), _BATCH)]
+
+    def batch(self, start: int) -> _Batch:
+        if self.cols is None:
+            self.cols = _sqlite_columns(self.ins, self.ent)
+        n = min(_BATCH, len(self.ins) - start)
+        k = len(self.cols)
+        grid = np.empty((n, k), dtype=object)
+        for j, c in enumerate(self.cols):
+            grid[:, j] = c[start:start + n]
+        flat = grid.ravel().tolist()  # row after row
+        full = n // self.per_statement * self.per_statement
+        step = self.per_statement * k
+        if start + n >= len(self.ins):
+            self.cols = None
+        return _Batch(self.ent, start + n, len(self.ins), [flat[p:p + step] for p in range(0, full * k, step)],
+                      [flat[p:p + k] for p in range(full * k, n * k, k)])
+
+
+def _insert_sqlite(cursor: _RawCursor, new_rows: Sequence[tuple[Entity, pd.DataFrame]], stamp: Any, who: str,
+                   batch_id: int, progress: Progress | None, pause: float, max_variables: int,
+                   spent: dict[str, float]) -> None:
+    """Insert new rows (SQLite), batch by batch, each batch followed by its audit entries.
+
+    Rows go in by ``executemany`` of multi-row ``INSERT`` statements.  The audit
+    entries (``create``, every value of the row) are built by SQLite from the rows
+    just stored, in one ``INSERT ... SELECT`` per batch: no per-row Python.  The
+    batch's rows are those with a rowid above the largest before the batch (the
+    transaction holds the write lock, and new rowids follow the largest; the
+    entry count is checked).  While SQLite builds a batch's audit entries (it
+    releases the GIL), a helper thread prepares the next batch's parameters.
+    """
+    if not new_rows:
+        return
+    per_statement = max(1, min(_ROWS_PER_INSERT, max_variables // max(len(e.columns) for e, _ in new_rows)))
+    jobs = [job for ent, ins in new_rows for job in _SqliteRows(ent, ins, per_statement).batches()]
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spinereg-import") as helper:
+        batch = jobs[0]()
+        for k in range(len(jobs)):
+            ent = batch.ent
+            table = _table(ent)
+            one = f"({', '.join(['%s'] * len(ent.columns))})"
+            head = f"INSERT INTO {table} ({', '.join(ent.column_names)}) VALUES "
+            started = time.perf_counter()
+            cursor.execute(f"SELECT max(rowid) FROM {table}")
+            last = cursor.fetchone()[0] or 0
+            cursor.executemany(head + ", ".join([one] * per_statement), batch.multi)
+            cursor.executemany(head + one, batch.single)
+            n = len(batch.multi) * per_statement + len(batch.single)
+            ahead = helper.submit(jobs[k + 1]) if k + 1 < len(jobs) else None
+            inserted = time.perf_counter()
+            spent["insert"] += inserted - started
+            cursor.execute(f"INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id) "
+                           f"SELECT %s, %s, 'create', '{ent.name}', {_key_sql(ent)}, {_audit_json_sql(ent, True)}, "
+                           f"%s FROM {table} WHERE rowid > %s ORDER BY rowid", (stamp, who, batch_id, last))
+            if cursor.rowcount != n:  # pragma: no cover - a row without its audit entry
+                raise RuntimeError(f"audit of {ent.name}: {cursor.rowcount} entries for {n} new rows")
+            spent["audit"] += time.perf_counter() - inserted
+            _report(ent.name, batch.end, batch.total, progress, pause)
+            if ahead is not None:
+                batch = ahead.result()
+
+
+def _insert_postgresql(cursor: _RawCursor, ent: Entity, ins: pd.DataFrame, stamp: Any, who: str, batch_id: int,
+                       progress: Progress | None, pause: float, spent: dict[str, float]) -> None:
+    """Insert new rows (PostgreSQL ``COPY``), batch by batch, each batch followed by its
+    audit entries, built by the database from the batch's rows (selected by key)."""
+    table = _table(ent)
+    names = ", ".join(ent.column_names)
+    total = len(ins)
+    cols = [np.asarray(v, dtype=object) for v in _column_values(ins, ent, False)]
+    keys = [ins[k].astype(str).to_numpy(dtype=object) for k in ent.key]
+    if len(ent.key) == 1:
+        where = f"{ent.key[0]} = ANY(%s)"
+    else:
+        where = f"({', '.join(ent.key)}) IN (SELECT * FROM unnest({', '.join(['%s::text[]'] * len(ent.key))}))"
+    audit = ("INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id) "
+             f"SELECT %s, %s, 'create', '{ent.name}', {_key_sql(ent)}, {_audit_json_sql(ent, False)}, %s "
+             f"FROM (SELECT {names} FROM {table} WHERE {where}) AS r")
+    for i in range(0, total, _BATCH):
+        started = time.perf_counter()
+        rows = list(zip(*(c[i:i + _BATCH] for c in cols), strict=True))
+        cursor.copy_rows(table, ent.column_names, rows)
+        inserted = time.perf_counter()
+        cursor.execute(audit, (stamp, who, batch_id, *(list(k[i:i + _BATCH]) for k in keys)))
+        if cursor.rowcount != len(rows):  # pragma: no cover - a row without its audit entry
+            raise RuntimeError(f"audit of {ent.name}: {cursor.rowcount} entries for {len(rows)} new rows")
+        spent["insert"] += inserted - started
+        spent["audit"] += time.perf_counter() - inserted
+        _report(ent.name, min(total, i + _BATCH), total, progress, pause)
+
+
+def _report(entity: str, done: int, total: int, progress: Progress | None, pause: float) -> None:
+    if progress is not None:
+        progress(entity, done, total)
+    if pause:  # for the crash test: a window in which the transaction is open
+        print(f"spinereg: importing {entity} {done}/{total}", file=sys.stderr, flush=True)
+        time.sleep(pause)
 
 
 class _RawCursor:
@@ -289,6 +450,10 @@ class _RawCursor:
     def fetchone(self) -> Any:
         return self._cursor.fetchone()
 
+    @property
+    def rowcount(self) -> int:
+        return int(self._cursor.rowcount)
+
     def fetchall(self) -> list[Any]:
         return list(self._cursor.fetchall())
 
@@ -311,14 +476,11 @@ def _update_rows(cursor: Any, ent: Entity, new: pd.DataFrame, old: pd.DataFrame,
     idx = {c: i for i, c in enumerate(ent.column_names)}
     params = [tuple(r[idx[c]] for c in non_key) + tuple(r[idx[k]] for k in ent.key) for r in rows]
     cursor.executemany(f"UPDATE {_table(ent)} SET {sets} WHERE {where}", params)
-    new_json = [json.loads(x) for x in _json_rows(new, ent)]
-    old_json = [json.loads(x) for x in _json_rows(old, ent)]
     keys = _key_strings(new, ent).tolist()
     audit = []
-    for k, o, n in zip(keys, old_json, new_json, strict=True):
-        diff = [c for c in ent.column_names if n.get(c) != o.get(c)]
-        changes = json.dumps({"old": {c: o.get(c) for c in diff}, "new": {c: n.get(c) for c in diff}},
-                             sort_keys=True)
+    for k, o, n in zip(keys, _row_values(old, ent), _row_values(new, ent), strict=True):
+        diff = [c for c in ent.column_names if n[c] != o[c]]
+        changes = json.dumps({"old": {c: o[c] for c in diff}, "new": {c: n[c] for c in diff}}, sort_keys=True)
         audit.append((stamp, who, "update", ent.name, k, changes, batch_id))
     cursor.executemany("INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id)"
                        " VALUES (%s, %s, %s, %s, %s, %s, %s)", audit)

@@ -1,0 +1,81 @@
+"""Validation details: number and date parsing (fast paths and the general rules alike),
+and problems naming the file and source column of each chunk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from spinereg.data import Extract, conform
+from spinereg.data._mapped import MappedTable, Provenance
+from spinereg.data._validate import validate
+
+
+def _registry() -> Extract:
+    x = Extract.empty()
+    x.tables["patients"] = conform(pd.DataFrame({"patient_id": ["p1"], "sex": ["male"],
+                                                 "birth_date": ["1950-01-01"]}), "patients")
+    x.tables["operations"] = conform(pd.DataFrame({
+        "operation_id": ["o1"], "patient_id": ["p1"], "date": ["2015-01-10"],
+        "procedure_category": ["vertebroplasty"]}), "operations")
+    return x
+
+
+def _proms(column: str, values: list[str], file: str = "proms.csv", source: str = "") -> MappedTable:
+    n = len(values)
+    frame = pd.DataFrame({
+        "prom_id": [f"{file}-q{i}" for i in range(n)], "patient_id": ["p1"] * n, "operation_id": ["o1"] * n,
+        "timepoint": ["baseline"] * n, column: values, "_row": np.arange(2, n + 2)}, dtype="string[pyarrow]")
+    frame["_row"] = np.arange(2, n + 2)
+    return MappedTable("proms", frame, Provenance(file, "line", {column: source or column}))
+
+
+def _problems(chunks: list[MappedTable]) -> tuple[Extract, list[tuple[object, ...]]]:
+    x, report = validate(chunks, existing=_registry(), extract_date="2021-06-30")
+    rows = report.problems[["file", "row", "column", "value", "rule"]].itertuples(index=False, name=None)
+    return x, list(rows)
+
+
+def test_numbers_plain_digits_and_the_general_pattern() -> None:
+    values = ["45", "+45", "4.5e1", "45.0", " 7 ", "", "45.5", "\u0663", "1e400", "0x10", "101", "-0"]
+    x, problems = _problems([_proms("eqvas", values)])
+    assert problems == [
+        ("proms.csv", 8, "eqvas", "'45.5'", "type"),
+        ("proms.csv", 9, "eqvas", "'\u0663'", "type"),
+        ("proms.csv", 10, "eqvas", "'1e400'", "type"),
+        ("proms.csv", 11, "eqvas", "'0x10'", "type"),
+        ("proms.csv", 12, "eqvas", "'101'", "range"),
+    ]
+    got = x["proms"].set_index("prom_id")["eqvas"]
+    assert str(got.dtype) == "Int64"
+    assert got.fillna(-1).tolist() == [45, 45, 45, 45, 7, -1, 0]
+
+
+def test_dates_iso_and_not() -> None:
+    good = ["2015-01-05", "2016-02-29", "", "2015-01-06 "]
+    x, problems = _problems([_proms("answer_date", good)])
+    assert problems == [("proms.csv", 3, "answer_date", "'2016-02-29'", "window")]  # a warning: the row stays
+    dates = x["proms"]["answer_date"]
+    assert str(dates.dtype) == "datetime64[s]"
+    assert dates.dt.strftime("%Y-%m-%d").tolist()[:2] == ["2015-01-05", "2016-02-29"]
+    bad = ["2015-01-05", "2015-02-29", "1500-01-01", "2015-1-5", "05-01-2015", "2015-01-05T00:00"]
+    x, problems = _problems([_proms("answer_date", bad)])
+    assert [(p[1], p[3], p[4]) for p in problems if p[4] != "window"] == [
+        (3, "'2015-02-29'", "type"), (4, "'1500-01-01'", "type"), (5, "'2015-1-5'", "type"),
+        (6, "'05-01-2015'", "type"), (7, "'2015-01-05T00:00'", "type")]
+    assert x["proms"]["answer_date"].dt.strftime("%Y-%m-%d").tolist() == ["2015-01-05"]
+
+
+def test_problems_name_each_chunks_file_and_source_column() -> None:
+    chunks = [_proms("eqvas", ["50", "x"], "a.csv", "VAS"), _proms("eqvas", ["y", "60"], "b.csv", "eq_vas")]
+    x, problems = _problems(chunks)
+    assert problems == [("a.csv", 3, "VAS", "'x'", "type"), ("b.csv", 2, "eq_vas", "'y'", "type")]
+    assert sorted(x["proms"]["eqvas"].tolist()) == [50, 60]
+
+
+def test_categories_and_booleans_keep_their_tidy_dtypes() -> None:
+    x, problems = _problems([_proms("timepoint", ["baseline", "3m", "13m"])])
+    assert problems == [("proms.csv", 4, "timepoint", "'13m'", "code")]
+    tp = x["proms"]["timepoint"]
+    assert isinstance(tp.dtype, pd.CategoricalDtype)
+    assert tp.tolist() == ["baseline", "3m"]
