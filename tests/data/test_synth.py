@@ -320,3 +320,13 @@ def test_model_targets_on_a_large_run() -> None:
     answered = due["operation_id"].isin(p.loc[p["timepoint"] == "1y", "operation_id"]).to_numpy()
     assert not (answered & died).any()
     assert died.sum() > 0.5 * (~answered).sum()
+
+
+def test_conform_keeps_rows_when_the_index_has_gaps() -> None:
+    from spinereg.data import conform
+
+    # rows 0 and 2 of a frame after a filter, without the optional columns: still 2 rows, no phantom rows
+    df = pd.DataFrame({"patient_id": ["A", "B", "C"]}).iloc[[0, 2]]
+    out = conform(df, "patients")
+    assert out["patient_id"].tolist() == ["A", "C"]
+    assert len(out) == 2

@@ -76,7 +76,7 @@ def conform(df: pd.DataFrame, ent: Entity | str) -> pd.DataFrame:
     for c in e.columns:
         dt = _dtype(c)
         if c.name not in df.columns:
-            out[c.name] = pd.Series([None] * n, index=df.index, dtype=object).astype(
+            out[c.name] = pd.Series([None] * n, index=pd.RangeIndex(n), dtype=object).astype(
                 "float64" if c.type == "float" else dt)
             continue
         s = df[c.name]
