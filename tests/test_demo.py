@@ -8,7 +8,9 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+from spinereg.cli._demo import summary_rows
 from spinereg.report._format import MINUS
 
 
@@ -50,3 +52,37 @@ def test_demo_from_an_empty_directory(tmp_path: Path) -> None:
     second.pop("generated_at")
     results.pop("generated_at")
     assert second == results
+
+
+def _summary_results(*, suppress: bool, n_pairs: int, conf_level: float = 0.95) -> dict[str, Any]:
+    return {
+        "settings": {"conf_level": conf_level, "small_cell_threshold": 5, "suppress_small_cells": suppress},
+        "outcomes": [{"name": "odi", "instrument": "odi", "label": "Oswestry Disability Index (0-100)"}],
+        "tables": {
+            "flow": [{"n_operations": 21404, "n_patients": 20000}, {"n_operations": 26, "n_patients": 26}],
+            "paired_change": [{"outcome": "odi", "timepoint": "1y", "n_pairs": n_pairs, "mean_before": 43.44,
+                               "mean_after": 21.06, "mean_diff": -22.38, "ci_low": -31.27, "ci_high": -13.49,
+                               "p_value": 0.00123}],
+            "leaks": [{"measure": "cement leak", "unit": "level", "category": "any", "x": 12, "n": 55,
+                       "proportion": 12 / 55, "ci_low": 0.118, "ci_high": 0.351}],
+        },
+    }
+
+
+def test_summary_hides_the_change_of_fewer_than_threshold_pairs() -> None:
+    rows = dict(summary_rows(_summary_results(suppress=True, n_pairs=4)))
+    odi = rows["Oswestry Disability Index, 1y"]
+    assert odi.startswith("\u2013") and "n = <5" in odi
+    for number in ("43.4", "21.1", "22.4", "31.3", "13.5", "0.001"):
+        assert number not in odi
+    shown = dict(summary_rows(_summary_results(suppress=False, n_pairs=4)))["Oswestry Disability Index, 1y"]
+    assert f"change {MINUS}22.4 (95% CI {MINUS}31.3 to {MINUS}13.5), p 0.001; n = 4" in shown
+    big = dict(summary_rows(_summary_results(suppress=True, n_pairs=5)))["Oswestry Disability Index, 1y"]
+    assert "n = 5" in big and f"{MINUS}22.4" in big
+
+
+def test_summary_uses_the_study_confidence_level() -> None:
+    rows = summary_rows(_summary_results(suppress=False, n_pairs=9, conf_level=0.9))
+    text = " ".join(v for _, v in rows)
+    assert "90% CI" in text and "95% CI" not in text
+    assert "12/55 = 21.8% (90% CI 11.8% to 35.1%)" in text

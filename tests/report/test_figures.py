@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import copy
+import re
 import struct
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
 
 import matplotlib
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -41,11 +43,11 @@ def figures(results: dict[str, Any], tmp_path_factory: pytest.TempPathFactory) -
 @pytest.fixture(scope="module")
 def suppressed(results: dict[str, Any], tmp_path_factory: pytest.TempPathFactory
                ) -> tuple[dict[str, Any], dict[str, FigureFile]]:
-    """Suppression on, with small counts in the flow's last two steps (flow and leaks only)."""
+    """Suppression on, with a cohort of 3 (flow and leaks only); the step before the last excluded 4 operations."""
     res = only(results, "flow", "leaks")
     flow = res["tables"]["flow"]
-    flow[-1].update(n_operations=3, n_patients=3)
-    flow[-2].update(excluded=2)
+    assert flow[-2]["step"] == "first per patient" and flow[-2]["excluded"] == 4
+    flow[-1].update(n_operations=3, n_patients=3, excluded=flow[-2]["n_operations"] - 3)
     return res, run(res, tmp_path_factory.mktemp("suppressed"), ON)
 
 
@@ -132,13 +134,21 @@ def test_flow_diagram_suppresses_small_counts(suppressed: tuple[dict[str, Any], 
     res, figs = suppressed
     flow = res["tables"]["flow"]
     drawn = texts_by_id(figs["flow"].svg)
-    assert drawn[f"flow-count-{len(flow) - 1}"] == "<5 operations in <5 patients"
-    assert drawn[f"flow-excluded-{len(flow) - 2}"] == "Excluded: <5 operations"
-    every = " ".join(drawn.values())
-    assert "3 operations" not in every and "2 operations" not in every
+    # the step that excluded 4 is drawn together with the last step (else 4 = before - after), and the last
+    # step's exclusion is withheld (else 3 = before - excluded)
+    last = len(flow) - 2
+    assert f"flow-count-{last + 1}" not in drawn
+    assert drawn[f"flow-count-{last}"] == "<5 operations in <5 patients"
+    assert drawn[f"flow-excluded-{last}"] == "Excluded: number withheld"
+    every = " ".join(texts(figs["flow"].svg))
+    assert "First operation per patient and baseline questionnaire answered" in every
+    assert flow[-2]["reason"] in every and flow[-1]["reason"] in every
+    for n in (3, 4, flow[-1]["excluded"], flow[-1]["excluded"] + 4):
+        assert not re.search(rf"(?<!\d){n} operations", every), n
     big = flow[1]  # the procedure step keeps hundreds: unchanged by suppression
     assert drawn["flow-count-1"] == f"{big['n_operations']} operations in {big['n_patients']} patients"
     assert "Counts from 1 to 4 are shown as <5." in figs["flow"].caption
+    assert "shown together with the next step" in figs["flow"].caption
 
 
 def test_number_at_risk_row_equals_the_table(results: dict[str, Any], figures: dict[str, FigureFile]) -> None:
@@ -260,17 +270,16 @@ def test_a_cohort_of_one_patient(results: dict[str, Any], tmp_path: Path, sup: S
     res = one_patient(results)
     res["outcomes"] = [o for o in res["outcomes"] if o["name"] == "eq5d"]
     figs = run(res, tmp_path, sup)
+    if sup.on:  # one patient's scores and death are never drawn; the mean of one is not plotted
+        assert list(figs) == ["flow", "trajectory_eq5d", "leak_types"]
+        drawn = texts(figs["trajectory_eq5d"].svg)
+        assert "n = <5" in drawn and "n = 1" not in drawn
+        return
     assert list(figs) == ["flow", "trajectory_eq5d", "individual_eq5d", "leak_types", "survival"]
     at_risk = [v for k, v in texts_by_id(figs["survival"].svg).items() if k.startswith("atrisk-")]
-    assert at_risk == (["<5"] * 3 if sup.on else ["1"] * 3)
-    individual = texts(figs["individual_eq5d"].svg)
-    if sup.on:  # fewer patients than the threshold: drawn, but no counts
-        assert not any(s.startswith("n = ") for s in individual)
-        assert "Counts are not shown" in figs["individual_eq5d"].caption
-        assert "1 patient" not in figs["individual_eq5d"].caption
-    else:
-        assert "n = 1" in individual
-        assert "the 1 patient with at least one score" in figs["individual_eq5d"].caption
+    assert at_risk == ["1"] * 3
+    assert "n = 1" in texts(figs["individual_eq5d"].svg)
+    assert "the 1 patient with at least one score" in figs["individual_eq5d"].caption
 
 
 def test_everyone_dead_by_one_year(results: dict[str, Any], tmp_path: Path) -> None:
@@ -288,3 +297,62 @@ def test_everyone_dead_by_one_year(results: dict[str, Any], tmp_path: Path) -> N
     assert "Median survival 4.0 months" in drawn
     assert [v for k, v in texts_by_id(fig.svg).items() if k.startswith("atrisk-")] == ["4", "3", "2", "1"]
     assert "4 patients, 4 deaths" in fig.caption
+
+
+# --------------------------------------------------------------------------- small-cell suppression
+
+
+def _lines_x(fig: Any) -> list[float]:
+    """x of every line point and every error-bar vertex of the figure's first axes."""
+    ax = fig.axes[0]
+    xs = [float(x) for line in ax.lines for x in np.asarray(line.get_xdata(), dtype=float)]
+    return xs + [float(x) for c in ax.collections for p in c.get_paths() for x in np.asarray(p.vertices)[:, 0]]
+
+
+def test_trajectory_hides_the_mean_and_ci_of_fewer_than_threshold_patients(results: dict[str, Any]) -> None:
+    from spinereg.report._figures import _Study, _trajectory
+
+    res = only(results, "outcome_summary", outcomes=("eq5d",))
+    one_year = next(r for r in res["tables"]["outcome_summary"] if r["outcome"] == "eq5d" and r["timepoint"] == "1y")
+    one_year["n"] = 3  # mean and CI stay in results.json: the analysis record
+    study = _Study(res, ON)
+    drawn = _trajectory(study, study.outcomes[0])
+    assert drawn is not None
+    xs = _lines_x(drawn.fig)
+    assert 365.0 not in xs and 90.0 in xs  # no point, no error bar at 1 year
+    labels = [t.get_text() for t in drawn.fig.axes[0].get_xticklabels()]
+    assert "1y\nn = <5" in labels
+    assert "Not shown at 1y: fewer than 5 patients answered" in drawn.caption
+    plain = _trajectory(_Study(res, OFF), study.outcomes[0])
+    assert plain is not None and 365.0 in _lines_x(plain.fig)
+
+
+def test_individual_trajectories_only_when_every_time_point_has_threshold_patients(
+        results: dict[str, Any], tmp_path: Path) -> None:
+    res = only(results, "outcome_summary", "scores", outcomes=("eq5d",))
+    counts = {tp: len({r["case"] for r in res["tables"]["scores"] if r["outcome"] == "eq5d" and r["timepoint"] == tp})
+              for tp in ("baseline", "3m", "1y")}
+    assert min(counts.values()) >= 5
+    assert "individual_eq5d" in run(res, tmp_path / "all", ON)  # every time point >= 5: drawn
+    keep = sorted({r["case"] for r in res["tables"]["scores"] if r["timepoint"] == "1y"})[:4]
+    res["tables"]["scores"] = [r for r in res["tables"]["scores"] if r["timepoint"] != "1y" or r["case"] in keep]
+    assert "individual_eq5d" not in run(res, tmp_path / "small", ON)
+    assert "individual_eq5d" in run(res, tmp_path / "off", OFF)
+
+
+def test_survival_curve_of_fewer_than_threshold_patients_is_not_drawn(results: dict[str, Any],
+                                                                        tmp_path: Path) -> None:
+    res = only(results, "survival_curve", "survival_at_risk", "survival_median")
+    assert "survival" in run(res, tmp_path / "big", ON)
+    res["tables"]["survival_median"][0]["n"] = 4
+    assert "survival" not in run(res, tmp_path / "small", ON)
+    assert "survival" in run(res, tmp_path / "off", OFF)
+
+
+def test_median_survival_note_never_shows_nan(results: dict[str, Any], tmp_path: Path) -> None:
+    res = only(results, "survival_curve", "survival_median")
+    res["tables"]["survival_median"] = [{"median_months": None, "ci_low": None, "ci_high": None, "n": 26,
+                                         "events": 10, "note": "median not reached; limits nan and NaN"}]
+    caption = run(res, tmp_path)["survival"].caption
+    assert "nan" not in caption.lower().replace("not estimable", "")
+    assert "limits not estimable and not estimable" in caption

@@ -24,7 +24,7 @@ import pytest
 from spinereg._errors import SpineregError
 from spinereg.data import Extract
 from spinereg.data._synth import synthesize
-from spinereg.report import Paragraph, build_document, load_results, render_pdf, render_report
+from spinereg.report import BulletList, Paragraph, build_document, load_results, render_pdf, render_report
 from spinereg.report._build import BANNER
 from spinereg.study import load_spec
 from spinereg.study._run import StudyResult, run_study
@@ -412,9 +412,12 @@ def test_suppression_hides_small_counts_everywhere(suppressed: dict[str, Any],
         assert not re.search(r"(?<![\d<.])[1-4]/\d", text), name
         assert not re.search(r"(?<![\d<.])[1-4] \(\d+\.\d%\)", text), name
     rows = r.docx_rows()
-    # the flow step that excluded 4 operations, and the 6-week time point that nobody answered
-    step = next(x for x in suppressed["tables"]["flow"] if x["excluded"] == 4)
-    assert next(row for row in rows if row[-1] == step["reason"])[3] == "<5"
+    # the flow step that excluded 4 operations is shown with the next step; the 6-week time point nobody answered
+    flow = suppressed["tables"]["flow"]
+    i = next(i for i, x in enumerate(flow) if x["excluded"] == 4)
+    merged = next(row for row in rows if row[-1] == f"{flow[i]['reason']}; {flow[i + 1]['reason']}")
+    assert merged[3] == str(flow[i]["excluded"] + flow[i + 1]["excluded"])
+    assert not any(row[-1] == flow[i]["reason"] for row in rows)
     six = next(row for row in rows if len(row) > 1 and row[1] == "20 to 50 (42)")
     assert six[3] == "0"            # nobody answered: zero identifies nobody and is shown
     # rates from suppressed counts hide their percentage
@@ -510,6 +513,158 @@ def test_tables_absent_from_results_are_left_out(sample: dict[str, Any]) -> None
 def test_a_dataframe_free_results_dict_is_enough(sample: dict[str, Any]) -> None:
     """The report reads results.json only: a JSON round trip gives the same document."""
     assert build_document(json.loads(json.dumps(sample))) == build_document(sample)
+
+
+# -- small-cell suppression, complementary suppression and what the text claims (document model only) ---------
+
+
+def _on(sample: Mapping[str, Any]) -> dict[str, Any]:
+    res = copy.deepcopy(dict(sample))
+    res["settings"]["suppress_small_cells"] = True
+    return res
+
+
+def _table(doc: Any, table_id: str) -> Any:
+    return next(t for t in doc.tables() if t.id == table_id)
+
+
+def _text(doc: Any) -> str:
+    parts: list[str] = []
+    for sec in doc.sections:
+        for b in sec.blocks:
+            if isinstance(b, Paragraph):
+                parts.append(b.text)
+            elif hasattr(b, "items"):
+                parts += list(b.items)
+            elif hasattr(b, "rows"):
+                parts += [" | ".join(r.cells) for r in b.rows] + [f.text for f in b.footnotes]
+            elif hasattr(b, "caption"):
+                parts.append(b.caption)
+    return "\n".join(parts)
+
+
+def test_follow_up_complementary_suppression(sample: dict[str, Any]) -> None:
+    res = _on(sample)
+    row = next(r for r in res["tables"]["follow_up"] if r["timepoint"] == "3m")
+    row.update(answered=13, died=3, missing=10, not_yet_due=0)
+    assert row["n"] == 26
+    doc = build_document(res)
+    t = _table(doc, "table-follow-up")
+    cells = next(r for r in t.rows if r.cells[0] == "3 months")
+    # died (3) is hidden; the smallest other non-zero count (missing, 10) too, else 10 = 26 - 13 - 3 gives it away
+    assert cells.cells[3:] == ("13", "<5", DASH, "0")
+    assert cells.marks[5] and any("calculated back" in f.text for f in t.footnotes)
+    text = _text(doc)
+    assert "at 3 months, 13 answered, <5 had died and a withheld number were alive without an answer" in text
+    assert "10 were alive" not in text
+    plain = _table(build_document(copy.deepcopy(sample) | {"tables": res["tables"]}), "table-follow-up")
+    assert next(r for r in plain.rows if r.cells[0] == "3 months").cells[3:] == ("13", "3", "10", "0")
+
+
+def test_table1_complementary_suppression_and_empty_cancer_rows(sample: dict[str, Any]) -> None:
+    res = _on(sample)
+    t1 = res["tables"]["table1"]
+    for r in t1:
+        if r["variable"] == "sex":
+            count = 3 if r["level"] == "female" else 23
+            r.update(count=count, percent=100 * count / 26)
+    rows = {(r.cells[0]): r for r in _table(build_document(res), "table-baseline").rows}
+    assert rows["Female"].cells[2] == "<5" and rows["Male"].cells[2] == DASH and rows["Male"].marks[2]
+    assert rows["Lung"].cells[2] == "<5"  # several hidden levels already protect each other
+    # a non-cancer study: every cancer variable missing -> left out; a missing non-cancer variable stays
+    for r in t1:
+        if r["variable"] in ("cancer_primary_site", "sins", "tokuhashi", "tomita", "cement_volume_ml"):
+            r.update(n=0, missing=26, count=0 if r["kind"] == "categorical" else None, percent=None, mean=None,
+                     sd=None, median=None, q1=None, q3=None, min=None, max=None)
+    labels = [r.cells[0] for r in _table(build_document(res), "table-baseline").rows]
+    for gone in ("Primary cancer site", "SINS", "Revised Tokuhashi score", "Tomita score", "Myeloma"):
+        assert gone not in labels
+    assert "Cement volume per operation (ml)" in labels and "Sex" in labels
+
+
+def test_flow_merges_a_small_exclusion_with_the_next_step(sample: dict[str, Any]) -> None:
+    res = _on(sample)
+    flow = res["tables"]["flow"]
+    doc = build_document(res)
+    rows = _table(doc, "table-flow").rows
+    assert [r.cells[0] for r in rows] == ["Registry", "Procedure", "Indication", "Period", "Age",
+                                          "First per patient and baseline"]
+    assert rows[-1].cells[1:4] == (str(flow[-1]["n_operations"]), str(flow[-1]["n_patients"]),
+                                   str(flow[-2]["excluded"] + flow[-1]["excluded"]))
+    text = _text(doc)
+    assert "combined with the next step" in text and "shown together with the next step" in text
+    assert f"{flow[-2]['excluded']} a later operation" not in text
+    off = [r.cells[0] for r in _table(build_document(sample), "table-flow").rows]
+    assert off[-2:] == ["First per patient", "Baseline"]
+
+
+def test_no_baseline_claim_without_a_baseline_requirement(sample: dict[str, Any], tmp_path: Path) -> None:
+    from spinereg.report._figures import make_figures
+    from spinereg.report._format import Suppression
+
+    res = copy.deepcopy(sample)
+    res["study"]["spec"]["cohort"]["require_baseline"] = []
+    flow = res["tables"]["flow"]
+    flow[-1].update(n_operations=flow[-2]["n_operations"], n_patients=flow[-2]["n_patients"], excluded=0)
+    res["tables"] = {"flow": flow}
+    doc = build_document(res)
+    assert "baseline questionnaire" not in _text(doc).lower()
+    assert "baseline questionnaire" in _text(build_document(sample)).lower()
+    assert [r.cells[0] for r in _table(doc, "table-flow").rows][-1] == "First per patient"
+    fig = make_figures(res, tmp_path, suppression=Suppression(False, 5))[0]
+    svg = fig.svg.read_text(encoding="utf-8")
+    assert "Study cohort" in svg and "aseline" not in svg
+    assert "Baseline questionnaire answered" in make_figures(sample | {"tables": {"flow": sample["tables"]["flow"]}},
+                                                             tmp_path / "b", suppression=Suppression(False, 5))[0] \
+        .svg.read_text(encoding="utf-8")
+
+
+def test_methods_state_what_the_code_does(sample: dict[str, Any]) -> None:
+    methods = next(s for s in build_document(_on(sample)).sections if s.id == "methods")
+    text = " ".join(b.text for b in methods.blocks if isinstance(b, Paragraph))
+    for claim in ("Only questionnaires linked to the index operation were used (the same operation id",
+                  "or dated after the patient's death, were disregarded",
+                  "Age is in completed years at the day of the operation",
+                  "patients whose age was unknown were excluded",
+                  "treated levels with at least one post-operative imaging finding at that level",
+                  "died before a window closed, or on its last day, counts as died",
+                  "linked to the operation they follow by the registry's operation id",
+                  "each recorded with its source", "spinereg's validation report",
+                  "complementary suppression is applied", "shown together with the next step",
+                  "individual patients' scores are drawn only when every time point has at least 5 patients"):
+        assert claim.lower() in text.lower(), claim
+    spec = copy.deepcopy(sample)
+    spec["study"]["spec"]["cohort"].update(age_min=None, age_max=None)
+    text = " ".join(b.text for s in build_document(spec).sections for b in s.blocks if isinstance(b, Paragraph))
+    assert "completed years" not in text
+
+
+def test_key_results_without_imaging_and_with_an_open_median_ci(sample: dict[str, Any]) -> None:
+    res = copy.deepcopy(sample)
+    for r in res["tables"]["leaks"]:
+        r.update(x=0, n=0, proportion=None, ci_low=None, ci_high=None, wilson_ci_low=None, wilson_ci_high=None,
+                 note="not estimable: no assessed units")
+    m = res["tables"]["survival_median"][0]
+    m["ci_high"] = None
+    doc = build_document(res)
+    block = next(s for s in doc.sections if s.id == "key-results").blocks[0]
+    assert isinstance(block, BulletList)
+    key = " ".join(block.items)
+    assert "0/0" not in key
+    assert "Cement leaks were not assessed: no patient had post-operative imaging" in key
+    lo = num(m["ci_low"], 1)
+    assert f"Median survival {num(m['median_months'], 1)} months (95% CI {lo} to not reached)" in key
+    cells = [r.cells for r in _table(doc, "table-survival").rows]
+    assert ("Median survival, months", "", f"{num(m['median_months'], 1)} ({lo} to not reached)") in cells
+
+
+def test_engine_notes_never_show_nan(sample: dict[str, Any]) -> None:
+    res = copy.deepcopy(sample)
+    r = res["tables"]["paired_change"][0]
+    r.update(mean_diff=None, ci_low=None, ci_high=None, note="not estimable: SD of the change is nan (0.123456789)")
+    text = _text(build_document(res))
+    assert "nan" not in text.replace("not estimable", "").lower()
+    assert "SD of the change is not estimable (0.123)" in text
 
 
 # The browser test is tests/report/test_browser.py (headless Debian Chromium; fails under CI=true without it).

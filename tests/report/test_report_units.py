@@ -121,3 +121,48 @@ def test_public_api_is_sorted_and_resolves() -> None:
 
 # The report's import rule (results.json only) is tested with every layer in tests/test_public_api.py.
 
+
+
+def test_complementary_suppression_of_a_row() -> None:
+    from spinereg.report._suppress import complementary
+
+    assert complementary([13, 3, 10, 0], ON) == {2}           # one hidden: the smallest other non-zero
+    assert complementary([13, 3, 13, 0], ON) == {0}           # a tie: the first in column order
+    assert complementary([13, 3, 2, 8], ON) == set()          # two hidden protect each other
+    assert complementary([3, 0, 0, 0], ON) == set()           # nothing else to hide
+    assert complementary([13, 3, 10, 0], Suppression(False, 5)) == set()
+
+
+def test_flow_steps_merge_small_exclusions() -> None:
+    from spinereg.report._suppress import flow_steps
+
+    rows = [{"step": "registry", "n_operations": 100, "n_patients": 90},
+            {"step": "procedure", "n_operations": 60, "n_patients": 55, "excluded": 40, "reason": "a"},
+            {"step": "period", "n_operations": 57, "n_patients": 55, "excluded": 3, "reason": "b"},
+            {"step": "age", "n_operations": 57, "n_patients": 55, "excluded": 0, "reason": "c"},
+            {"step": "baseline", "n_operations": 50, "n_patients": 48, "excluded": 7, "reason": "d"}]
+    steps = flow_steps(rows, ON)
+    assert [s.steps for s in steps] == [("registry",), ("procedure",), ("period", "age", "baseline")]
+    assert steps[-1].excluded == 10 and steps[-1].reasons == ("b", "c", "d") and steps[-1].merged
+    assert len(flow_steps(rows, Suppression(False, 5))) == 5
+    # patients lost count too: 55 -> 52 patients is a small cell even when 8 operations left
+    lost = [*rows[:2], {"step": "period", "n_operations": 52, "n_patients": 52, "excluded": 8, "reason": "b"}]
+    assert [s.steps for s in flow_steps(lost, ON)] == [("registry",), ("procedure", "period")]
+    # the last step alone: merged with the one before it
+    last = [*rows[:2], {"step": "baseline", "n_operations": 58, "n_patients": 55, "excluded": 2, "reason": "d"}]
+    assert [s.steps for s in flow_steps(last, ON)] == [("registry",), ("procedure", "baseline")]
+    # no baseline requirement: the baseline step (excluding nobody) is left out
+    none = [*rows[:2], {"step": "baseline", "n_operations": 60, "n_patients": 55, "excluded": 0, "reason": "d"}]
+    assert [s.steps for s in flow_steps(none, ON, require_baseline=False)] == [("registry",), ("procedure",)]
+    assert len(flow_steps(none, ON, require_baseline=True)) == 3
+
+
+def test_median_ci_and_reader_notes() -> None:
+    from spinereg.report._format import fmt_median_ci, reader_note
+
+    assert fmt_median_ci(7.5, None) == "7.5 to not reached"
+    assert fmt_median_ci(None, None) == NA_TEXT and fmt_median_ci(1, 2) == "1.0 to 2.0"
+    assert reader_note("limits are NaN from then on") == "limits are not estimable from then on"
+    assert reader_note("sd nan, t inf, value 0.123456789, nanny") == \
+        "sd not estimable, t not estimable, value 0.123, nanny"
+    assert reader_note(None) == ""

@@ -16,7 +16,7 @@ from typing import Any
 
 from spinereg._errors import SpineregError
 from spinereg.report import _tables as tb
-from spinereg.report._context import Ctx, FigureLike, p_text
+from spinereg.report._context import Ctx, FigureLike, number, p_text
 from spinereg.report._format import (
     MINUS,
     NA_TEXT,
@@ -24,12 +24,15 @@ from spinereg.report._format import (
     fmt_count,
     fmt_est_ci,
     fmt_fraction,
+    fmt_median_ci,
     fmt_num,
     fmt_proportion,
     is_missing,
+    reader_note,
 )
 from spinereg.report._methods import methods_blocks
 from spinereg.report._model import Block, BulletList, Document, Heading, Paragraph, Section, Table
+from spinereg.report._suppress import individual_withheld, survival_withheld
 from spinereg.report._text import join_words
 
 __all__ = ["BANNER", "SUPPORTED_SCHEMA_VERSIONS", "build_document", "load_results"]
@@ -85,7 +88,7 @@ def _change_sentence(ctx: Ctx, r: Rec) -> str:
     if ctx.hidden(n):
         return f"{what}: mean change not shown (fewer than {ctx.sup.threshold} complete pairs)."
     if est == NA_TEXT:
-        why = str(r.get("note") or "").removeprefix("not estimable: ")
+        why = reader_note(r.get("note")).removeprefix("not estimable: ")
         return f"{what}: mean change not estimable{f' ({why})' if why else ''}; {ctx.count(n)} complete pairs."
     mean = fmt_num(r.get("mean_diff"), d)
     ci = fmt_ci(r.get("ci_low"), r.get("ci_high"), d)
@@ -126,7 +129,9 @@ def _key_results(ctx: Ctx) -> list[str]:
         lev = _find(leaks, measure="cement leak", unit="level", category="any")
         sym = _find(leaks, measure="symptomatic cement leak", unit="patient", category="any")
         parts = [p for p in (_rate_phrase(ctx, pat, "patients"), _rate_phrase(ctx, lev, "treated levels")) if p]
-        if parts:
+        if not any(number((r or {}).get("n")) for r in (pat, lev)) and (pat or lev):
+            items.append("Cement leaks were not assessed: no patient had post-operative imaging of a treated level.")
+        elif parts:
             text = f"Cement leaked in {join_words(parts)}"
             if sym is not None:
                 text += f"; symptomatic leaks in {_rate_phrase(ctx, sym, 'patients')}"
@@ -143,7 +148,7 @@ def _key_results(ctx: Ctx) -> list[str]:
             died = fmt_fraction(m.get("events"), m.get("n"), ctx.sup)
             items.append(f"Median survival not estimable or not shown; {died} patients died during follow-up.")
         else:
-            ci = fmt_ci(m.get("ci_low"), m.get("ci_high"), 1)
+            ci = fmt_median_ci(m.get("ci_low"), m.get("ci_high"))
             ci = f"{ctx.level} CI not estimable" if ci == NA_TEXT else f"{ctx.level} CI {ci}"
             items.append(f"Median survival {fmt_num(m.get('median_months'), 1)} months ({ci}); "
                          f"{fmt_fraction(m.get('events'), m.get('n'), ctx.sup)} patients died during follow-up.")
@@ -153,19 +158,27 @@ def _key_results(ctx: Ctx) -> list[str]:
 def _follow_up_text(ctx: Ctx, table: Table | None) -> str:
     rows = ctx.table_rows("follow_up") or []
     parts = []
+    withheld = False
     for r in rows:
         if r.get("timepoint") == "baseline":
             continue
-        s = (f"at {ctx.tp(r.get('timepoint')).lower()}, {ctx.count(r.get('answered'))} answered, "
-             f"{ctx.count(r.get('died'))} had died and {ctx.count(r.get('missing'))} were alive without an answer")
+        secondary = tb.follow_up_secondary(ctx, r)
+        withheld |= bool(secondary)
+        c = {k: "a withheld number" if k in secondary else ctx.count(r.get(k)) for k in tb.FOLLOW_UP_COUNTS}
+        s = (f"at {ctx.tp(r.get('timepoint')).lower()}, {c['answered']} answered, {c['died']} had died and "
+             f"{c['missing']} were alive without an answer")
         if not is_missing(r.get("not_yet_due")) and r.get("not_yet_due"):
-            s += f" ({ctx.count(r.get('not_yet_due'))} not yet due)"
+            s += f" ({c['not_yet_due']} not yet due)"
         parts.append(s)
     if not parts:
         return ""
     ref = f" ({table.label})" if table else ""
     n = rows[0].get("n")
-    return f"Of the {ctx.count(n)} patients, {join_words(parts, 'and')}{ref}."
+    text = f"Of the {ctx.count(n)} patients, {join_words(parts, 'and')}{ref}."
+    if withheld:
+        text += (" A withheld number is hidden so that a count below "
+                 f"{ctx.sup.threshold} cannot be calculated back from the number of patients.")
+    return text
 
 
 def _shown(x: float, digits: int) -> Decimal:
@@ -185,7 +198,8 @@ def _sensitivity_text(ctx: Ctx) -> tuple[list[str], str]:
         cmp = tb.compare(ctx, outcome, c, r)
         what = f"{ctx.outcome_label(outcome)} at {ctx.tp(r.get('timepoint')).lower()}"
         if cmp.diff is None:
-            why = r.get("note") or c.get("note") or "an estimate is not estimable or not shown"
+            why = (reader_note(r.get("note")) or reader_note(c.get("note"))
+                   or "an estimate is not estimable or not shown")
             items.append(f"{what}: the two analyses cannot be compared ({why}).")
             not_compared += 1
             continue
@@ -241,12 +255,18 @@ def _results(ctx: Ctx) -> list[Block]:
     b: list[Block] = [Heading("Participants")]
     flow_fig = ctx.figure("flow")
     n = ctx.cohort_n()
-    flow = ctx.table_rows("flow") or []
+    flow = ctx.flow_steps()
     if flow:
-        steps = "; ".join(f"{ctx.count(r.get('excluded'))} {r.get('reason') or r.get('step')}" for r in flow[1:])
+        steps = "; ".join(f"{'a withheld number' if st.excluded_hidden else ctx.count(st.excluded)} "
+                          f"{' or '.join(r for r in st.reasons if r) or join_words(st.steps)}" for st in flow[1:])
         ref = f" ({flow_fig.label})" if flow_fig else ""
-        b.append(Paragraph(f"{ctx.count(n)} patients were included{ref}. Operations excluded, step by step: "
-                           f"{steps}."))
+        text = f"{ctx.count(n)} patients were included{ref}."
+        if steps:
+            text += f" Operations excluded, step by step: {steps}."
+        if any(st.merged for st in flow):
+            text += (f" Steps that excluded fewer than {ctx.sup.threshold} operations or patients are combined with "
+                     f"the next step (small-cell suppression).")
+        b.append(Paragraph(text))
     _add(b, flow_fig)
     t1 = tb.baseline_table(ctx)
     if t1:
@@ -268,7 +288,14 @@ def _results(ctx: Ctx) -> list[Block]:
             _add(b, ctx.figure(f"trajectory_{name}"))
         _add(b, ch)
         for name in ctx.outcomes:
-            _add(b, ctx.figure(f"individual_{name}"))
+            fig = ctx.figure(f"individual_{name}")
+            small = individual_withheld(ctx.r, name, ctx.sup)
+            if fig is None and small:
+                b.append(Paragraph(
+                    f"The individual {ctx.outcome_label(name)} trajectories are not shown: fewer than "
+                    f"{ctx.sup.threshold} patients have a score at {join_words([ctx.tp(t).lower() for t in small])}, "
+                    f"and their values must not be drawn (small-cell suppression)."))
+            _add(b, fig)
     resp = tb.responder_table(ctx)
     pchc = tb.pchc_table(ctx)
     if resp or pchc:
@@ -280,9 +307,13 @@ def _results(ctx: Ctx) -> list[Block]:
         _add(b, rates, ctx.figure("leak_types"))
     surv = tb.survival_table(ctx)
     surv_fig = ctx.figure("survival")
+    surv_withheld = surv_fig is None and survival_withheld(ctx.r, ctx.sup)
     if surv or surv_fig:
         b.append(Heading("Survival"))
         _add(b, surv, surv_fig)
+        if surv_withheld:
+            b.append(Paragraph(f"The survival curve is not shown: it describes fewer than {ctx.sup.threshold} "
+                               f"patients (small-cell suppression)."))
     mm = tb.mixed_model_table(ctx)
     if mm:
         items, summary = _sensitivity_text(ctx)

@@ -16,8 +16,10 @@ from spinereg.report._format import (
     fmt_p,
     hidden,
     is_missing,
+    reader_note,
 )
 from spinereg.report._model import Align, Figure, Footnote, Row, Table
+from spinereg.report._suppress import FlowStep, flow_steps, require_baseline_of
 from spinereg.report._text import timepoint_label
 
 __all__ = ["Ctx", "FigureLike", "Marks", "number", "p_text", "suppression_of"]
@@ -73,7 +75,7 @@ class Marks:
 
     def mark(self, note: Any) -> str:
         """The mark for ``note`` (``""`` for an empty note)."""
-        text = str(note or "").strip()
+        text = reader_note(note)
         if not text:
             return ""
         if text not in self.notes:
@@ -145,6 +147,14 @@ class Ctx:
             return flow[-1].get("n_patients")
         fu = self.table_rows("follow_up") or []
         return fu[0].get("n") if fu else None
+
+    def require_baseline(self) -> bool | None:
+        """Whether the spec required baseline questionnaires (None when ``results.json`` holds no spec)."""
+        return require_baseline_of(self.r)
+
+    def flow_steps(self) -> list[FlowStep]:
+        """The cohort flow as shown: small exclusions merged under suppression (:func:`flow_steps`)."""
+        return flow_steps(self.table_rows("flow") or [], self.sup, require_baseline=self.require_baseline())
 
     def count(self, n: Any) -> str:
         return fmt_count(n, self.sup)

@@ -55,7 +55,16 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, MaxNLocator
 from matplotlib.transforms import blended_transform_factory
 from matplotlib.typing import RcKeyType
 
-from spinereg.report._format import Suppression, fmt_ci, fmt_count, fmt_num, fmt_proportion, is_missing
+from spinereg.report._format import (
+    Suppression,
+    fmt_count,
+    fmt_median_ci,
+    fmt_num,
+    fmt_proportion,
+    is_missing,
+    reader_note,
+)
+from spinereg.report._suppress import flow_steps, individual_withheld, require_baseline_of, survival_withheld
 
 __all__ = ["DPI", "OKABE_ITO", "FigureFile", "make_figures"]
 
@@ -369,13 +378,6 @@ def _percent_axis(ax: Axes, axis: str, ticks: Sequence[float]) -> None:
     a.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_num(100.0 * v, digits) + "%"))
 
 
-def _median_ci(low: float | None, high: float | None) -> str:
-    """The CI of a median survival, whose upper limit may not be reached."""
-    if low is not None and high is None:
-        return f"{fmt_num(low, 1)} to not reached"
-    return fmt_ci(low, high, 1)
-
-
 # --------------------------------------------------------------------------- the results
 
 
@@ -474,10 +476,16 @@ def _step_label(step: Any) -> str:
     return _STEP_LABELS.get(s, s[:1].upper() + s[1:] if s else "Selection step")
 
 
+def _steps_label(steps: Sequence[str]) -> str:
+    """One label for selection steps shown together: ``"First operation per patient and baseline ..."``."""
+    labels = [_step_label(x) for x in steps]
+    return _join([labels[0], *(t[:1].lower() + t[1:] for t in labels[1:])])
+
+
 def _flow(study: _Study) -> _Drawn:
     """A vertical chain of boxes (what remains after each step) with side boxes (what each step excluded)."""
     sup = study.sup
-    rows = study.table("flow")
+    rows = flow_steps(study.table("flow"), sup, require_baseline=require_baseline_of(study.results))
     line = _lines_cm(1, _SMALL)
     pad, gap_pad, min_gap = 0.14, 0.16, 0.7
     main_x0, main_w = 0.2, 7.4
@@ -495,9 +503,9 @@ def _flow(study: _Study) -> _Drawn:
     for i, r in enumerate(rows):
         last = i == len(rows) - 1 and i > 0
         lines = wrapped("Study cohort", inner_main, True) if last else []
-        lines += wrapped(_step_label(r.get("step")), inner_main, not last)
-        counts = (f"{_counted(r.get('n_operations'), 'operation', sup)} in "
-                  f"{_counted(r.get('n_patients'), 'patient', sup)}")
+        lines += wrapped(_steps_label(r.steps), inner_main, not last)
+        counts = (f"{_counted(r.n_operations, 'operation', sup)} in "
+                  f"{_counted(r.n_patients, 'patient', sup)}")
         lines += wrapped(counts, inner_main, False, f"flow-count-{i}")
         if i == 0 and data.get("name"):
             src = str(data["name"]) + (f", extract {data['extract_date']}" if data.get("extract_date") else "")
@@ -505,9 +513,10 @@ def _flow(study: _Study) -> _Drawn:
         main.append(lines)
         excluded: list[_Line] = []
         if i > 0:
-            excluded = wrapped(f"Excluded: {_counted(r.get('excluded'), 'operation', sup)}", inner_side, True,
-                               f"flow-excluded-{i}")
-            excluded += wrapped(str(r.get("reason") or ""), inner_side, False)
+            what = "number withheld" if r.excluded_hidden else _counted(r.excluded, "operation", sup)
+            excluded = wrapped(f"Excluded: {what}", inner_side, True, f"flow-excluded-{i}")
+            for reason in r.reasons:
+                excluded += wrapped(reason, inner_side, False)
         side.append(excluded)
     if not rows:
         main, side = [wrapped("Cohort flow not recorded in the results", inner_main, True)], [[]]
@@ -550,6 +559,12 @@ def _flow(study: _Study) -> _Drawn:
     caption = ("Flow of operations and patients from the registry extract to the study cohort. Each box in the "
                "left column gives the operations and patients remaining after a selection step; the side boxes "
                "give the operations excluded at that step and why." + _suppression_note(sup))
+    if any(r.merged for r in rows):
+        caption += (f" Steps that excluded fewer than {sup.threshold} operations or patients are shown together with "
+                    f"the next step, so that no small count can be calculated back.")
+    if any(r.excluded_hidden for r in rows):
+        caption += (f" An excluded count is withheld where the operations remaining are fewer than {sup.threshold}, "
+                    f"so that they cannot be calculated back.")
     return _Drawn(fig, "flow", "Cohort flow", caption)
 
 
@@ -571,9 +586,13 @@ def _trajectory(study: _Study, oc: _Outcome) -> _Drawn | None:
     bars: list[tuple[float, float, float, float]] = []  # x, mean, below, above
     empty: list[str] = []
     no_ci: list[str] = []
+    small: list[str] = []
     for name, x in pos.items():
         r = rows.get(name, {})
         labels[name] = f"{name}\nn = {fmt_count(r.get('n'), sup)}" if r else name
+        if sup.hides(r.get("n")):  # the table hides the mean and CI of so few patients: so does the figure
+            small.append(name)
+            continue
         m = _num(r.get("mean"))
         if m is None:
             if r:
@@ -592,8 +611,8 @@ def _trajectory(study: _Study, oc: _Outcome) -> _Drawn | None:
                     yerr=np.array([[b[2] for b in bars], [b[3] for b in bars]]), fmt="none", ecolor=_MAIN,
                     elinewidth=1.0, capsize=3, capthick=1.0, zorder=2)
     to_axes = blended_transform_factory(ax.transData, ax.transAxes)
-    for name in empty:
-        text = "no answers" if not _num(rows[name].get("n")) else "not estimable"
+    for name, text in [*((e, "no answers" if not _num(rows[e].get("n")) else "not estimable") for e in empty),
+                       *((e, f"n <{sup.threshold}: not shown") for e in small)]:
         ax.text(pos[name], 0.5, text, color=_GREY, fontsize=_SMALL, ha="center", va="center", rotation=90,
                 transform=to_axes)
     _time_axis(ax, pos, labels)
@@ -607,6 +626,9 @@ def _trajectory(study: _Study, oc: _Outcome) -> _Drawn | None:
                f"{study.placement_note(pos, by_day)}{oc.better}")
     if empty:
         caption += f" Not estimable at {_join(empty)} (no scores)."
+    if small:
+        caption += (f" Not shown at {_join(small)}: fewer than {sup.threshold} patients answered (small-cell "
+                    f"suppression; n shown as <{sup.threshold}).")
     if no_ci:
         caption += f" Confidence interval not estimable at {_join(no_ci)}."
     caption += _suppression_note(sup)
@@ -621,8 +643,8 @@ def _individual(study: _Study, oc: _Outcome) -> _Drawn | None:
     sup = study.sup
     scores = [r for r in study.table("scores")
               if r.get("outcome") == oc.name and _num(r.get("value")) is not None and r.get("timepoint") is not None]
-    if not scores:
-        return None
+    if not scores or individual_withheld(study.results, oc.name, sup):
+        return None  # with suppression on, individual values of fewer than `threshold` patients are never drawn
     rows = study.summary(oc)
     pos, by_day = study.positions([str(r["timepoint"]) for r in scores] + list(rows))
     by_case: dict[str, list[tuple[float, float]]] = {}
@@ -637,7 +659,6 @@ def _individual(study: _Study, oc: _Outcome) -> _Drawn | None:
         else:
             singles.append(pts[0])
     n_patients = len(by_case)
-    hide = sup.hides(n_patients)
     alpha = min(0.6, max(0.08, 3.0 / math.sqrt(n_patients)))
 
     fig = _new_figure(7.5)
@@ -651,7 +672,7 @@ def _individual(study: _Study, oc: _Outcome) -> _Drawn | None:
         ax.plot([p[0] for p in mean_pts], [p[1] for p in mean_pts], color=_MAIN, marker="o", markersize=5, lw=2.0,
                 zorder=3)
     ax.autoscale_view()
-    labels = {name: name if hide or name not in rows else f"{name}\nn = {fmt_count(rows[name].get('n'), sup)}"
+    labels = {name: name if name not in rows else f"{name}\nn = {fmt_count(rows[name].get('n'), sup)}"
               for name in pos}
     _time_axis(ax, pos, labels)
     ax.set_ylabel(oc.axis_label)
@@ -661,16 +682,15 @@ def _individual(study: _Study, oc: _Outcome) -> _Drawn | None:
     ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, borderaxespad=0.2)
     _place(fig, ax, left=_left_margin(ax), bottom=_bottom_margin(ax), right=0.3, top=_LEGEND)
 
-    who = ("the patients" if hide else f"the {_counted(n_patients, 'patient', sup)}") + " with at least one score"
+    who = f"the {_counted(n_patients, 'patient', sup)} with at least one score"
     caption = (f"Individual {oc.label} scores of {who}: one thin grey line per patient joining the time points the "
                f"patient answered (a dot where only one was answered)")
     caption += ", and the mean at each time point (blue)." if mean_pts else "."
     caption += (" Patients are shown whatever time points they missed (death, no answer, not yet due); nothing is "
                 f"imputed. {study.placement_note(pos, by_day)}{oc.better}")
-    if hide:
-        caption += f" Counts are not shown: fewer than {sup.threshold} patients."
-    else:
-        caption += _suppression_note(sup)
+    if sup.on:
+        caption += (f" Drawn because every time point shown has at least {sup.threshold} patients (small-cell "
+                    f"suppression).")
     return _Drawn(fig, f"individual_{_safe_id(oc.name)}", f"Individual {oc.label} trajectories", caption)
 
 
@@ -802,8 +822,8 @@ def _survival(study: _Study) -> _Drawn | None:
     curve = sorted((r for r in study.table("survival_curve")
                     if _num(r.get("months")) is not None and _num(r.get("survival")) is not None),
                    key=lambda r: _nan(r.get("months")))
-    if not curve:
-        return None
+    if not curve or survival_withheld(study.results, sup):
+        return None  # a curve of fewer than `threshold` patients shows each one's death: the table hides it too
     median = (study.table("survival_median") or [{}])[0]
     left, right = 1.7, 0.35
     axis_w = _WIDTH - left - right
@@ -827,9 +847,11 @@ def _survival(study: _Study) -> _Drawn | None:
         ax.plot([c[0] for c in cens], [c[1] for c in cens], ls="none", marker="|", markersize=6, mew=1.0,
                 color=_MAIN, zorder=4)
     med, med_lo, med_hi = (_num(median.get(k)) for k in ("median_months", "ci_low", "ci_high"))
+    if sup.hides(median.get("n")):  # as the survival table and the key results
+        med = med_lo = med_hi = None
     if med is not None:
         ax.plot([0, med, med], [0.5, 0.5, 0.0], color=_GREY, lw=0.8, ls=(0, (2, 2)), zorder=2)
-        med_text = f"Median survival {fmt_num(med, 1)} months\n({study.level} CI {_median_ci(med_lo, med_hi)})"
+        med_text = f"Median survival {fmt_num(med, 1)} months\n({study.level} CI {fmt_median_ci(med_lo, med_hi)})"
     else:
         med_text = "Median survival not estimable"
     ax.text(0.99, 0.98, med_text, transform=ax.transAxes, ha="right", va="top", fontsize=_SMALL)
@@ -872,9 +894,9 @@ def _survival(study: _Study) -> _Drawn | None:
         caption += " Patients alive at the registry extract date are censored there (tick marks)."
     if med is not None:
         caption += (f" The dotted line marks the median survival, {fmt_num(med, 1)} months ({study.level} CI "
-                    f"{_median_ci(med_lo, med_hi)}).")
-    elif median.get("note"):
-        caption += f" Median survival not estimable: {median['note']}."
+                    f"{fmt_median_ci(med_lo, med_hi)}).")
+    elif reader_note(median.get("note")):
+        caption += f" Median survival not estimable: {reader_note(median.get('note')).rstrip('.')}."
     if at_risk:
         caption += " The row under the axis gives the number of patients still at risk."
     caption += _suppression_note(sup)

@@ -23,6 +23,7 @@ Rules
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -40,12 +41,14 @@ __all__ = [
     "fmt_fraction",
     "fmt_level",
     "fmt_mean_sd",
+    "fmt_median_ci",
     "fmt_num",
     "fmt_p",
     "fmt_pct",
     "fmt_proportion",
     "hidden",
     "is_missing",
+    "reader_note",
 ]
 
 NA_TEXT = "\u2013"
@@ -204,3 +207,32 @@ def fmt_fraction(x: Any, n: Any, sup: Suppression = NO_SUPPRESSION) -> str:
     if is_missing(x) and is_missing(n):
         return NA_TEXT
     return f"{fmt_count(x, sup)}/{fmt_count(n, sup)}"
+
+
+def fmt_median_ci(low: Any, high: Any, digits: int = 1) -> str:
+    """The CI of a median survival: ``low to high``, ``low to not reached`` when only the upper limit is missing."""
+    if not is_missing(low) and is_missing(high):
+        return f"{fmt_num(low, digits)} to not reached"
+    return fmt_ci(low, high, digits)
+
+
+_NAN_WORD = re.compile(r"(?<![\w.])[-+]?(?:nan|inf(?:inity)?)(?![\w.])", re.IGNORECASE)
+_LONG_NUMBER = re.compile(r"(?<![\w.])(-?\d+\.\d{4,})(?:[eE][-+]?\d+)?(?![\w.])")
+
+
+def reader_note(note: Any) -> str:
+    """An engine note as readers see it: ``NaN`` or ``inf`` read "not estimable", long decimals 3 significant digits.
+
+    Notes in ``results.json`` are written for analysts and may carry raw
+    floating-point values; the report never shows ``NaN`` to readers.
+    """
+    text = str(note or "").strip()
+    text = _NAN_WORD.sub("not estimable", text)
+    return _LONG_NUMBER.sub(lambda m: _significant(float(m.group(0))), text)
+
+
+def _significant(x: float, digits: int = 3) -> str:
+    """``x`` to ``digits`` significant digits (no fewer than 0 decimals)."""
+    if x == 0 or not math.isfinite(x):
+        return fmt_num(x, digits)
+    return fmt_num(x, max(0, digits - 1 - math.floor(math.log10(abs(x)))))

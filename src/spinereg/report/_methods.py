@@ -14,7 +14,7 @@ from typing import Any
 
 from spinereg._version import __version__
 from spinereg.report._context import Ctx
-from spinereg.report._format import fmt_count, fmt_num, is_missing
+from spinereg.report._format import NA_TEXT, fmt_count, fmt_num, is_missing
 from spinereg.report._model import Block, Heading, Paragraph
 from spinereg.report._text import INSTRUMENTS, category_label, human, join_words, timepoint_label
 
@@ -56,7 +56,25 @@ def _design(ctx: Ctx) -> list[Block]:
                  if d.get("synthetic") else "")
     text = (f"Cohort study of routinely collected registry data, reported following the STROBE statement and its "
             f"RECORD extension. Data source: {name}{source}.{size}{extract}{synthetic}")
-    return [Heading("Study design and data source"), Paragraph(text)]
+    return [Heading("Study design and data source"), Paragraph(text), *_linkage(ctx)]
+
+
+def _linkage(ctx: Ctx) -> list[Block]:
+    """RECORD 12.1-12.3: data access, linkage and cleaning, as the code does them."""
+    linked = ["questionnaires"]
+    if ctx.has("leaks"):
+        linked.append("imaging findings")
+    if ctx.has("complications"):
+        linked.append("complications")
+    text = (f"All data came from one registry extract; no other data source was linked. Within the registry, "
+            f"{join_words(linked)} are linked to the operation they follow by the registry's operation id, and the "
+            f"operation to the patient by the patient id. Deaths are the registry's death dates, each recorded with "
+            f"its source (such as the civil registration system or the medical record). Before analysis the "
+            f"extract passed spinereg's import validation (types, ranges, code lists, keys, and the order of "
+            f"dates, e.g. no questionnaire answered after the patient's death); rows breaking a rule are listed in "
+            f"spinereg's validation report, and an extract with errors is not imported. Nothing was corrected or "
+            f"imputed by hand.")
+    return [Paragraph(text, lead="Data linkage and cleaning.")]
 
 
 def _participants(ctx: Ctx) -> list[Block]:
@@ -84,6 +102,9 @@ def _participants(ctx: Ctx) -> list[Block]:
     parts = []
     if crit:
         parts.append(f"Operations were eligible when {join_words(crit)}.")
+    if not is_missing(lo) or not is_missing(hi):
+        parts.append("Age is in completed years at the day of the operation (a patient is 18 from the 18th "
+                     "birthday); patients whose age was unknown were excluded.")
     if c.get("exclude_diagnosis_codes"):
         parts.append(f"Operations with a diagnosis code beginning with {_codes(c['exclude_diagnosis_codes'])} "
                      f"were excluded.")
@@ -107,10 +128,12 @@ def _follow_up(ctx: Ctx) -> list[Block]:
     for t in ctx.timepoints:
         windows.append(f"{_lower_first(timepoint_label(str(t.get('name'))))} days {fmt_num(t.get('window_start'), 0)} "
                        f"to {fmt_num(t.get('window_end'), 0)} (target day {fmt_num(t.get('target'), 0)})")
-    text = (f"Questionnaires were assigned to time points by the day of the answer counted from the day of the "
+    text = (f"Only questionnaires linked to the index operation were used (the same operation id in the registry). "
+            f"They were assigned to time points by the day of the answer counted from the day of the "
             f"operation: {join_words(windows)}. When a patient answered more than once within a window, the answer "
-            f"nearest the target day was used (the earlier of two equally near). Deaths were taken from the "
-            f"registry.")
+            f"nearest the target day was used (the earlier of two equally near). Questionnaires without an answer "
+            f"date, or dated after the patient's death, were disregarded. Deaths were taken from the registry; a "
+            f"patient who died before a window closed, or on its last day, counts as died at that time point.")
     return [Heading("Follow-up"), Paragraph(text)]
 
 
@@ -137,8 +160,9 @@ def _outcomes(ctx: Ctx) -> list[Block]:
             "Cement leaks were read from the post-operative imaging findings of each treated level and classified "
             "by type (Yeom et al. 2003: type B via the basivertebral vein, type S via the segmental veins, type C "
             "through a cortical defect; and intradiscal, paravertebral, epidural or foraminal, and venous leaks with "
-            "pulmonary cement embolism); a leak was symptomatic when it caused symptoms. Complications of the index "
-            "operation were graded by the Clavien-Dindo classification (Dindo et al. 2004).",
+            "pulmonary cement embolism); a leak was symptomatic when it caused symptoms. Only findings at a treated "
+            "level of the index operation, dated on or after the operation (or undated), were used. Complications "
+            "of the index operation were graded by the Clavien-Dindo classification (Dindo et al. 2004).",
             lead="Cement leaks and complications."))
     if ctx.has("survival") or ctx.has("survival_median"):
         blocks.append(Paragraph("Time from the index operation to death from any cause.", lead="Survival."))
@@ -169,9 +193,11 @@ def _statistics(ctx: Ctx) -> list[Block]:
         parts.append("EQ-5D health profiles were compared with the Paretian classification of health change (PCHC; "
                      "Devlin et al. 2010).")
     if ctx.has("leaks") or ctx.has("complications"):
-        parts.append(f"Cement leaks are given per patient and per treated level, among the patients and levels with "
-                     f"post-operative imaging; complications per patient by the most severe grade. Proportions have "
-                     f"exact (Clopper-Pearson) {lv} CIs, and Wilson score intervals are given alongside.")
+        parts.append(f"Cement leaks are given per patient and per treated level. The denominators are the treated "
+                     f"levels with at least one post-operative imaging finding at that level, and the patients with "
+                     f"at least one such level; complications are given per patient by the most severe grade. "
+                     f"Proportions have exact (Clopper-Pearson) {lv} CIs, and Wilson score intervals are given "
+                     f"alongside.")
     if ctx.has("survival") or ctx.has("survival_median"):
         parts.append(f"Survival was estimated by the Kaplan-Meier method with death as the event, patients alive "
                      f"being censored at the extract date; pointwise {lv} CIs are on the log scale, and the median "
@@ -199,9 +225,10 @@ def _missing(ctx: Ctx) -> list[Block]:
         parts.append("The mixed model uses every available score of every patient and stays valid when scores are "
                      "missing at random (MAR), that is when whether a score is missing may depend on the patient's "
                      "observed scores.")
-    parts.append("Patients who died before a time point's window closed are counted as deaths in the follow-up "
-                 "table, apart from the patients alive without an answer, and are not treated as missing scores; "
-                 "no analysis estimates what they would have scored, so the outcome results describe survivors.")
+    parts.append("Patients who died before a time point's window closed, or on its last day, are counted as deaths "
+                 "in the follow-up table, apart from the patients alive without an answer, and are not treated as "
+                 "missing scores; no analysis estimates what they would have scored, so the outcome results "
+                 "describe survivors.")
     return [Heading("Missing data and deaths"), Paragraph(" ".join(parts))]
 
 
@@ -209,9 +236,15 @@ def _suppression(ctx: Ctx) -> list[Block]:
     t = ctx.sup.threshold
     if ctx.sup.on:
         text = (f"To protect privacy, counts from 1 to {fmt_count(t - 1)} are shown as <{fmt_count(t)} (zero is "
-                f"shown), and percentages and "
-                f"statistics computed from such counts (including the means and CIs of fewer than {fmt_count(t)} "
-                f"patients) are not shown.")
+                f"shown), and percentages and statistics computed from such counts (including the means and CIs of "
+                f"fewer than {fmt_count(t)} patients) are not shown, in the tables, the text and the figures. So that "
+                f"a hidden count cannot be calculated back from a total, complementary suppression is applied: where "
+                f"counts add up to a shown total (the follow-up counts of a time point; the levels of a baseline "
+                f"characteristic) and exactly one is hidden, the smallest other non-zero count is hidden too "
+                f"(shown as {NA_TEXT}); in the cohort flow, a step that excluded fewer than {fmt_count(t)} operations "
+                f"or patients is shown together with the next step. Figures of individual patients' scores are "
+                f"drawn only when every time point has at least {fmt_count(t)} patients, and the survival curve only "
+                f"for at least {fmt_count(t)} patients.")
     else:
         why = " because the data are synthetic" if ctx.data.get("synthetic") else ""
         text = f"Small-cell suppression was off{why}: every count is shown."

@@ -20,13 +20,15 @@ from spinereg.report._format import (
     fmt_est_ci,
     fmt_fraction,
     fmt_mean_sd,
+    fmt_median_ci,
     fmt_num,
     fmt_p,
     fmt_proportion,
     is_missing,
 )
 from spinereg.report._model import Row, Table
-from spinereg.report._text import category_label, human
+from spinereg.report._suppress import SECONDARY_NOTE, complementary
+from spinereg.report._text import category_label, human, join_words
 
 __all__ = [
     "Comparison",
@@ -34,6 +36,7 @@ __all__ = [
     "change_table",
     "compare",
     "flow_table",
+    "follow_up_secondary",
     "follow_up_table",
     "mixed_model_table",
     "outcome_table",
@@ -68,15 +71,33 @@ def flow_table(ctx: Ctx) -> Table | None:
     rows = ctx.table_rows("flow")
     if rows is None:
         return None
-    body = [Row((category_label(str(r.get("step", ""))), ctx.count(r.get("n_operations")),
-                 ctx.count(r.get("n_patients")),
-                 "" if i == 0 else ctx.count(r.get("excluded")),
-                 "" if i == 0 else str(r.get("reason") or "")))
-            for i, r in enumerate(rows)]
+    steps = ctx.flow_steps()
+    marks = Marks()
+    merged_note = (f"selection steps shown together (small-cell suppression): a step that excluded fewer than "
+                   f"{ctx.sup.threshold} operations or patients is combined with the next one")
+    body = []
+    for i, st in enumerate(steps):
+        labels = [category_label(x) for x in st.steps]
+        label = join_words([labels[0], *(t[:1].lower() + t[1:] for t in labels[1:])])
+        excluded = "" if i == 0 else NA_TEXT if st.excluded_hidden else ctx.count(st.excluded)
+        mark = marks.mark(SECONDARY_NOTE) if st.excluded_hidden else ""
+        body.append(Row((label, ctx.count(st.n_operations), ctx.count(st.n_patients), excluded, "; ".join(st.reasons)),
+                        marks=(marks.mark(merged_note) if st.merged else "", "", "", mark)))
     return ctx.table("table-flow", "Cohort selection: operations and patients remaining after each step",
                      ("Step", "Operations", "Patients", "Operations excluded", "Reason for exclusion"), body,
-                     align=("left", "right", "right", "right", "left"), widths=(1.3, 1, 1, 1, 3.2),
+                     marks=marks, align=("left", "right", "right", "right", "left"), widths=(1.3, 1, 1, 1, 3.2),
                      supplementary=True)
+
+
+#: Table 1 variables left out when no patient has a value (cancer-specific: empty in other studies).
+OPTIONAL_VARIABLES = frozenset({"cancer_primary_site", "sins", "tokuhashi", "tomita"})
+
+
+def _all_missing(recs: list[Rec]) -> bool:
+    first = recs[0]
+    if first.get("kind") == "continuous":
+        return not number(first.get("n"))
+    return not number(first.get("n")) and not any(number(r.get("count")) for r in recs)
 
 
 def baseline_table(ctx: Ctx) -> Table | None:
@@ -87,6 +108,8 @@ def baseline_table(ctx: Ctx) -> Table | None:
     marks = Marks()
     body: list[Row] = []
     for variable, recs in _group(rows, "variable").items():
+        if variable in OPTIONAL_VARIABLES and _all_missing(recs):
+            continue
         first = recs[0]
         label = str(first.get("label") or human(variable))
         n = first.get("n")
@@ -101,10 +124,12 @@ def baseline_table(ctx: Ctx) -> Table | None:
             body.append(Row(("Median (IQR)", "", fmt_est_ci(first.get("median"), first.get("q1"), first.get("q3"), d,
                                                            counts=(n,), sup=ctx.sup), ""), indent=1))
         else:
-            for r in recs:
-                body.append(Row((category_label(str(r.get("level") or "")), "",
-                                 fmt_count_pct(r.get("count"), r.get("percent"), total=r.get("n"), sup=ctx.sup), ""),
-                                indent=1))
+            secondary = complementary([r.get("count") for r in recs], ctx.sup)
+            for i, r in enumerate(recs):
+                cell = (NA_TEXT if i in secondary else
+                        fmt_count_pct(r.get("count"), r.get("percent"), total=r.get("n"), sup=ctx.sup))
+                body.append(Row((category_label(str(r.get("level") or "")), "", cell, ""), indent=1,
+                                marks=("", "", marks.mark(SECONDARY_NOTE) if i in secondary else "")))
     return ctx.table("table-baseline", "Baseline characteristics of the patients",
                      ("Characteristic", "n", f"Patients (N = {ctx.count(ctx.cohort_n())})", "Missing"), body,
                      marks=marks, notes=["Continuous variables: mean (SD) and median (interquartile range, IQR); "
@@ -112,20 +137,34 @@ def baseline_table(ctx: Ctx) -> Table | None:
                      widths=(3.2, 0.7, 2.0, 0.9))
 
 
+FOLLOW_UP_COUNTS = ("answered", "died", "missing", "not_yet_due")
+
+
+def follow_up_secondary(ctx: Ctx, r: Rec) -> set[str]:
+    """The follow-up counts of row ``r`` hidden by complementary suppression (they add up to ``n``)."""
+    return {FOLLOW_UP_COUNTS[i] for i in complementary([r.get(k) for k in FOLLOW_UP_COUNTS], ctx.sup)}
+
+
 def follow_up_table(ctx: Ctx) -> Table | None:
     """Follow-up per time point: answered, died, alive without an answer, not yet due."""
     rows = ctx.table_rows("follow_up")
     if rows is None:
         return None
-    body = [Row((ctx.tp(r.get("timepoint")), _window(ctx, r.get("timepoint")), ctx.count(r.get("n")),
-                 ctx.count(r.get("answered")), ctx.count(r.get("died")), ctx.count(r.get("missing")),
-                 ctx.count(r.get("not_yet_due")))) for r in rows]
+    marks = Marks()
+    body = []
+    for r in rows:
+        secondary = follow_up_secondary(ctx, r)
+        cells = [NA_TEXT if k in secondary else ctx.count(r.get(k)) for k in FOLLOW_UP_COUNTS]
+        body.append(Row((ctx.tp(r.get("timepoint")), _window(ctx, r.get("timepoint")), ctx.count(r.get("n")),
+                         *cells),
+                        marks=("", "", "", *(marks.mark(SECONDARY_NOTE) if k in secondary else ""
+                                             for k in FOLLOW_UP_COUNTS))))
     return ctx.table("table-follow-up", "Follow-up questionnaires at each time point",
-                     ("Time point", "Window, days (target)", "Patients", "Answered", "Died before the window closed",
-                      "Alive, no answer", "Not yet due"), body,
+                     ("Time point", "Window, days (target)", "Patients", "Answered", "Died by the end of the window",
+                      "Alive, no answer", "Not yet due"), body, marks=marks,
                      notes=["Days are counted from the day of the operation. Patients who died are counted apart "
                             "from those alive without an answer; \u201cnot yet due\u201d: the window had not closed "
-                            "by the extract date."],
+                            "by the extract date. A patient who died on the last day of a window counts as died."],
                      widths=(1.3, 1.5, 0.9, 0.9, 1.2, 1.0, 0.9))
 
 
@@ -324,9 +363,11 @@ def survival_table(ctx: Ctx) -> Table | None:
                                     counts=(n_all,), sup=ctx.sup)),
                         marks=(marks.mark(r.get("note")),)))
     if med:
-        body.append(Row(("Median survival, months", "",
-                         fmt_est_ci(m.get("median_months"), m.get("ci_low"), m.get("ci_high"), 1, counts=(n_all,),
-                                    sup=ctx.sup)), marks=(marks.mark(m.get("note")),)))
+        median = fmt_est_ci(m.get("median_months"), m.get("ci_low"), m.get("ci_high"), 1, counts=(n_all,),
+                            sup=ctx.sup)
+        if median != NA_TEXT:
+            median = f"{fmt_num(m.get('median_months'), 1)} ({fmt_median_ci(m.get('ci_low'), m.get('ci_high'))})"
+        body.append(Row(("Median survival, months", "", median), marks=(marks.mark(m.get("note")),)))
         body.append(Row(("Deaths/patients", "", fmt_fraction(m.get("events"), m.get("n"), ctx.sup))))
     return ctx.table("table-survival", "Survival after the operation (Kaplan-Meier)",
                      ("", "At risk", f"Estimate ({ctx.level} CI)"), body, marks=marks,
