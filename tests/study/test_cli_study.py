@@ -92,3 +92,14 @@ def test_empty_cohort_from_cli(extract_dir: Path, tmp_path: Path) -> None:
     assert res.returncode == 1
     assert "error: the cohort is empty" in res.stderr
     assert "period 0" in res.stderr
+
+
+def test_study_run_writes_the_chosen_report_formats(extract_dir: Path, tmp_path: Path) -> None:
+    res = run(["study", "run", str(SPEC), "--data", str(extract_dir), "--out", str(tmp_path / "out"),
+               "--format", "html"], tmp_path)
+    assert res.returncode == 0, res.stderr
+    out = tmp_path / "out"
+    assert (out / "report.html").stat().st_size > 10_000
+    assert not (out / "report.pdf").exists() and not (out / "report.docx").exists()
+    assert (out / "figures" / "flow.svg").exists()
+    assert (out / "results.json").exists()
