@@ -13,16 +13,20 @@ from typing import Any
 from spinereg.cli._demo import summary_rows
 from spinereg.report._format import MINUS
 
+ROOT = Path(__file__).resolve().parent.parent
 
-def run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+
+def run(cwd: Path, *args: str, main_sh: bool = False) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "SPINEREG_HOME": str(cwd / "home"), "COLUMNS": "200"}
     env.pop("SPINEREG_DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "spinereg", "demo", *args], cwd=cwd, env=env, capture_output=True,
-                          text=True, timeout=600)
+    cmd = ["bash", str(ROOT / "scripts" / "main.sh"), *args] if main_sh else \
+        [sys.executable, "-m", "spinereg", "demo", *args]
+    return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=900)
 
 
 def test_demo_from_an_empty_directory(tmp_path: Path) -> None:
-    res = run(tmp_path)
+    # the README's main command (setup, then spinereg demo), into an empty directory
+    res = run(tmp_path, "--dir", str(tmp_path / "spinereg-demo"), main_sh=True)
     assert res.returncode == 0, res.stderr
     demo = tmp_path / "spinereg-demo"
     for name in ("report.html", "report.pdf", "report.docx", "results.json", "registry.sqlite3"):
@@ -45,7 +49,7 @@ def test_demo_from_an_empty_directory(tmp_path: Path) -> None:
     assert "SYNTHETIC DATA" in out
     assert out.strip().splitlines()[-1] == f"report: {(demo / 'report.html').resolve()}"
 
-    again = run(tmp_path)
+    again = run(tmp_path)           # spinereg demo in that working directory: reuses the registry
     assert again.returncode == 0, again.stderr
     assert "reusing the synthetic registry" in again.stderr
     second = json.loads((demo / "results.json").read_text())
