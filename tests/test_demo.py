@@ -75,13 +75,13 @@ def _summary_results(*, suppress: bool, n_pairs: int, conf_level: float = 0.95) 
 
 def test_summary_hides_the_change_of_fewer_than_threshold_pairs() -> None:
     rows = dict(summary_rows(_summary_results(suppress=True, n_pairs=4)))
-    odi = rows["Oswestry Disability Index, 1y"]
+    odi = rows["Oswestry Disability Index, 1 year"]
     assert odi.startswith("\u2013") and "n = <5" in odi
     for number in ("43.4", "21.1", "22.4", "31.3", "13.5", "0.001"):
         assert number not in odi
-    shown = dict(summary_rows(_summary_results(suppress=False, n_pairs=4)))["Oswestry Disability Index, 1y"]
+    shown = dict(summary_rows(_summary_results(suppress=False, n_pairs=4)))["Oswestry Disability Index, 1 year"]
     assert f"change {MINUS}22.4 (95% CI {MINUS}31.3 to {MINUS}13.5), p 0.001; n = 4" in shown
-    big = dict(summary_rows(_summary_results(suppress=True, n_pairs=5)))["Oswestry Disability Index, 1y"]
+    big = dict(summary_rows(_summary_results(suppress=True, n_pairs=5)))["Oswestry Disability Index, 1 year"]
     assert "n = 5" in big and f"{MINUS}22.4" in big
 
 

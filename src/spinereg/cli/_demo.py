@@ -47,6 +47,7 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         fmt_proportion,
         hidden,
     )
+    from spinereg.report._text import timepoint_label
 
     sup = suppression_of(results)
     conf = results.get("settings", {}).get("conf_level")
@@ -68,7 +69,7 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
             value = (f"{fmt_num(r['mean_before'], d)} \u2192 {fmt_num(r['mean_after'], d)}, change "
                      f"{fmt_num(r['mean_diff'], d, signed=True)} ({level} CI {fmt_ci(r['ci_low'], r['ci_high'], d)}), "
                      f"p {fmt_p(r['p_value'])}; n = {n}")
-        rows.append((f"{label}, {r['timepoint']}", value))
+        rows.append((f"{label}, {timepoint_label(str(r['timepoint'])).lower()}", value))
     for r in tables.get("leaks", []):
         if r["measure"] == "cement leak" and r["category"] == "any":
             rows.append((f"Cement leak per {r['unit']}",
