@@ -8,9 +8,9 @@ from typing import Any
 
 import pandas as pd
 
-from spinereg.data import Extract, conform
-from spinereg.registry._audit import acting_as
-from spinereg.registry._store import import_extract, load_extract
+from spinereg.data import Extract, conform, entity
+from spinereg.registry._audit import acting_as, json_value
+from spinereg.registry._store import import_extract, load_extract, row_history
 
 ODD = 'Sankt "Hans" \\ Ø\ttab'
 
@@ -33,10 +33,19 @@ def tricky_extract() -> Extract:
 
 
 def entries(alias: str, action: str) -> dict[tuple[str, str], dict[str, Any]]:
+    """The audit entries of one action, by (entity, key), with their values (an import's
+    create entries resolved from its snapshot by :func:`row_history`)."""
     from spinereg.registry.models import AuditEntry
 
-    return {(a.entity, a.record_key): {"actor": a.actor, "batch": a.batch_id, **json.loads(a.changes)}
-            for a in AuditEntry.objects.using(alias).filter(action=action)}
+    out: dict[tuple[str, str], dict[str, Any]] = {}
+    for a in AuditEntry.objects.using(alias).filter(action=action):
+        changes = json.loads(a.changes)
+        if "snapshot" in changes:
+            assert changes == {"snapshot": a.batch_id}
+            (h,) = [h for h in row_history(alias, a.entity, a.record_key) if h.id == a.pk]
+            changes = {"new": h.new}
+        out[(a.entity, a.record_key)] = {"actor": a.actor, "batch": a.batch_id, **changes}
+    return out
 
 
 def test_created_rows_are_audited_with_their_values(registry: str) -> None:
@@ -82,3 +91,42 @@ def test_updates_are_audited_old_to_new(registry: str) -> None:
     assert got[("operations", "o2")]["new"] == {"hospital": ODD}
     assert got[("treated_levels", "o1/L2")]["old"] == {"cement_volume_ml": None}
     assert got[("treated_levels", "o1/L2")]["new"] == {"cement_volume_ml": 2.5}
+
+
+def test_row_history_holds_every_value_imported_updated_and_deleted(registry: str) -> None:
+    """A row's history: created by an import (values from the batch's snapshot, exactly
+    as imported and stored), updated by a re-import (old -> new), deleted by the ORM."""
+    from spinereg.registry.models import ENTITY_MODELS, ImportSnapshot
+
+    x = tricky_extract()
+    with acting_as("importer:eva"):
+        first = import_extract(registry, x, mapping="test")
+    snaps = {s.entity: s.n_rows for s in ImportSnapshot.objects.using(registry).filter(batch_id=first.batch_id)}
+    assert snaps == {name: len(df) for name, df in x.tables.items() if len(df)}
+    stored = load_extract(registry)
+    for name, df in stored.tables.items():
+        for i in range(len(df)):
+            row = df.iloc[[i]]
+            key = "/".join(str(row[k].iloc[0]) for k in entity(name).key)
+            (h,) = row_history(registry, name, key)
+            assert (h.action, h.actor, h.batch_id, h.old) == ("create", "importer:eva", first.batch_id, None)
+            assert h.new == {c: None if pd.isna(v) else json_value(v) for c in df.columns for v in [row[c].iloc[0]]}
+    assert row_history(registry, "treated_levels", "o1/L1")[0].new["cement_volume_ml"] == 0.1 + 0.2
+    assert row_history(registry, "imaging_findings", "f1")[0].new == {
+        "finding_id": "f1", "operation_id": "o1", "level": "L1", "leak": True, "symptomatic": None,
+        **{c: None for c in entity("imaging_findings").column_names
+           if c not in ("finding_id", "operation_id", "level", "leak", "symptomatic")}}
+    x.tables["treated_levels"].loc[1, "cement_volume_ml"] = 2.5
+    with acting_as("surgeon:anna"):
+        second = import_extract(registry, x)
+    with acting_as("admin:bo"):
+        ENTITY_MODELS["imaging_findings"].objects.using(registry).filter(finding_id="f2").delete()
+    h = row_history(registry, "treated_levels", "o1/L2")
+    assert [(e.action, e.actor, e.batch_id) for e in h] == [
+        ("create", "importer:eva", first.batch_id), ("update", "surgeon:anna", second.batch_id)]
+    assert h[0].new is not None and h[0].new["cement_volume_ml"] is None
+    assert (h[1].old, h[1].new) == ({"cement_volume_ml": None}, {"cement_volume_ml": 2.5})
+    h = row_history(registry, "imaging_findings", "f2")
+    assert [e.action for e in h] == ["create", "delete"]
+    assert h[1].old == h[0].new
+    assert h[1].batch_id is None

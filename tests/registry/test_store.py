@@ -9,7 +9,7 @@ import pytest
 
 from spinereg.data import Extract, conform
 from spinereg.registry._audit import acting_as
-from spinereg.registry._store import import_extract, load_extract, registry_counts
+from spinereg.registry._store import import_extract, load_extract, registry_counts, row_history
 
 
 def small_extract() -> Extract:
@@ -85,7 +85,9 @@ def test_every_imported_row_has_audit_history(registry: str) -> None:
             expected.add((name, "/".join(row)))
     assert keys == expected
     one = creates.get(entity="treated_levels", record_key="o2/T12")
-    assert json.loads(one.changes)["new"] == {"operation_id": "o2", "level": "T12", "cement_volume_ml": 4.25}
+    assert json.loads(one.changes) == {"snapshot": one.batch_id}  # the values: in the import's snapshot
+    (h,) = row_history(registry, "treated_levels", "o2/T12")
+    assert h.new == {"operation_id": "o2", "level": "T12", "cement_volume_ml": 4.25}
 
 
 def test_orm_edits_and_deletes_are_audited(registry: str) -> None:

@@ -34,7 +34,8 @@ from spinereg.data import Entity, Extract, conform, entities
 from spinereg.registry._audit import actor as current_actor
 from spinereg.registry._audit import json_value
 
-__all__ = ["ImportSummary", "import_extract", "load_extract", "migrate", "registry_counts"]
+__all__ = ["HistoryEntry", "ImportSummary", "import_extract", "load_extract", "migrate", "read_snapshot",
+           "registry_counts", "row_history"]
 
 _BATCH = 20_000
 Progress = Callable[[str, int, int], None]
@@ -138,26 +139,51 @@ def _sqlite_columns(df: pd.DataFrame, ent: Entity) -> list[npt.NDArray[np.object
     return cols
 
 
-def _audit_json_sql(ent: Entity, sqlite: bool) -> str:
-    """SQL for the audit ``changes`` of created rows, ``{"new": {column: value, ...}}``
-    (every tidy column, null where missing), computed by the database from the rows
-    as stored."""
-    if not sqlite:
-        return "json_build_object('new', row_to_json(r))::text"
-    parts = []
-    for c in ent.columns:
-        v = c.name
-        if c.type == "bool":
-            v = f"json(CASE {c.name} WHEN 1 THEN 'true' WHEN 0 THEN 'false' END)"
-        elif c.type == "float":  # exact: the shorter of 15 or 17 significant digits that reads back the same
-            v = (f"json(CASE WHEN {c.name} IS NULL THEN NULL WHEN CAST(printf('%!.15g', {c.name}) AS REAL) = {c.name} "
-                 f"THEN printf('%!.15g', {c.name}) ELSE printf('%!.17g', {c.name}) END)")
-        parts.append(f"'{c.name}', {v}")
-    return f"json_object('new', json_object({', '.join(parts)}))"
-
-
 def _key_sql(ent: Entity) -> str:
     return " || '/' || ".join(ent.key)
+
+
+_ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "date": pa.date32()}
+
+
+def _snapshot_table(df: pd.DataFrame, ent: Entity) -> pa.Table:
+    """The rows as stored, every tidy column, as an Arrow table (dates as dates, floats
+    exact, missing values null)."""
+    arrays: list[pa.Array] = []
+    for c in ent.columns:
+        s = df[c.name]
+        if c.type == "date":
+            days = s.to_numpy(dtype="datetime64[s]").astype("datetime64[D]")
+            arr = pa.array(days, from_pandas=True).cast(pa.date32())
+        elif c.type == "category" and isinstance(s.dtype, pd.CategoricalDtype):
+            arr = pc.cast(pa.array(s, from_pandas=True), pa.string())
+        elif c.type in _ARROW_TYPES:
+            arr = pa.array(s, from_pandas=True, type=_ARROW_TYPES[c.type])
+        else:
+            arr = pa.array(s.astype(object), from_pandas=True, type=pa.string())
+        arrays.append(arr)
+    return pa.Table.from_arrays(arrays, names=list(ent.column_names))
+
+
+def _snapshot_blob(df: pd.DataFrame, ent: Entity) -> bytes:
+    """:func:`_snapshot_table` as a zstd-compressed Arrow IPC stream."""
+    table = _snapshot_table(df, ent)
+    sink = pa.BufferOutputStream()
+    opts = pa.ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=1), use_threads=False)
+    with pa.ipc.new_stream(sink, table.schema, options=opts) as writer:
+        writer.write_table(table, max_chunksize=65_536)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def read_snapshot(data: bytes | memoryview) -> pa.Table:
+    """An import snapshot (``spinereg_import_snapshot.data``) as an Arrow table."""
+    with pa.ipc.open_stream(pa.py_buffer(bytes(data))) as reader:
+        return reader.read_all()
+
+
+def _snapshot_changes(batch_id: int) -> str:
+    """The ``changes`` of a create entry written by an import: the values are in the batch's snapshot."""
+    return json.dumps({"snapshot": batch_id})
 
 
 def _row_values(df: pd.DataFrame, ent: Entity) -> list[dict[str, Any]]:
@@ -281,12 +307,20 @@ def import_extract(alias: str, extract: Extract, *, mapping: str = "", files: Se
             created[ent.name] = len(ins)
             if len(ins):
                 new_rows.append((ent, ins))
-        if sqlite:
-            _insert_sqlite(cursor, new_rows, stamp, who, int(batch.pk), progress, pause,
-                           django_conn.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), spent)
-        else:
-            for ent, ins in new_rows:
-                _insert_postgresql(cursor, ent, ins, stamp, who, int(batch.pk), progress, pause, spent)
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spinereg-snapshot") as snapper:
+            # the snapshots (compressed in a helper thread, which Arrow lets run beside the inserts)
+            blobs = [(ent, len(ins), snapper.submit(_snapshot_blob, ins, ent)) for ent, ins in new_rows]
+            if sqlite:
+                _insert_sqlite(cursor, new_rows, stamp, who, int(batch.pk), progress, pause,
+                               django_conn.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), spent)
+            else:
+                for ent, ins in new_rows:
+                    _insert_postgresql(cursor, ent, ins, stamp, who, int(batch.pk), progress, pause, spent)
+            started = time.perf_counter()
+            for ent, n, blob in blobs:
+                cursor.execute("INSERT INTO spinereg_import_snapshot (batch_id, entity, n_rows, data) "
+                               "VALUES (%s, %s, %s, %s)", (int(batch.pk), ent.name, n, blob.result()))
+            spent["audit"] += time.perf_counter() - started
         ImportBatch.objects.using(alias).filter(pk=batch.pk).update(
             n_created=sum(created.values()), n_updated=sum(updated.values()),
             n_unchanged=sum(unchanged.values()))
@@ -375,8 +409,9 @@ def _insert_sqlite(cursor: _RawCursor, new_rows: Sequence[tuple[Entity, pd.DataF
             inserted = time.perf_counter()
             spent["insert"] += inserted - started
             cursor.execute(f"INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id) "
-                           f"SELECT %s, %s, 'create', '{ent.name}', {_key_sql(ent)}, {_audit_json_sql(ent, True)}, "
-                           f"%s FROM {table} WHERE rowid > %s ORDER BY rowid", (stamp, who, batch_id, last))
+                           f"SELECT %s, %s, 'create', '{ent.name}', {_key_sql(ent)}, %s, "
+                           f"%s FROM {table} WHERE rowid > %s ORDER BY rowid",
+                           (stamp, who, _snapshot_changes(batch_id), batch_id, last))
             if cursor.rowcount != n:  # pragma: no cover - a row without its audit entry
                 raise RuntimeError(f"audit of {ent.name}: {cursor.rowcount} entries for {n} new rows")
             spent["audit"] += time.perf_counter() - inserted
@@ -390,7 +425,6 @@ def _insert_postgresql(cursor: _RawCursor, ent: Entity, ins: pd.DataFrame, stamp
     """Insert new rows (PostgreSQL ``COPY``), batch by batch, each batch followed by its
     audit entries, built by the database from the batch's rows (selected by key)."""
     table = _table(ent)
-    names = ", ".join(ent.column_names)
     total = len(ins)
     cols = [np.asarray(v, dtype=object) for v in _column_values(ins, ent, False)]
     keys = [ins[k].astype(str).to_numpy(dtype=object) for k in ent.key]
@@ -399,14 +433,15 @@ def _insert_postgresql(cursor: _RawCursor, ent: Entity, ins: pd.DataFrame, stamp
     else:
         where = f"({', '.join(ent.key)}) IN (SELECT * FROM unnest({', '.join(['%s::text[]'] * len(ent.key))}))"
     audit = ("INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id) "
-             f"SELECT %s, %s, 'create', '{ent.name}', {_key_sql(ent)}, {_audit_json_sql(ent, False)}, %s "
-             f"FROM (SELECT {names} FROM {table} WHERE {where}) AS r")
+             f"SELECT %s, %s, 'create', '{ent.name}', {_key_sql(ent)}, %s, %s "
+             f"FROM (SELECT {', '.join(ent.key)} FROM {table} WHERE {where}) AS r")
     for i in range(0, total, _BATCH):
         started = time.perf_counter()
         rows = list(zip(*(c[i:i + _BATCH] for c in cols), strict=True))
         cursor.copy_rows(table, ent.column_names, rows)
         inserted = time.perf_counter()
-        cursor.execute(audit, (stamp, who, batch_id, *(list(k[i:i + _BATCH]) for k in keys)))
+        cursor.execute(audit, (stamp, who, _snapshot_changes(batch_id), batch_id,
+                               *(list(k[i:i + _BATCH]) for k in keys)))
         if cursor.rowcount != len(rows):  # pragma: no cover - a row without its audit entry
             raise RuntimeError(f"audit of {ent.name}: {cursor.rowcount} entries for {len(rows)} new rows")
         spent["insert"] += inserted - started
@@ -522,4 +557,64 @@ def registry_counts(alias: str) -> dict[str, int]:
         out[ent.name] = int(cursor.fetchone()[0])
     cursor.execute("SELECT COUNT(*) FROM spinereg_audit")
     out["audit"] = int(cursor.fetchone()[0])
+    return out
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One change of one row, with its values: ``new`` for a create (every column) and an
+    update (changed columns), ``old`` for an update (changed columns) and a delete (every
+    column).  ``batch_id`` is the import that made it (None for a single edit)."""
+
+    id: int
+    at: datetime
+    actor: str
+    action: str
+    batch_id: int | None
+    old: dict[str, Any] | None
+    new: dict[str, Any] | None
+
+
+def _snapshot_row(alias: str, batch_id: int, ent: Entity, key: str,
+                  cache: dict[tuple[int, str], dict[str, dict[str, Any]]]) -> dict[str, Any]:
+    """The values of row ``key`` in the snapshot of import ``batch_id``."""
+    from spinereg.registry.models import ImportSnapshot
+
+    rows = cache.get((batch_id, ent.name))
+    if rows is None:
+        snap = ImportSnapshot.objects.using(alias).get(batch_id=batch_id, entity=ent.name)
+        table = read_snapshot(snap.data)
+        if table.num_rows != snap.n_rows:  # pragma: no cover - a damaged snapshot
+            raise RuntimeError(f"snapshot of import {batch_id}, {ent.name}: {table.num_rows} rows, not {snap.n_rows}")
+        keys = pc.binary_join_element_wise(*(pc.cast(table[k], pa.string()) for k in ent.key), "/") \
+            if len(ent.key) > 1 else pc.cast(table[ent.key[0]], pa.string())
+        wanted = pc.equal(keys, key)
+        picked = table.filter(wanted).to_pylist()
+        if len(picked) != 1:  # pragma: no cover - a create entry without its row
+            raise RuntimeError(f"snapshot of import {batch_id}, {ent.name}: {len(picked)} rows with key {key!r}")
+        cache[(batch_id, ent.name)] = rows = {key: {c: json_value(v) for c, v in picked[0].items()}}
+    return rows[key]
+
+
+def row_history(alias: str, entity_name: str, key: str) -> list[HistoryEntry]:
+    """Every change of one row, oldest first, with its values.
+
+    The ``create`` entries written by an import hold no values themselves
+    (``{"snapshot": batch id}``); their values are read from the import's snapshot
+    (``spinereg_import_snapshot``), so each entry here carries its values whichever
+    way the change was made.  ``key`` is the row's key as in ``record_key``
+    (composite keys joined by ``/``).
+    """
+    from spinereg.data import entity
+    from spinereg.registry.models import AuditEntry
+
+    ent = entity(entity_name)
+    cache: dict[tuple[int, str], dict[str, dict[str, Any]]] = {}
+    out = []
+    for a in AuditEntry.objects.using(alias).filter(entity=ent.name, record_key=key).order_by("at", "id"):
+        changes = json.loads(a.changes)
+        new = changes.get("new")
+        if "snapshot" in changes:
+            new = _snapshot_row(alias, int(changes["snapshot"]), ent, key, cache)
+        out.append(HistoryEntry(int(a.pk), a.at, a.actor, a.action, a.batch_id, changes.get("old"), new))
     return out

@@ -22,6 +22,7 @@ __all__ = [
     "Dataset",
     "ImagingFinding",
     "ImportBatch",
+    "ImportSnapshot",
     "Operation",
     "Patient",
     "PromResponse",
@@ -122,6 +123,22 @@ class ImportBatch(models.Model):
         db_table = "spinereg_import_batch"
 
 
+class ImportSnapshot(models.Model):
+    """The values of the rows an import created, once per import batch and entity: a
+    zstd-compressed Arrow IPC stream of exactly the rows as stored (every tidy column).
+    The import's ``create`` audit entries point here instead of each holding a copy."""
+
+    batch = models.ForeignKey(ImportBatch, on_delete=models.PROTECT, related_name="+", db_column="batch_id")
+    entity = models.CharField(max_length=32)
+    n_rows = models.IntegerField()
+    data = models.BinaryField(help_text="Arrow IPC stream (zstd), the created rows as stored.")
+
+    class Meta:
+        db_table = "spinereg_import_snapshot"
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["batch", "entity"], name="import_snapshot_key")]
+
+
 class AuditEntry(models.Model):
     """One create, update or delete of registry data: who, when, what, old -> new."""
 
@@ -131,8 +148,9 @@ class AuditEntry(models.Model):
     action = models.CharField(max_length=8, choices=ACTIONS)
     entity = models.CharField(max_length=32)
     record_key = models.CharField(max_length=160, db_index=True)
-    changes = models.TextField(help_text='JSON: {"new": {...}} (create), {"old": {...}, "new": {...}} '
-                                         '(update, changed columns), {"old": {...}} (delete)')
+    changes = models.TextField(help_text='JSON: {"new": {...}} (create), {"snapshot": batch id} (create by an '
+                                         'import: the values are in its ImportSnapshot), {"old": {...}, '
+                                         '"new": {...}} (update, changed columns), {"old": {...}} (delete)')
     batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.PROTECT,
                               related_name="+", db_column="batch_id")
 
