@@ -93,6 +93,14 @@ def _column_values(df: pd.DataFrame, ent: Entity, sqlite: bool) -> list[list[Any
     return cols
 
 
+def _arrow_strings(s: pd.Series) -> pa.Array | pa.ChunkedArray:
+    """A text column as Arrow strings (null where missing); Arrow-backed text without
+    a round trip through Python objects."""
+    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage.startswith("pyarrow"):
+        return pc.cast(pa.array(s), pa.string())
+    return pa.array(s.astype(object), from_pandas=True, type=pa.string())
+
+
 def _iso_dates(s: pd.Series) -> pa.Array:
     """Dates as ISO ``YYYY-MM-DD`` strings (null where missing), computed by Arrow."""
     days = pa.array(s.to_numpy(dtype="datetime64[s]").astype("datetime64[D]"), from_pandas=True)
@@ -132,7 +140,7 @@ def _sqlite_columns(df: pd.DataFrame, ent: Entity) -> list[npt.NDArray[np.object
             cats = np.array([*enc.dictionary.to_pylist(), _SQLITE_NULL], dtype=object)
             vals = cats[pc.fill_null(enc.indices, len(cats) - 1).to_numpy()]
         else:
-            vals = pa.array(s.astype(object), from_pandas=True, type=pa.string()).to_numpy(zero_copy_only=False)
+            vals = _arrow_strings(s).to_numpy(zero_copy_only=False)
         if miss.any():
             vals[miss] = _SQLITE_NULL
         cols.append(vals)
@@ -149,7 +157,7 @@ _ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "d
 def _snapshot_table(df: pd.DataFrame, ent: Entity) -> pa.Table:
     """The rows as stored, every tidy column, as an Arrow table (dates as dates, floats
     exact, missing values null)."""
-    arrays: list[pa.Array] = []
+    arrays: list[pa.Array | pa.ChunkedArray] = []
     for c in ent.columns:
         s = df[c.name]
         if c.type == "date":
@@ -160,7 +168,7 @@ def _snapshot_table(df: pd.DataFrame, ent: Entity) -> pa.Table:
         elif c.type in _ARROW_TYPES:
             arr = pa.array(s, from_pandas=True, type=_ARROW_TYPES[c.type])
         else:
-            arr = pa.array(s.astype(object), from_pandas=True, type=pa.string())
+            arr = _arrow_strings(s)
         arrays.append(arr)
     return pa.Table.from_arrays(arrays, names=list(ent.column_names))
 
