@@ -211,3 +211,26 @@ def test_duplicates_and_window_are_warnings(loaded: str, tmp_path: Path) -> None
     assert result.report.ok
     warnings = {(Path(str(r.file)).stem, int(r.row), str(r.rule)) for r in result.report.warnings.itertuples()}
     assert warnings == {(P, 4, "duplicate"), (Q, 3, "window")}
+
+
+def test_error_found_after_earlier_entities_were_written_rolls_everything_back(loaded: str, tmp_path: Path) -> None:
+    """The import writes each entity while the next ones are validated: new patients and
+    operations are already in the transaction when a later check (a questionnaire of an
+    unknown operation) fails.  Nothing stays: no row, no audit entry, no import batch,
+    no snapshot."""
+    from spinereg.registry.models import ImportBatch, ImportSnapshot
+
+    new_patient = {**BASE["patients"][0], "patient_id": "P9"}
+    new_operation = {**BASE["operations"][0], "operation_id": "O9", "patient_id": "P9"}
+    orphan = {**BASE["proms"][0], "prom_id": "Q9", "patient_id": "P9", "operation_id": "O404"}
+    batches = ImportBatch.objects.using(loaded).count()
+    snapshots = ImportSnapshot.objects.using(loaded).count()
+    before = registry_counts(loaded)
+    files = write_files(tmp_path / "late", None, {"patients": [new_patient], "operations": [new_operation],
+                                                  "proms": [orphan]})
+    result = import_files(loaded, "tidy", files, key=KEY, extract_date=EXTRACT_DATE)
+    assert [str(r) for r in result.report.errors["rule"]] == ["reference"], result.report.to_text()
+    assert not result.written
+    assert registry_counts(loaded) == before
+    assert ImportBatch.objects.using(loaded).count() == batches
+    assert ImportSnapshot.objects.using(loaded).count() == snapshots

@@ -32,7 +32,7 @@ Warnings (reported, the data still land):
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -364,7 +364,8 @@ def _date_formats(chunks: Sequence[MappedTable]) -> dict[str, str]:
 
 
 def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
-             extract_date: str | date | None = None) -> tuple[Extract, ValidationReport]:
+             extract_date: str | date | None = None,
+             on_table: Callable[[str, pd.DataFrame], None] | None = None) -> tuple[Extract, ValidationReport]:
     """Validate mapped chunks and build the tidy extract of the valid data.
 
     Parameters
@@ -375,6 +376,13 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
         Data already in the registry: foreign keys may refer to it.
     extract_date : str or date, optional
         No date may lie after it (default: today).
+
+    on_table : callable, optional
+        ``on_table(entity, rows)`` as soon as an entity's own checks are done, in the
+        order of :func:`entities`, with its rows that passed them, conformed: what the
+        extract will hold for that entity if the checks across entities (references,
+        dates) find no error either.  Lets an import store one entity while the next
+        ones are validated (it must not keep the rows unless ``report.ok``).
 
     Returns
     -------
@@ -389,11 +397,14 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
     unknown = sorted(set(by_entity) - {e.name for e in entities()})
     out = _Collector()
     tables: dict[str, pd.DataFrame] = {}
+    early: dict[str, tuple[int, pd.DataFrame]] = {}  # given to on_table: (rows then bad, clean rows)
     for ent in entities():
         chunks_e = by_entity.get(ent.name, [])
         rows = _concat(chunks_e, ent, out)
         if rows.empty:
             tables[ent.name] = empty_table(ent)
+            if on_table is not None:
+                on_table(ent.name, tables[ent.name])
             continue
         fmts = _date_formats(chunks_e)
         parsed: dict[str, Any] = {}
@@ -450,6 +461,9 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
                         "duplicate of an earlier identical row (kept once)", severity="warning")
                 frame = frame.drop(index=grp.index[dup_only])
         tables[ent.name] = frame
+        if on_table is not None:
+            early[ent.name] = (int(frame["_bad"].sum()), _clean(frame, ent))
+            on_table(ent.name, early[ent.name][1])
     _cross_checks(tables, existing, today, out)
     problems = out.frame()
     if len(problems):
@@ -464,17 +478,24 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
     clean: dict[str, pd.DataFrame] = {}
     for ent in entities():
         f = tables[ent.name]
-        if "_bad" in f.columns:
-            # a fresh index: conform() adds absent columns on the frame's index and resets
-            # the others, so a gap (a dropped row) would become a row of missing values
-            f = f[~f["_bad"].to_numpy(dtype=bool)].reset_index(drop=True)
-        clean[ent.name] = conform(f[[c for c in ent.column_names if c in f.columns]], ent) if len(f) else \
-            empty_table(ent)
+        if ent.name in early and early[ent.name][0] == int(f["_bad"].sum()):
+            clean[ent.name] = early[ent.name][1]  # no row found bad since: the same rows
+        else:
+            clean[ent.name] = _clean(f, ent)
     for name in unknown:  # pragma: no cover - mappings name schema entities
         report = ValidationReport(pd.concat([report.problems, pd.DataFrame([{
             "file": "", "row": "", "column": "", "value": "", "rule": "entity", "severity": "error",
             "entity": name, "message": f"unknown entity {name!r}"}])], ignore_index=True))
     return Extract(clean, {}), report
+
+
+def _clean(f: pd.DataFrame, ent: Entity) -> pd.DataFrame:
+    """The rows of a checked entity frame not marked bad, conformed."""
+    if "_bad" in f.columns:
+        # a fresh index: conform() adds absent columns on the frame's index and resets
+        # the others, so a gap (a dropped row) would become a row of missing values
+        f = f[~f["_bad"].to_numpy(dtype=bool)].reset_index(drop=True)
+    return conform(f[[c for c in ent.column_names if c in f.columns]], ent) if len(f) else empty_table(ent)
 
 
 def _key_array(s: pd.Series) -> pa.Array:

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+import pandas as pd
 
 from spinereg.data import Extract
 from spinereg.data._validate import ValidationReport
@@ -57,18 +61,83 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
     existing = None
     if alias is not None and any(v for k, v in registry_counts(alias).items() if k != "audit"):
         existing = load_extract(alias)
-    extract, report = validate(chunks, existing=existing, extract_date=extract_date)
-    validated = time.perf_counter()
-    spent["validate"] = validated - mapped
-    if dry_run or not report.ok or alias is None:
+    if dry_run or alias is None:
+        extract, report = validate(chunks, existing=existing, extract_date=extract_date)
+        spent["validate"] = time.perf_counter() - mapped
         return ImportResult(report, extract, None)
     meta = _tidy_dataset_meta(files) if str(mapping) == "tidy" else {}
     name = (dataset or {}).get("name") or meta.get("name") or getattr(m, "name", None) or str(mapping)
     meta = {"synthetic": False, "source": str(mapping), **meta, **(dataset or {}), "name": name}
-    summary = import_extract(alias, extract, mapping=str(mapping), files=[str(f) for f in files],
-                             dataset=meta, progress=progress, timings=spent)
-    spent["store"] = time.perf_counter() - validated
+    # Validation runs in a helper thread and hands over each entity as soon as its own
+    # checks are done; the store writes it (in the one transaction) while the next ones
+    # are validated.  Before the commit the whole validation must have finished without
+    # error, else everything written is rolled back.
+    incoming = _Incoming()
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spinereg-validate") as helper:
+        def run() -> tuple[Extract, ValidationReport]:
+            try:
+                return validate(chunks, existing=existing, extract_date=extract_date, on_table=incoming.put)
+            except BaseException as exc:
+                incoming.fail(exc)
+                raise
+            finally:
+                spent["validate"] = time.perf_counter() - mapped
+
+        validating = helper.submit(run)
+
+        def check() -> None:
+            if not validating.result()[1].ok:
+                raise _InvalidError
+
+        summary: ImportSummary | None = None
+        try:
+            summary = import_extract(alias, incoming, mapping=str(mapping), files=[str(f) for f in files],
+                                     dataset=meta, progress=progress, timings=spent, before_commit=check)
+        except _InvalidError:
+            pass
+        except Exception:
+            # rolled back; a failure of the validation itself, or invalid data, is what to report
+            failed = validating.exception()
+            if failed is not None:
+                raise failed from None
+            if validating.result()[1].ok:
+                raise
+        finally:
+            spent["store"] = time.perf_counter() - mapped  # beside the validation
+        extract, report = validating.result()
     return ImportResult(report, extract, summary)
+
+
+class _InvalidError(Exception):
+    """Validation found errors: roll the import back."""
+
+
+class _Incoming:
+    """Validated entities handed from the validating thread to the store (see
+    :func:`spinereg.registry._store.import_extract`): ``incoming[name]`` waits for it."""
+
+    def __init__(self) -> None:
+        self._ready: dict[str, pd.DataFrame] = {}
+        self._error: BaseException | None = None
+        self._cond = threading.Condition()
+
+    def put(self, name: str, rows: pd.DataFrame) -> None:
+        with self._cond:
+            self._ready[name] = rows
+            self._cond.notify_all()
+
+    def fail(self, exc: BaseException) -> None:
+        with self._cond:
+            self._error = exc
+            self._cond.notify_all()
+
+    def __getitem__(self, name: str) -> pd.DataFrame:
+        with self._cond:
+            while name not in self._ready and self._error is None:
+                self._cond.wait()
+            if name in self._ready:
+                return self._ready.pop(name)
+            raise RuntimeError(f"validation stopped before {name}") from self._error
 
 
 def _tidy_dataset_meta(files: Sequence[str | Path]) -> dict[str, Any]:

@@ -12,6 +12,7 @@ equal the tidy schema's, so no ORM round trip per row is needed.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import os
@@ -19,10 +20,10 @@ import sqlite3
 import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -34,7 +35,7 @@ from spinereg.data import Entity, Extract, conform, entities
 from spinereg.registry._audit import actor as current_actor
 from spinereg.registry._audit import json_value
 
-__all__ = ["HistoryEntry", "ImportSummary", "import_extract", "load_extract", "migrate", "read_snapshot",
+__all__ = ["HistoryEntry", "ImportSummary", "Tables", "import_extract", "load_extract", "migrate", "read_snapshot",
            "registry_counts", "row_history"]
 
 _BATCH = 20_000
@@ -237,17 +238,27 @@ def _norm_rows(df: pd.DataFrame, ent: Entity) -> pd.DataFrame:
     return out
 
 
-def import_extract(alias: str, extract: Extract, *, mapping: str = "", files: Sequence[str] = (),
+class Tables(Protocol):
+    """Tidy tables by entity name: an :class:`Extract`, or tables still being validated
+    (``tables[name]`` waits until that entity's rows are ready)."""
+
+    def __getitem__(self, name: str) -> pd.DataFrame: ...
+
+
+def import_extract(alias: str, extract: Extract | Tables, *, mapping: str = "", files: Sequence[str] = (),
                    dataset: dict[str, Any] | None = None, progress: Progress | None = None,
-                   timings: dict[str, float] | None = None) -> ImportSummary:
+                   timings: dict[str, float] | None = None,
+                   before_commit: Callable[[], None] | None = None) -> ImportSummary:
     """Write a validated extract into the registry, all or nothing.
 
     Parameters
     ----------
     alias : str
         Connection alias from :func:`spinereg.registry.open_registry`.
-    extract : Extract
-        Validated, conformed tidy data.
+    extract : Extract or Tables
+        Validated, conformed tidy data.  The entities are written one after the other
+        (in the order of :func:`spinereg.data.entities`), each as soon as
+        ``extract[name]`` returns.
     mapping, files : str, sequence of str
         Recorded in the import batch (file names only).
     dataset : dict, optional
@@ -258,6 +269,10 @@ def import_extract(alias: str, extract: Extract, *, mapping: str = "", files: Se
     timings : dict, optional
         Filled with seconds spent: ``insert`` (new rows), ``audit`` (their audit
         entries), ``commit``.
+    before_commit : callable, optional
+        Called when everything is written, inside the transaction: an exception it
+        raises rolls the whole import back (used to finish validating while the rows
+        are written).
     """
     from django.db import connections, transaction
 
@@ -273,7 +288,7 @@ def import_extract(alias: str, extract: Extract, *, mapping: str = "", files: Se
     spent = timings if timings is not None else {}
     for k in ("insert", "audit", "commit"):
         spent[k] = 0.0
-    with transaction.atomic(using=alias):
+    with transaction.atomic(using=alias), contextlib.ExitStack() as stack:
         batch = ImportBatch.objects.using(alias).create(
             at=now, actor=who, mapping=mapping, files="\n".join(os.path.basename(f) for f in files))
         if dataset:
@@ -286,7 +301,8 @@ def import_extract(alias: str, extract: Extract, *, mapping: str = "", files: Se
         django_conn.ensure_connection()
         cursor = _RawCursor(django_conn.connection.cursor(), sqlite)
         stamp = django_conn.ops.adapt_datetimefield_value(now)  # as Django stores it
-        new_rows: list[tuple[Entity, pd.DataFrame]] = []
+        snapper = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="spinereg-snapshot"))
+        blobs: list[tuple[Entity, int, Future[bytes]]] = []
         for ent in entities():
             df = extract[ent.name]
             created[ent.name] = updated[ent.name] = unchanged[ent.name] = 0
@@ -313,22 +329,22 @@ def import_extract(alias: str, extract: Extract, *, mapping: str = "", files: Se
                             updated[ent.name] = int(differs.sum())
             ins = df[new_mask]
             created[ent.name] = len(ins)
-            if len(ins):
-                new_rows.append((ent, ins))
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spinereg-snapshot") as snapper:
-            # the snapshots (compressed in a helper thread, which Arrow lets run beside the inserts)
-            blobs = [(ent, len(ins), snapper.submit(_snapshot_blob, ins, ent)) for ent, ins in new_rows]
+            if not len(ins):
+                continue
+            # the snapshot is compressed in a helper thread (Arrow lets it run beside the inserts)
+            blobs.append((ent, len(ins), snapper.submit(_snapshot_blob, ins, ent)))
             if sqlite:
-                _insert_sqlite(cursor, new_rows, stamp, who, int(batch.pk), progress, pause,
+                _insert_sqlite(cursor, [(ent, ins)], stamp, who, int(batch.pk), progress, pause,
                                django_conn.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), spent)
             else:
-                for ent, ins in new_rows:
-                    _insert_postgresql(cursor, ent, ins, stamp, who, int(batch.pk), progress, pause, spent)
-            started = time.perf_counter()
-            for ent, n, blob in blobs:
-                cursor.execute("INSERT INTO spinereg_import_snapshot (batch_id, entity, n_rows, data) "
-                               "VALUES (%s, %s, %s, %s)", (int(batch.pk), ent.name, n, blob.result()))
-            spent["audit"] += time.perf_counter() - started
+                _insert_postgresql(cursor, ent, ins, stamp, who, int(batch.pk), progress, pause, spent)
+        started = time.perf_counter()
+        for ent, n, blob in blobs:
+            cursor.execute("INSERT INTO spinereg_import_snapshot (batch_id, entity, n_rows, data) "
+                           "VALUES (%s, %s, %s, %s)", (int(batch.pk), ent.name, n, blob.result()))
+        spent["audit"] += time.perf_counter() - started
+        if before_commit is not None:
+            before_commit()
         ImportBatch.objects.using(alias).filter(pk=batch.pk).update(
             n_created=sum(created.values()), n_updated=sum(updated.values()),
             n_unchanged=sum(unchanged.values()))
