@@ -40,12 +40,15 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
     """Import source files through a mapping into the registry ``alias``.
 
     Nothing is written when validation finds any error, or with ``dry_run``;
-    otherwise everything is written in one transaction.  Foreign keys may
-    refer to rows already in the registry.  ``alias`` may be None for a dry
-    run without a database.  ``timings``, when given, is filled with the seconds
-    spent: ``map`` (reading and mapping the files), ``validate`` (including
-    loading the registry's rows that foreign keys may refer to), ``store`` (the
-    transaction) and, within it, ``insert``, ``audit`` and ``commit``.
+    otherwise everything is written in one transaction.  The validation runs
+    beside the transaction (each entity is written once its own checks pass);
+    the commit waits for the whole validation, and any error rolls everything
+    back.  Foreign keys may refer to rows already in the registry.  ``alias``
+    may be None for a dry run without a database.  ``timings``, when given, is
+    filled with the seconds spent: ``map`` (reading and mapping the files), then,
+    both counted from there (loading the registry's rows that foreign keys may
+    refer to included), ``validate`` and ``store`` (until the commit is done) and,
+    within the store, ``insert``, ``audit`` and ``commit``.
     """
     from spinereg.data._cpr import load_site_key
     from spinereg.data._mapping import apply_mapping, load_mapping
