@@ -107,7 +107,7 @@ def _continuous_row(variable: str, label: str, values: Any) -> dict[str, Any]:
     return {"variable": variable, "label": label, "kind": "continuous", "level": "", **describe_continuous(values)}
 
 
-def outcome_scores(extract: Extract, matched: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
+def outcome_scores(matched: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
     """The score of every outcome at every matched time point, long format.
 
     Returns
@@ -118,7 +118,6 @@ def outcome_scores(extract: Extract, matched: pd.DataFrame, spec: StudySpec) -> 
         missing when any item is missing; ODI with at most one section
         missing (Fairbank & Pynsent 2000); EQ VAS and NRS as answered.
     """
-    del extract  # the matched questionnaires carry the items
     frames = []
     for name, oc in spec.outcomes.items():
         if matched.empty:
@@ -463,9 +462,7 @@ def leak_rates(operations: pd.DataFrame, extract: Extract, spec: StudySpec) -> p
                           int(untyped.groupby(["op", "lv"]).size().size), n_lv, level))
     rows.append(_rate("symptomatic cement leak", "patient", "any", int(per_patient["sym"].sum()), n_pt, level))
     rows.append(_rate("symptomatic cement leak", "level", "any", int(per_level["sym"].sum()), n_lv, level))
-    out = pd.DataFrame(rows, columns=RATE_COLUMNS)
-    out.attrs["n_patients_not_assessed"] = len(oid) - n_pt
-    return out
+    return pd.DataFrame(rows, columns=RATE_COLUMNS)
 
 
 def survival(operations: pd.DataFrame, extract_date: pd.Timestamp, spec: StudySpec,
@@ -495,23 +492,21 @@ def survival(operations: pd.DataFrame, extract_date: pd.Timestamp, spec: StudySp
     table["n_risk"] = table["n_risk"].astype("Int64")
     table["note"] = np.where(table["survival"].isna(), "not estimable: no patient followed this long" if len(time)
                              else "not estimable: no patients", "")
-    if len(time):
-        last = kaplan_meier(time, event, conf_type="log", times=[float(time.max())], conf_level=level).table
-        if len(last) and float(last["survival"].iloc[-1]) == 0.0:
+    median = km.median.rename(columns={"median": "median_months"}).assign(
+        n=km.n, events=km.events, note=km.note)
+    uniq = np.unique(time)
+    if len(uniq):
+        curve = kaplan_meier(time, event, conf_type="log", times=uniq, conf_level=level).table.rename(
+            columns={"time": "months"})
+        ev = pd.Series(event).groupby(time).agg(["sum", "size"])
+        curve["n_event"] = ev["sum"].reindex(curve["months"]).to_numpy(dtype=np.int64)
+        curve["n_censor"] = (ev["size"] - ev["sum"]).reindex(curve["months"]).to_numpy(dtype=np.int64)
+        if len(curve) and float(curve["survival"].iloc[-1]) == 0.0:
             # everyone died by the longest follow-up: the estimate is 0 from then on (R's summary omits these times)
             after = table["survival"].isna() & (table["months"] >= float(time.max()))
             table.loc[after, "survival"] = 0.0
             table.loc[after, "n_risk"] = 0
             table.loc[after, "note"] = "every patient had died by then: survival 0, CI not estimable"
-    median = km.median.rename(columns={"median": "median_months"}).assign(
-        n=km.n, events=km.events, note=km.note)
-    uniq = np.unique(time)
-    curve_km = kaplan_meier(time, event, conf_type="log", times=uniq, conf_level=level) if len(time) else None
-    if curve_km is not None and len(uniq):
-        curve = curve_km.table.rename(columns={"time": "months"})
-        ev = pd.Series(event).groupby(time).agg(["sum", "size"])
-        curve["n_event"] = ev["sum"].reindex(curve["months"]).to_numpy(dtype=np.int64)
-        curve["n_censor"] = (ev["size"] - ev["sum"]).reindex(curve["months"]).to_numpy(dtype=np.int64)
     else:
         curve = pd.DataFrame(columns=["months", "n_risk", "survival", "ci_low", "ci_high", "n_event", "n_censor"])
     horizon = float(time.max()) if len(time) else 0.0

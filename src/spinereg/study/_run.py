@@ -224,7 +224,7 @@ def _run(spec: StudySpec, extract: Extract, spec_sha256: str, cohort: CohortResu
     sub = _restrict(extract, ops)
     cutoff, cutoff_source = extract_date(extract)
     matched = match_timepoints(sub["proms"], ops, spec)
-    scores = an.outcome_scores(sub, matched, spec)
+    scores = an.outcome_scores(matched, spec)
     case = pd.Series(np.arange(1, len(ops) + 1), index=ops["operation_id"].astype(str))
     tables: dict[str, pd.DataFrame] = {
         "flow": cohort.flow,
