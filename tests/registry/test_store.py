@@ -120,3 +120,39 @@ def test_failed_import_writes_nothing(registry: str) -> None:
     with pytest.raises(Exception):  # noqa: B017,PT011 - the database's integrity error, backend-specific
         import_extract(registry, x)
     assert registry_counts(registry) == before
+
+
+def _foreign_keys_enforced(alias: str) -> bool | None:
+    from django.db import connections
+
+    conn = connections[alias]
+    if conn.vendor != "sqlite":
+        return None
+    with conn.cursor() as cursor:
+        cursor.execute("PRAGMA foreign_keys")
+        return bool(cursor.fetchone()[0])
+
+
+def test_dangling_reference_is_refused_and_enforcement_restored(registry: str) -> None:
+    """SQLite checks the rows an import wrote in bulk before the commit (not row by row):
+    an inserted row, or an updated one, whose reference dangles rolls everything back, and
+    the connection enforces foreign keys again afterwards."""
+    from django.db import IntegrityError
+
+    import_extract(registry, small_extract())
+    before = registry_counts(registry)
+    inserted = small_extract()
+    inserted.tables["proms"] = pd.concat([inserted.tables["proms"], conform(pd.DataFrame({
+        "prom_id": ["q9"], "patient_id": ["p1"], "operation_id": ["o404"], "timepoint": ["1y"]}), "proms")],
+        ignore_index=True)
+    with pytest.raises(IntegrityError, match=r"operation"):
+        import_extract(registry, inserted)
+    assert registry_counts(registry) == before
+    assert _foreign_keys_enforced(registry) in (True, None)
+    moved = small_extract()  # o2 re-imported with a patient that does not exist: an update
+    moved.tables["operations"].loc[moved.tables["operations"]["operation_id"] == "o2", "patient_id"] = "p404"
+    with pytest.raises(IntegrityError, match=r"patient"):
+        import_extract(registry, moved)
+    assert registry_counts(registry) == before
+    assert load_extract(registry)["operations"].set_index("operation_id").loc["o2", "patient_id"] == "p2"
+    assert _foreign_keys_enforced(registry) in (True, None)
