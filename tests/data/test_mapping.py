@@ -782,3 +782,81 @@ def test_dates_from_excel_cells_follow_the_column_format(tmp_path: Path) -> None
     f = apply_mapping(m, [p])[0].frame
     assert f["birth_date"].tolist() == ["07-03-1945", "07-03-1946"]
     assert f["_row"].tolist() == [2, 3]
+
+
+# =========================================================================== lazily, entity by entity
+
+
+def test_iter_mapping_reads_each_file_when_its_entity_is_asked_for(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """``iter_mapping`` matches files at once, then reads and maps them entity by entity (in
+    the order of ``entities()``), so validation can check the first entities while later
+    files are still unread; its chunks are those of ``apply_mapping``."""
+    import spinereg.data._mapping as mapping_module
+    from spinereg.data import entities
+    from spinereg.data._mapping import iter_mapping
+    from spinereg.data._synth import synthesize
+
+    write_extract(synthesize(40, 7), tmp_path / "x", "csv")
+    files = sorted((tmp_path / "x").glob("*.csv"))
+    read: list[str] = []
+    real = mapping_module.read_source
+
+    def spy(path: Path, **kw: object) -> object:
+        read.append(Path(path).stem)
+        return real(path, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mapping_module, "read_source", spy)
+    chunks = iter_mapping("tidy", files, key=KEY)
+    assert read == []
+    first = next(chunks)
+    assert first.entity == "patients"
+    assert read == ["patients"]
+    rest = list(chunks)
+    assert read == ["patients", "operations", "treated_levels", "proms", "complications", "imaging_findings"]
+    order = [e.name for e in entities()]
+    got = [first, *rest]
+    assert [order.index(c.entity) for c in got] == sorted(order.index(c.entity) for c in got)
+    monkeypatch.setattr(mapping_module, "read_source", real)
+    eager = apply_mapping("tidy", files, key=KEY)
+    assert [c.entity for c in eager] == [c.entity for c in got]
+    for a, b in zip(eager, got, strict=True):
+        pd.testing.assert_frame_equal(a.frame, b.frame)
+
+
+def test_iter_mapping_reads_a_wide_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import spinereg.data._mapping as mapping_module
+    from spinereg.data import entities
+    from spinereg.data._mapping import iter_mapping
+
+    read: list[str] = []
+    real = mapping_module.read_source
+
+    def spy(path: Path, **kw: object) -> object:
+        read.append(Path(path).name)
+        return real(path, **kw)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mapping_module, "read_source", spy)
+    stray = csv_file(tmp_path, "notes.md", "a,b\n1,2\n")
+    with pytest.raises(SpineregError, match=r"notes\.md matches no source"):  # at once, before reading a file
+        iter_mapping("danespine-wide", [WIDE, stray], key=KEY)
+    assert read == []
+    chunks = list(iter_mapping("danespine-wide", [WIDE], key=KEY))
+    assert read == [WIDE.name]
+    order = [e.name for e in entities()]
+    assert [order.index(c.entity) for c in chunks] == sorted(order.index(c.entity) for c in chunks)
+    assert {c.entity for c in chunks} >= {"patients", "operations", "treated_levels", "proms"}
+
+
+def test_validate_refuses_chunks_out_of_entity_order_when_lazy() -> None:
+    """A lazy iterable must come entity by entity (a list may come in any order)."""
+    from spinereg.data._mapped import Provenance
+
+    pats = MappedTable("patients", pd.DataFrame({"patient_id": ["P1"], "_row": [2]}), Provenance("p.csv", "line"))
+    ops = MappedTable("operations", pd.DataFrame({"operation_id": ["O1"], "patient_id": ["P1"], "date": ["2015-01-01"],
+                                                  "procedure_category": ["fusion"], "_row": [2]}),
+                      Provenance("o.csv", "line"))
+    _, report = validate([ops, pats], extract_date=EXTRACT_DATE)
+    assert report.ok, report.to_text()
+    with pytest.raises(ValueError, match="chunks out of entity order: patients after operations"):
+        validate(iter([ops, pats]), extract_date=EXTRACT_DATE)

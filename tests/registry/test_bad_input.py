@@ -234,3 +234,29 @@ def test_error_found_after_earlier_entities_were_written_rolls_everything_back(l
     assert registry_counts(loaded) == before
     assert ImportBatch.objects.using(loaded).count() == batches
     assert ImportSnapshot.objects.using(loaded).count() == snapshots
+
+
+def test_file_failing_to_map_after_earlier_entities_were_written_rolls_everything_back(
+        loaded: str, tmp_path: Path) -> None:
+    """Files are read and mapped entity by entity while earlier entities are written:
+    the questionnaire file is only read after the new patient and operation are in the
+    transaction.  Its prom_id column, read as-is, holds a CPR-like value: the mapping
+    stops with an error that hides the value, and nothing stays."""
+    from spinereg._errors import SpineregError
+    from spinereg.registry.models import ImportBatch
+
+    new_patient = {**BASE["patients"][0], "patient_id": "P9"}
+    new_operation = {**BASE["operations"][0], "operation_id": "O9", "patient_id": "P9"}
+    cpr_like = {**BASE["proms"][0], "prom_id": "0101901234", "patient_id": "P9", "operation_id": "O9"}
+    batches = ImportBatch.objects.using(loaded).count()
+    before = registry_counts(loaded)
+    files = write_files(tmp_path / "late-map", None, {"patients": [new_patient], "operations": [new_operation],
+                                                      "proms": [cpr_like]})
+    stored: list[str] = []
+    with pytest.raises(SpineregError, match=r"'prom_id' of .*proms\.csv holds 1 value\(s\) that look like CPR") as err:
+        import_files(loaded, "tidy", files, key=KEY, extract_date=EXTRACT_DATE,
+                     progress=lambda entity, done, total: stored.append(entity))
+    assert "0101901234" not in str(err.value)
+    assert stored[:2] == ["patients", "operations"]  # written before the file failed to map
+    assert registry_counts(loaded) == before
+    assert ImportBatch.objects.using(loaded).count() == batches

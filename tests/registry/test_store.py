@@ -156,3 +156,20 @@ def test_dangling_reference_is_refused_and_enforcement_restored(registry: str) -
     assert registry_counts(registry) == before
     assert load_extract(registry)["operations"].set_index("operation_id").loc["o2", "patient_id"] == "p2"
     assert _foreign_keys_enforced(registry) in (True, None)
+
+
+def test_load_references_is_what_validation_reads_of_the_registry(registry: str) -> None:
+    """The rows validation checks an import against: the columns of REFERENCE_COLUMNS,
+    equal (values and dtypes) to the same columns of the whole registry read back."""
+    from spinereg.data._validate import REFERENCE_COLUMNS
+    from spinereg.registry._store import load_references
+
+    import_extract(registry, small_extract())
+    refs, whole = load_references(registry), load_extract(registry)
+    assert set(REFERENCE_COLUMNS) == {"patients", "operations", "treated_levels"}
+    for name, cols in REFERENCE_COLUMNS.items():
+        got = refs[name][list(cols)].sort_values(list(cols)).reset_index(drop=True)
+        want = whole[name][list(cols)].sort_values(list(cols)).reset_index(drop=True)
+        assert len(got) == len(small_extract()[name])
+        pd.testing.assert_frame_equal(got, want)
+    assert refs["proms"].empty and refs["complications"].empty and refs["imaging_findings"].empty

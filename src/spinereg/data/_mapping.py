@@ -28,7 +28,7 @@ import fnmatch
 import hashlib
 import re
 import tomllib
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -62,6 +62,7 @@ __all__ = [
     "TargetSpec",
     "ValueSpec",
     "apply_mapping",
+    "iter_mapping",
     "load_mapping",
     "shipped_mappings",
 ]
@@ -1315,7 +1316,8 @@ def apply_mapping(mapping: ImportMapping | str | Path, files: Sequence[str | Pat
     Returns
     -------
     list of MappedTable
-        One chunk per target, file and repetition that has rows; frames hold
+        One chunk per target, file and repetition that has rows, entity by
+        entity in the order of :func:`spinereg.data.entities`; frames hold
         the raw values (missing = null) and ``_row``; ``_cpr_error`` where a
         CPR number is read; ``frame.attrs["date_formats"]`` maps date
         columns to their ``strptime`` format.
@@ -1326,6 +1328,21 @@ def apply_mapping(mapping: ImportMapping | str | Path, files: Sequence[str | Pat
         A file matches no source, a required source has no file, a file
         cannot be read, a source column named by the mapping is absent, or a
         column read as-is looks like CPR numbers.
+    """
+    return list(iter_mapping(mapping, files, key=key))
+
+
+def iter_mapping(mapping: ImportMapping | str | Path, files: Sequence[str | Path], *,
+                 key: bytes | None = None) -> Iterator[MappedTable]:
+    """:func:`apply_mapping`, lazily: the chunks of one entity after the other.
+
+    The files are matched to the mapping's sources at once (those errors are
+    raised by this call); each file is read, and its columns mapped, only when
+    the first chunk that needs it is asked for.  Chunks come entity by entity in
+    the order of :func:`spinereg.data.entities` (within an entity, in the order
+    of the targets, files and repetitions), so that :func:`validate` can check
+    and hand over the first entities while later files are still being mapped.
+    A file is let go once no later entity needs it.
     """
     m = mapping if isinstance(mapping, ImportMapping) else load_mapping(mapping)
     paths = _expand(list(files))
@@ -1384,13 +1401,32 @@ def apply_mapping(mapping: ImportMapping | str | Path, files: Sequence[str | Pat
         prepared[k] = _Source(m, spec, table, key)
         return prepared[k]
 
-    chunks: list[MappedTable] = []
-    for target in m.targets:
-        for path in assigned[target.source]:
-            src = source_for(target.source, path)
-            for exp in target.expansions:
-                ch = _chunk(m, target, exp, src)
-                if ch is not None and len(ch.frame):
-                    chunks.append(ch)
-    _harmonise_dates(chunks)
-    return chunks
+    order = [e.name for e in entities()]
+    targets = sorted(m.targets, key=lambda t: order.index(t.entity))  # stable: target order within an entity
+
+    def chunks() -> Iterator[MappedTable]:
+        for i, target in enumerate(targets):
+            if i and target.entity == targets[i - 1].entity:
+                continue
+            group: list[MappedTable] = []
+            for same in (t for t in targets[i:] if t.entity == target.entity):
+                for path in assigned[same.source]:
+                    src = source_for(same.source, path)
+                    for exp in same.expansions:
+                        ch = _chunk(m, same, exp, src)
+                        if ch is not None and len(ch.frame):
+                            group.append(ch)
+            _harmonise_dates(group)
+            later = {(t.source, p) for t in targets if order.index(t.entity) > order.index(target.entity)
+                     for p in assigned[t.source]}
+            # let go of what no later entity reads
+            later_paths = {p for _, p in later}
+            for k in [k for k in prepared if k not in later]:
+                del prepared[k]
+            for tk in [tk for tk in tables if tk[0] not in later_paths]:
+                del tables[tk]
+            for rk in [rk for rk in redcaps if rk[0] not in later_paths]:
+                del redcaps[rk]
+            yield from group
+
+    return chunks()

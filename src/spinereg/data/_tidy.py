@@ -58,6 +58,21 @@ def _dtype(col: Column) -> Any:
     return pd.CategoricalDtype(list(col.values))
 
 
+def _all_missing(col: Column, n: int) -> Any:
+    """``n`` missing values in the column's dtype, built without a Python object per value."""
+    if col.type in ("str", "codes"):
+        return pd.arrays.StringArray(np.full(n, pd.NA, dtype=object))
+    if col.type == "int":
+        return pd.arrays.IntegerArray(np.zeros(n, dtype=np.int64), np.ones(n, dtype=bool))
+    if col.type == "float":
+        return np.full(n, np.nan)
+    if col.type == "date":
+        return np.full(n, np.datetime64("NaT"), dtype="datetime64[s]")
+    if col.type == "bool":
+        return pd.arrays.BooleanArray(np.zeros(n, dtype=bool), np.ones(n, dtype=bool))
+    return pd.Categorical.from_codes(np.full(n, -1, dtype=np.int8), dtype=_dtype(col))
+
+
 def empty_table(ent: Entity) -> pd.DataFrame:
     """A zero-row DataFrame with the entity's columns and dtypes."""
     return pd.DataFrame({c.name: pd.Series([], dtype=_dtype(c)) for c in ent.columns})
@@ -76,8 +91,7 @@ def conform(df: pd.DataFrame, ent: Entity | str) -> pd.DataFrame:
     for c in e.columns:
         dt = _dtype(c)
         if c.name not in df.columns:
-            out[c.name] = pd.Series([None] * n, index=pd.RangeIndex(n), dtype=object).astype(
-                "float64" if c.type == "float" else dt)
+            out[c.name] = pd.Series(_all_missing(c, n), index=pd.RangeIndex(n))
             continue
         s = df[c.name]
         if s.dtype == dt or (c.type in ("str", "codes") and isinstance(s.dtype, pd.StringDtype)):

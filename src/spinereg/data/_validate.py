@@ -363,6 +363,14 @@ def _date_formats(chunks: Sequence[MappedTable]) -> dict[str, str]:
     return fmts
 
 
+#: What :func:`validate` reads of ``existing``: these entities and columns only.
+REFERENCE_COLUMNS: dict[str, tuple[str, ...]] = {
+    "patients": ("patient_id", "birth_date", "death_date"),
+    "operations": ("operation_id", "patient_id", "date"),
+    "treated_levels": ("operation_id", "level"),
+}
+
+
 def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
              extract_date: str | date | None = None,
              on_table: Callable[[str, pd.DataFrame], None] | None = None) -> tuple[Extract, ValidationReport]:
@@ -371,9 +379,15 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
     Parameters
     ----------
     chunks : iterable of MappedTable
-        What a mapping produced.
+        What a mapping produced.  A list may hold the chunks in any order; any
+        other iterable is consumed lazily, one entity at a time, and must yield
+        them entity by entity in the order of :func:`entities` (as
+        :func:`~spinereg.data._mapping.iter_mapping` does), so that an entity is
+        checked, and handed to ``on_table``, while later ones are still mapped.
     existing : Extract, optional
-        Data already in the registry: foreign keys may refer to it.
+        Data already in the registry: foreign keys may refer to it, and dates are
+        checked against it.  Only the entities and columns of
+        :data:`REFERENCE_COLUMNS` are read.
     extract_date : str or date, optional
         No date may lie after it (default: today).
 
@@ -391,15 +405,12 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
         ``report.ok`` is False when any error was found.
     """
     today = pd.Timestamp(extract_date or date.today())
-    by_entity: dict[str, list[MappedTable]] = {}
-    for ch in chunks:
-        by_entity.setdefault(ch.entity, []).append(ch)
-    unknown = sorted(set(by_entity) - {e.name for e in entities()})
+    groups = _EntityGroups(chunks)
     out = _Collector()
     tables: dict[str, pd.DataFrame] = {}
     early: dict[str, tuple[int, pd.DataFrame]] = {}  # given to on_table: (rows then bad, clean rows)
     for ent in entities():
-        chunks_e = by_entity.get(ent.name, [])
+        chunks_e = groups.take(ent.name)
         rows = _concat(chunks_e, ent, out)
         if rows.empty:
             tables[ent.name] = empty_table(ent)
@@ -464,6 +475,7 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
         if on_table is not None:
             early[ent.name] = (int(frame["_bad"].sum()), _clean(frame, ent))
             on_table(ent.name, early[ent.name][1])
+    unknown = groups.rest()
     _cross_checks(tables, existing, today, out)
     problems = out.frame()
     if len(problems):
@@ -487,6 +499,51 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
             "file": "", "row": "", "column": "", "value": "", "rule": "entity", "severity": "error",
             "entity": name, "message": f"unknown entity {name!r}"}])], ignore_index=True))
     return Extract(clean, {}), report
+
+
+class _EntityGroups:
+    """The chunks of each entity, taken in the order of :func:`entities`.
+
+    A list or tuple is grouped at once (any order); another iterable is read
+    lazily, up to the first chunk of a later entity.
+    """
+
+    def __init__(self, chunks: Iterable[MappedTable]) -> None:
+        self._order = {e.name: i for i, e in enumerate(entities())}
+        if isinstance(chunks, list | tuple):  # stable: chunk order kept within an entity
+            chunks = sorted(chunks, key=lambda c: self._order.get(c.entity, len(self._order)))
+        self._it = iter(chunks)
+        self._ahead: MappedTable | None = None
+        self._unknown: set[str] = set()
+
+    def _peek(self) -> MappedTable | None:
+        while self._ahead is None:
+            ch = next(self._it, None)
+            if ch is None:
+                return None
+            if ch.entity in self._order:
+                self._ahead = ch
+            else:
+                self._unknown.add(ch.entity)
+        return self._ahead
+
+    def take(self, name: str) -> list[MappedTable]:
+        """The chunks of entity ``name``; the ones of earlier entities were taken before."""
+        got: list[MappedTable] = []
+        while (ch := self._peek()) is not None:
+            if ch.entity != name:
+                if self._order[ch.entity] < self._order[name]:
+                    raise ValueError(f"chunks out of entity order: {ch.entity} after {name}")
+                break
+            got.append(ch)
+            self._ahead = None
+        return got
+
+    def rest(self) -> list[str]:
+        """Entity names of chunks that are no schema entity (read to the end)."""
+        while self._peek() is not None:  # pragma: no cover - every entity was taken
+            self._ahead = None
+        return sorted(self._unknown)
 
 
 def _clean(f: pd.DataFrame, ent: Entity) -> pd.DataFrame:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,8 +13,9 @@ from typing import Any
 import pandas as pd
 
 from spinereg.data import Extract
+from spinereg.data._mapped import MappedTable
 from spinereg.data._validate import ValidationReport
-from spinereg.registry._store import ImportSummary, Progress, import_extract, load_extract, registry_counts
+from spinereg.registry._store import ImportSummary, Progress, import_extract, load_references, registry_counts
 
 __all__ = ["ImportResult", "import_files"]
 
@@ -40,30 +41,33 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
     """Import source files through a mapping into the registry ``alias``.
 
     Nothing is written when validation finds any error, or with ``dry_run``;
-    otherwise everything is written in one transaction.  The validation runs
-    beside the transaction (each entity is written once its own checks pass);
-    the commit waits for the whole validation, and any error rolls everything
-    back.  Foreign keys may refer to rows already in the registry.  ``alias``
-    may be None for a dry run without a database.  ``timings``, when given, is
-    filled with the seconds spent: ``map`` (reading and mapping the files), then,
-    both counted from there (loading the registry's rows that foreign keys may
-    refer to included), ``validate`` and ``store`` (until the commit is done) and,
-    within the store, ``insert``, ``audit`` and ``commit``.
+    otherwise everything is written in one transaction.  Reading, mapping and
+    validation run in a helper thread, entity by entity, beside the
+    transaction: each entity is written once its own checks pass, while the
+    next files are read and checked.  The commit waits for the whole
+    validation, and any error (or a file that cannot be read or mapped) rolls
+    everything back.  Foreign keys may refer to rows already in the registry.
+    ``alias`` may be None for a dry run without a database.  ``timings``, when
+    given, is filled with the seconds spent: ``validate`` and ``store`` (until
+    the commit is done), both counted from the start of the work (after the
+    files were matched to the mapping; loading the registry's rows that
+    foreign keys may refer to included); ``map``, the part of ``validate``
+    spent reading and mapping the files; and, within the store, ``insert``,
+    ``audit``, ``references`` and ``commit``.
     """
     from spinereg.data._cpr import load_site_key
-    from spinereg.data._mapping import apply_mapping, load_mapping
+    from spinereg.data._mapping import iter_mapping, load_mapping
     from spinereg.data._validate import validate
 
     spent = timings if timings is not None else {}
-    started = time.perf_counter()
     m = load_mapping(str(mapping))
     site_key = key if key is not None else load_site_key(key_file)
-    chunks = apply_mapping(m, [Path(f) for f in files], key=site_key)
+    # the files are matched to the mapping's sources now; read and mapped as validation asks
+    chunks = _timed(iter_mapping(m, [Path(f) for f in files], key=site_key), spent)
     mapped = time.perf_counter()
-    spent["map"] = mapped - started
     existing = None
     if alias is not None and any(v for k, v in registry_counts(alias).items() if k != "audit"):
-        existing = load_extract(alias)
+        existing = load_references(alias)
     if dry_run or alias is None:
         extract, report = validate(chunks, existing=existing, extract_date=extract_date)
         spent["validate"] = time.perf_counter() - mapped
@@ -109,6 +113,18 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
             spent["store"] = time.perf_counter() - mapped  # beside the validation
         extract, report = validating.result()
     return ImportResult(report, extract, summary)
+
+
+def _timed(chunks: Iterator[MappedTable], spent: dict[str, float]) -> Iterator[MappedTable]:
+    """The chunks, adding the seconds spent reading and mapping them to ``spent["map"]``."""
+    spent["map"] = 0.0
+    while True:
+        started = time.perf_counter()
+        ch = next(chunks, None)
+        spent["map"] += time.perf_counter() - started
+        if ch is None:
+            return
+        yield ch
 
 
 class _InvalidError(Exception):

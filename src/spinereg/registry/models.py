@@ -143,7 +143,7 @@ class AuditEntry(models.Model):
     """One create, update or delete of registry data: who, when, what, old -> new."""
 
     ACTIONS: ClassVar[list[tuple[str, str]]] = [("create", "create"), ("update", "update"), ("delete", "delete")]
-    at = models.DateTimeField(db_index=True)
+    at = models.DateTimeField()  # entries are appended in time order: order by id (see docs/audit.md)
     actor = models.CharField(max_length=150)
     action = models.CharField(max_length=8, choices=ACTIONS)
     entity = models.CharField(max_length=32)
@@ -152,7 +152,7 @@ class AuditEntry(models.Model):
                                          'import: the values are in its ImportSnapshot), {"old": {...}, '
                                          '"new": {...}} (update, changed columns), {"old": {...}} (delete)')
     batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.PROTECT,
-                              related_name="+", db_column="batch_id")
+                              related_name="+", db_column="batch_id", db_index=False)
 
     class Meta:
         db_table = "spinereg_audit"
