@@ -57,7 +57,11 @@ def render() -> str:
               "(name, `synthetic` flag, source, extract date), `spinereg_import_batch` (who imported which",
               "file names with which mapping, and the counts) and `spinereg_audit` (every create, update",
               "and delete: when, who, entity, key, and the values `{\"new\"}` / `{\"old\", \"new\"}` /",
-              "`{\"old\"}`)."]
+              "`{\"old\"}`; see `docs/audit.md`).",
+              "",
+              "Every foreign key is enforced by the database and indexed, except that `proms.patient_id`",
+              "has no index of its own: it repeats the patient of the questionnaire's operation (validation",
+              "checks that they agree), and questionnaires are reached through `proms.operation_id`."]
     return "\n".join(lines) + "\n"
 
 

@@ -371,7 +371,7 @@ REFERENCE_COLUMNS: dict[str, tuple[str, ...]] = {
 }
 
 
-def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
+def validate(chunks: Iterable[MappedTable], *, existing: Extract | Callable[[], Extract | None] | None = None,
              extract_date: str | date | None = None,
              on_table: Callable[[str, pd.DataFrame], None] | None = None) -> tuple[Extract, ValidationReport]:
     """Validate mapped chunks and build the tidy extract of the valid data.
@@ -384,10 +384,13 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
         them entity by entity in the order of :func:`entities` (as
         :func:`~spinereg.data._mapping.iter_mapping` does), so that an entity is
         checked, and handed to ``on_table``, while later ones are still mapped.
-    existing : Extract, optional
+    existing : Extract or callable, optional
         Data already in the registry: foreign keys may refer to it, and dates are
         checked against it.  Only the entities and columns of
-        :data:`REFERENCE_COLUMNS` are read.
+        :data:`REFERENCE_COLUMNS` are read.  A callable (returning the extract, or
+        None) is called once, when the checks across entities start, after every
+        entity's own checks: an import loads it while the first entities are
+        written.
     extract_date : str or date, optional
         No date may lie after it (default: today).
 
@@ -476,7 +479,7 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | None = None,
             early[ent.name] = (int(frame["_bad"].sum()), _clean(frame, ent))
             on_table(ent.name, early[ent.name][1])
     unknown = groups.rest()
-    _cross_checks(tables, existing, today, out)
+    _cross_checks(tables, existing() if callable(existing) else existing, today, out)
     problems = out.frame()
     if len(problems):
         # an invalid CPR number invalidates every row mapped from its source row: report it once

@@ -65,10 +65,8 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
     # the files are matched to the mapping's sources now; read and mapped as validation asks
     chunks = _timed(iter_mapping(m, [Path(f) for f in files], key=site_key), spent)
     mapped = time.perf_counter()
-    existing = None
-    if alias is not None and any(v for k, v in registry_counts(alias).items() if k != "audit"):
-        existing = load_references(alias)
     if dry_run or alias is None:
+        existing = _existing(alias) if alias is not None else None
         extract, report = validate(chunks, existing=existing, extract_date=extract_date)
         spent["validate"] = time.perf_counter() - mapped
         return ImportResult(report, extract, None)
@@ -77,17 +75,23 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
     meta = {"synthetic": False, "source": str(mapping), **meta, **(dataset or {}), "name": name}
     # Validation runs in a helper thread and hands over each entity as soon as its own
     # checks are done; the store writes it (in the one transaction) while the next ones
-    # are validated.  Before the commit the whole validation must have finished without
-    # error, else everything written is rolled back.
+    # are read and validated.  The registry's rows that the checks across entities
+    # compare with are read by the helper (its own connection: the state before this
+    # import) only when those checks start.  Before the commit the whole validation must
+    # have finished without error, else everything written is rolled back.
     incoming = _Incoming()
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spinereg-validate") as helper:
         def run() -> tuple[Extract, ValidationReport]:
+            from django.db import connections
+
             try:
-                return validate(chunks, existing=existing, extract_date=extract_date, on_table=incoming.put)
+                return validate(chunks, existing=lambda: _existing(alias), extract_date=extract_date,
+                                on_table=incoming.put)
             except BaseException as exc:
                 incoming.fail(exc)
                 raise
             finally:
+                connections[alias].close()  # the helper thread's own connection, if it opened one
                 spent["validate"] = time.perf_counter() - mapped
 
         validating = helper.submit(run)
@@ -113,6 +117,14 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
             spent["store"] = time.perf_counter() - mapped  # beside the validation
         extract, report = validating.result()
     return ImportResult(report, extract, summary)
+
+
+def _existing(alias: str) -> Extract | None:
+    """What validation compares an import with: the registry's rows it may refer to
+    (None when the registry holds no data)."""
+    if any(v for k, v in registry_counts(alias).items() if k != "audit"):
+        return load_references(alias)
+    return None
 
 
 def _timed(chunks: Iterator[MappedTable], spent: dict[str, float]) -> Iterator[MappedTable]:
