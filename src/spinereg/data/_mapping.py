@@ -58,6 +58,7 @@ __all__ = [
     "MAPPING_FORMAT",
     "SHIPPED",
     "ImportMapping",
+    "MappedChunks",
     "SourceSpec",
     "TargetSpec",
     "ValueSpec",
@@ -1333,7 +1334,7 @@ def apply_mapping(mapping: ImportMapping | str | Path, files: Sequence[str | Pat
 
 
 def iter_mapping(mapping: ImportMapping | str | Path, files: Sequence[str | Path], *,
-                 key: bytes | None = None) -> Iterator[MappedTable]:
+                 key: bytes | None = None) -> MappedChunks:
     """:func:`apply_mapping`, lazily: the chunks of one entity after the other.
 
     The files are matched to the mapping's sources at once (those errors are
@@ -1403,6 +1404,7 @@ def iter_mapping(mapping: ImportMapping | str | Path, files: Sequence[str | Path
 
     order = [e.name for e in entities()]
     targets = sorted(m.targets, key=lambda t: order.index(t.entity))  # stable: target order within an entity
+    finished = set(order) - {t.entity for t in targets}  # entities whose every chunk was yielded
 
     def chunks() -> Iterator[MappedTable]:
         for i, target in enumerate(targets):
@@ -1427,6 +1429,27 @@ def iter_mapping(mapping: ImportMapping | str | Path, files: Sequence[str | Path
                 del tables[tk]
             for rk in [rk for rk in redcaps if rk[0] not in later_paths]:
                 del redcaps[rk]
-            yield from group
+            if not group:
+                finished.add(target.entity)
+            for j, ch in enumerate(group):
+                if j == len(group) - 1:
+                    finished.add(target.entity)  # known as soon as its last chunk is handed out
+                yield ch
 
-    return chunks()
+    return MappedChunks(chunks(), finished)
+
+
+class MappedChunks(Iterator[MappedTable]):
+    """The chunks :func:`iter_mapping` yields, one entity after the other;
+    ``complete(entity)`` says whether every chunk of that entity has been yielded,
+    so a reader can take an entity without mapping the next one first."""
+
+    def __init__(self, chunks: Iterator[MappedTable], finished: set[str]) -> None:
+        self._chunks = chunks
+        self._finished = finished
+
+    def __next__(self) -> MappedTable:
+        return next(self._chunks)
+
+    def complete(self, entity: str) -> bool:
+        return entity in self._finished

@@ -508,11 +508,15 @@ class _EntityGroups:
     """The chunks of each entity, taken in the order of :func:`entities`.
 
     A list or tuple is grouped at once (any order); another iterable is read
-    lazily, up to the first chunk of a later entity.
+    lazily, up to the first chunk of a later entity, or, when it has a method
+    ``complete(entity)`` (:class:`~spinereg.data._mapping.MappedChunks`), up to
+    the entity's last chunk.
     """
 
     def __init__(self, chunks: Iterable[MappedTable]) -> None:
         self._order = {e.name: i for i, e in enumerate(entities())}
+        # an iterator that knows when an entity's chunks are all out (MappedChunks.complete)
+        self._complete: Callable[[str], bool] | None = getattr(chunks, "complete", None)
         if isinstance(chunks, list | tuple):  # stable: chunk order kept within an entity
             chunks = sorted(chunks, key=lambda c: self._order.get(c.entity, len(self._order)))
         self._it = iter(chunks)
@@ -533,7 +537,12 @@ class _EntityGroups:
     def take(self, name: str) -> list[MappedTable]:
         """The chunks of entity ``name``; the ones of earlier entities were taken before."""
         got: list[MappedTable] = []
-        while (ch := self._peek()) is not None:
+        while True:
+            if self._ahead is None and self._complete is not None and self._complete(name):
+                break  # every chunk of the entity is taken: do not map the next one yet
+            ch = self._peek()
+            if ch is None:
+                break
             if ch.entity != name:
                 if self._order[ch.entity] < self._order[name]:
                     raise ValueError(f"chunks out of entity order: {ch.entity} after {name}")

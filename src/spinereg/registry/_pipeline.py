@@ -14,6 +14,7 @@ import pandas as pd
 
 from spinereg.data import Extract
 from spinereg.data._mapped import MappedTable
+from spinereg.data._mapping import MappedChunks
 from spinereg.data._validate import ValidationReport
 from spinereg.registry._store import ImportSummary, Progress, import_extract, load_references, registry_counts
 
@@ -63,7 +64,7 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
     m = load_mapping(str(mapping))
     site_key = key if key is not None else load_site_key(key_file)
     # the files are matched to the mapping's sources now; read and mapped as validation asks
-    chunks = _timed(iter_mapping(m, [Path(f) for f in files], key=site_key), spent)
+    chunks = _Timed(iter_mapping(m, [Path(f) for f in files], key=site_key), spent)
     mapped = time.perf_counter()
     if dry_run or alias is None:
         existing = _existing(alias) if alias is not None else None
@@ -127,16 +128,23 @@ def _existing(alias: str) -> Extract | None:
     return None
 
 
-def _timed(chunks: Iterator[MappedTable], spent: dict[str, float]) -> Iterator[MappedTable]:
+class _Timed(Iterator[MappedTable]):
     """The chunks, adding the seconds spent reading and mapping them to ``spent["map"]``."""
-    spent["map"] = 0.0
-    while True:
+
+    def __init__(self, chunks: MappedChunks, spent: dict[str, float]) -> None:
+        self._chunks = chunks
+        self._spent = spent
+        spent["map"] = 0.0
+
+    def __next__(self) -> MappedTable:
         started = time.perf_counter()
-        ch = next(chunks, None)
-        spent["map"] += time.perf_counter() - started
-        if ch is None:
-            return
-        yield ch
+        try:
+            return next(self._chunks)
+        finally:
+            self._spent["map"] += time.perf_counter() - started
+
+    def complete(self, entity: str) -> bool:
+        return self._chunks.complete(entity)
 
 
 class _InvalidError(Exception):
@@ -161,6 +169,11 @@ class _Incoming:
         with self._cond:
             self._error = exc
             self._cond.notify_all()
+
+    def ready(self, name: str) -> bool:
+        """Whether ``self[name]`` would return at once."""
+        with self._cond:
+            return name in self._ready or self._error is not None
 
     def __getitem__(self, name: str) -> pd.DataFrame:
         with self._cond:

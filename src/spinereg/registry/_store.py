@@ -240,7 +240,8 @@ def _norm_rows(df: pd.DataFrame, ent: Entity) -> pd.DataFrame:
 
 class Tables(Protocol):
     """Tidy tables by entity name: an :class:`Extract`, or tables still being validated
-    (``tables[name]`` waits until that entity's rows are ready)."""
+    (``tables[name]`` waits until that entity's rows are ready; such tables may also
+    have a method ``ready(name) -> bool`` that says whether it would wait)."""
 
     def __getitem__(self, name: str) -> pd.DataFrame: ...
 
@@ -318,7 +319,13 @@ def import_extract(alias: str, extract: Extract | Tables, *, mapping: str = "", 
         snapper = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="spinereg-snapshot"))
         blobs: list[tuple[Entity, int, Future[bytes]]] = []
         written: list[tuple[Entity, int, list[Any]]] = []  # entity, largest rowid before, first key of updated
+        # SQLite: audit entries of rows already inserted, written while the next entity is
+        # still being validated (else right away)
+        deferred: list[Callable[[], None]] = []
+        ready: Callable[[str], bool] | None = getattr(extract, "ready", None)
         for ent in entities():
+            while deferred and ready is not None and not ready(ent.name):
+                deferred.pop(0)()
             df = extract[ent.name]
             created[ent.name] = updated[ent.name] = unchanged[ent.name] = 0
             if df.empty:
@@ -355,9 +362,12 @@ def import_extract(alias: str, extract: Extract | Tables, *, mapping: str = "", 
             blobs.append((ent, len(ins), snapper.submit(_snapshot_blob, ins, ent)))
             if sqlite:
                 _insert_sqlite(cursor, [(ent, ins)], stamp, who, int(batch.pk), progress, pause,
-                               django_conn.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), spent)
+                               django_conn.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), spent,
+                               deferred)
             else:
                 _insert_postgresql(cursor, ent, ins, stamp, who, int(batch.pk), progress, pause, spent)
+        while deferred:
+            deferred.pop(0)()
         started = time.perf_counter()
         for ent, n, blob in blobs:
             cursor.execute("INSERT INTO spinereg_import_snapshot (batch_id, entity, n_rows, data) "
@@ -479,16 +489,17 @@ class _SqliteRows:
 
 def _insert_sqlite(cursor: _RawCursor, new_rows: Sequence[tuple[Entity, pd.DataFrame]], stamp: Any, who: str,
                    batch_id: int, progress: Progress | None, pause: float, max_variables: int,
-                   spent: dict[str, float]) -> None:
-    """Insert new rows (SQLite), batch by batch, each batch followed by its audit entries.
+                   spent: dict[str, float], deferred: list[Callable[[], None]]) -> None:
+    """Insert new rows (SQLite), batch by batch; each batch's audit entries are
+    appended to ``deferred``, for the caller to write (all before the commit).
 
-    Rows go in by ``executemany`` of multi-row ``INSERT`` statements.  The audit
-    entries (``create``, every value of the row) are built by SQLite from the rows
-    just stored, in one ``INSERT ... SELECT`` per batch: no per-row Python.  The
-    batch's rows are those with a rowid above the largest before the batch (the
-    transaction holds the write lock, and new rowids follow the largest; the
-    entry count is checked).  While SQLite builds a batch's audit entries (it
-    releases the GIL), a helper thread prepares the next batch's parameters.
+    Rows go in by ``executemany`` of multi-row ``INSERT`` statements, while a
+    helper thread prepares the next batch's parameters.  The audit entries
+    (``create``) are built by SQLite from the rows stored, in one ``INSERT ...
+    SELECT`` per batch: no per-row Python.  The batch's rows are the ``n`` rowids
+    after the largest before the batch (the transaction holds the write lock, and
+    new rowids follow the largest); the number of entries written is checked
+    against ``n``.
     """
     if not new_rows:
         return
@@ -504,22 +515,28 @@ def _insert_sqlite(cursor: _RawCursor, new_rows: Sequence[tuple[Entity, pd.DataF
             started = time.perf_counter()
             cursor.execute(f"SELECT max(rowid) FROM {table}")
             last = cursor.fetchone()[0] or 0
+            ahead = helper.submit(jobs[k + 1]) if k + 1 < len(jobs) else None
             cursor.executemany(head + ", ".join([one] * per_statement), batch.multi)
             cursor.executemany(head + one, batch.single)
             n = len(batch.multi) * per_statement + len(batch.single)
-            ahead = helper.submit(jobs[k + 1]) if k + 1 < len(jobs) else None
-            inserted = time.perf_counter()
-            spent["insert"] += inserted - started
-            cursor.execute(f"INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id) "
-                           f"SELECT %s, %s, 'create', '{ent.name}', {_key_sql(ent)}, %s, "
-                           f"%s FROM {table} WHERE rowid > %s ORDER BY rowid",
-                           (stamp, who, _snapshot_changes(batch_id), batch_id, last))
-            if cursor.rowcount != n:  # pragma: no cover - a row without its audit entry
-                raise RuntimeError(f"audit of {ent.name}: {cursor.rowcount} entries for {n} new rows")
-            spent["audit"] += time.perf_counter() - inserted
+            spent["insert"] += time.perf_counter() - started
+            deferred.append(functools.partial(_audit_sqlite, cursor, ent, last, n, stamp, who, batch_id, spent))
             _report(ent.name, batch.end, batch.total, progress, pause)
             if ahead is not None:
                 batch = ahead.result()
+
+
+def _audit_sqlite(cursor: _RawCursor, ent: Entity, last: int, n: int, stamp: Any, who: str, batch_id: int,
+                  spent: dict[str, float]) -> None:
+    """The ``create`` entries of the ``n`` rows of ``ent`` stored after rowid ``last``."""
+    started = time.perf_counter()
+    cursor.execute(f"INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id) "
+                   f"SELECT %s, %s, 'create', '{ent.name}', {_key_sql(ent)}, %s, %s FROM {_table(ent)} "
+                   f"WHERE rowid > %s AND rowid <= %s ORDER BY rowid",
+                   (stamp, who, _snapshot_changes(batch_id), batch_id, last, last + n))
+    if cursor.rowcount != n:  # pragma: no cover - a row without its audit entry
+        raise RuntimeError(f"audit of {ent.name}: {cursor.rowcount} entries for {n} new rows")
+    spent["audit"] += time.perf_counter() - started
 
 
 def _insert_postgresql(cursor: _RawCursor, ent: Entity, ins: pd.DataFrame, stamp: Any, who: str, batch_id: int,
