@@ -18,7 +18,7 @@ Prints
 The import runs ``--repeat`` times (default 3), each into a new database; the
 fastest run is reported, with every run's time (the machine may be shared: on
 the 2 shared vCPUs of the development machine the same import took from 4.3 to
-7.3 s within one hour).
+8.9 s within one hour).
 
 Run: .venv/bin/python benchmarks/bench_registry.py [--patients N] [--prom-patients M] [--repeat R]
 """
