@@ -787,47 +787,10 @@ def test_dates_from_excel_cells_follow_the_column_format(tmp_path: Path) -> None
 # =========================================================================== lazily, entity by entity
 
 
-def test_iter_mapping_reads_each_file_when_its_entity_is_asked_for(tmp_path: Path,
-                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
-    """``iter_mapping`` matches files at once, then reads and maps them entity by entity (in
-    the order of ``entities()``), so validation can check the first entities while later
-    files are still unread; its chunks are those of ``apply_mapping``."""
+@pytest.fixture
+def files_read(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The names of the files the mapping module reads, in order."""
     import spinereg.data._mapping as mapping_module
-    from spinereg.data import entities
-    from spinereg.data._mapping import iter_mapping
-    from spinereg.data._synth import synthesize
-
-    write_extract(synthesize(40, 7), tmp_path / "x", "csv")
-    files = sorted((tmp_path / "x").glob("*.csv"))
-    read: list[str] = []
-    real = mapping_module.read_source
-
-    def spy(path: Path, **kw: object) -> object:
-        read.append(Path(path).stem)
-        return real(path, **kw)  # type: ignore[arg-type]
-
-    monkeypatch.setattr(mapping_module, "read_source", spy)
-    chunks = iter_mapping("tidy", files, key=KEY)
-    assert read == []
-    first = next(chunks)
-    assert first.entity == "patients"
-    assert read == ["patients"]
-    rest = list(chunks)
-    assert read == ["patients", "operations", "treated_levels", "proms", "complications", "imaging_findings"]
-    order = [e.name for e in entities()]
-    got = [first, *rest]
-    assert [order.index(c.entity) for c in got] == sorted(order.index(c.entity) for c in got)
-    monkeypatch.setattr(mapping_module, "read_source", real)
-    eager = apply_mapping("tidy", files, key=KEY)
-    assert [c.entity for c in eager] == [c.entity for c in got]
-    for a, b in zip(eager, got, strict=True):
-        pd.testing.assert_frame_equal(a.frame, b.frame)
-
-
-def test_iter_mapping_reads_a_wide_file_once(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    import spinereg.data._mapping as mapping_module
-    from spinereg.data import entities
-    from spinereg.data._mapping import iter_mapping
 
     read: list[str] = []
     real = mapping_module.read_source
@@ -837,6 +800,42 @@ def test_iter_mapping_reads_a_wide_file_once(tmp_path: Path, monkeypatch: pytest
         return real(path, **kw)  # type: ignore[arg-type]
 
     monkeypatch.setattr(mapping_module, "read_source", spy)
+    return read
+
+
+def test_iter_mapping_reads_each_file_when_its_entity_is_asked_for(tmp_path: Path, files_read: list[str]) -> None:
+    """``iter_mapping`` matches files at once, then reads and maps them entity by entity (in
+    the order of ``entities()``), so validation can check the first entities while later
+    files are still unread; its chunks are those of ``apply_mapping``."""
+    from spinereg.data import entities
+    from spinereg.data._mapping import iter_mapping
+    from spinereg.data._synth import synthesize
+
+    write_extract(synthesize(40, 7), tmp_path / "x", "csv")
+    files = sorted((tmp_path / "x").glob("*.csv"))
+    read = files_read
+    chunks = iter_mapping("tidy", files, key=KEY)
+    assert read == []
+    first = next(chunks)
+    assert first.entity == "patients"
+    assert read == ["patients.csv"]
+    rest = list(chunks)
+    assert read == [f"{e}.csv" for e in ("patients", "operations", "treated_levels", "proms", "complications",
+                                         "imaging_findings")]
+    order = [e.name for e in entities()]
+    got = [first, *rest]
+    assert [order.index(c.entity) for c in got] == sorted(order.index(c.entity) for c in got)
+    eager = apply_mapping("tidy", files, key=KEY)
+    assert [c.entity for c in eager] == [c.entity for c in got]
+    for a, b in zip(eager, got, strict=True):
+        pd.testing.assert_frame_equal(a.frame, b.frame)
+
+
+def test_iter_mapping_reads_a_wide_file_once(tmp_path: Path, files_read: list[str]) -> None:
+    from spinereg.data import entities
+    from spinereg.data._mapping import iter_mapping
+
+    read = files_read
     stray = csv_file(tmp_path, "notes.md", "a,b\n1,2\n")
     with pytest.raises(SpineregError, match=r"notes\.md matches no source"):  # at once, before reading a file
         iter_mapping("danespine-wide", [WIDE, stray], key=KEY)

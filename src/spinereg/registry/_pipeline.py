@@ -67,7 +67,7 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
     chunks = _Timed(iter_mapping(m, [Path(f) for f in files], key=site_key), spent)
     mapped = time.perf_counter()
     if dry_run or alias is None:
-        existing = _existing(alias) if alias is not None else None
+        existing = _reference_rows(alias) if alias is not None else None
         extract, report = validate(chunks, existing=existing, extract_date=extract_date)
         spent["validate"] = time.perf_counter() - mapped
         return ImportResult(report, extract, None)
@@ -86,7 +86,7 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
             from django.db import connections
 
             try:
-                return validate(chunks, existing=lambda: _existing(alias), extract_date=extract_date,
+                return validate(chunks, existing=lambda: _reference_rows(alias), extract_date=extract_date,
                                 on_table=incoming.put)
             except BaseException as exc:
                 incoming.fail(exc)
@@ -120,7 +120,7 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
     return ImportResult(report, extract, summary)
 
 
-def _existing(alias: str) -> Extract | None:
+def _reference_rows(alias: str) -> Extract | None:
     """What validation compares an import with: the registry's rows it may refer to
     (None when the registry holds no data)."""
     if any(v for k, v in registry_counts(alias).items() if k != "audit"):

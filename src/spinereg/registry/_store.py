@@ -269,7 +269,7 @@ def import_extract(alias: str, extract: Extract | Tables, *, mapping: str = "", 
         ``progress(entity, done, total)`` after each batch.
     timings : dict, optional
         Filled with seconds spent: ``insert`` (new rows), ``audit`` (their audit
-        entries), ``references`` (checking the foreign keys after a bulk load),
+        entries), ``references`` (checking the foreign keys of the rows written),
         ``commit``.
     before_commit : callable, optional
         Called when everything is written, inside the transaction: an exception it
@@ -355,7 +355,7 @@ def import_extract(alias: str, extract: Extract | Tables, *, mapping: str = "", 
             ins = df[new_mask]
             created[ent.name] = len(ins)
             if checks_off and (len(ins) or changed_keys):
-                written.append((ent, _row_estimate(cursor, _table(ent)), changed_keys))
+                written.append((ent, _max_rowid(cursor, _table(ent)), changed_keys))
             if not len(ins):
                 continue
             # the snapshot is compressed in a helper thread (Arrow lets it run beside the inserts)
@@ -434,9 +434,8 @@ def _check_references(cursor: _RawCursor, ent: Entity, after: int, updated: Sequ
                                  f"from {parent}")
 
 
-def _row_estimate(cursor: _RawCursor, table: str) -> int:
-    """About how many rows ``table`` holds (SQLite): its largest rowid, found in
-    O(log n); never less than the count (rows are appended, seldom deleted)."""
+def _max_rowid(cursor: _RawCursor, table: str) -> int:
+    """The largest rowid of ``table`` (SQLite; 0 when empty): new rows get the ones above."""
     cursor.execute(f"SELECT max(rowid) FROM {table}")
     return int(cursor.fetchone()[0] or 0)
 
@@ -513,8 +512,7 @@ def _insert_sqlite(cursor: _RawCursor, new_rows: Sequence[tuple[Entity, pd.DataF
             one = f"({', '.join(['%s'] * len(ent.columns))})"
             head = f"INSERT INTO {table} ({', '.join(ent.column_names)}) VALUES "
             started = time.perf_counter()
-            cursor.execute(f"SELECT max(rowid) FROM {table}")
-            last = cursor.fetchone()[0] or 0
+            last = _max_rowid(cursor, table)
             ahead = helper.submit(jobs[k + 1]) if k + 1 < len(jobs) else None
             cursor.executemany(head + ", ".join([one] * per_statement), batch.multi)
             cursor.executemany(head + one, batch.single)
