@@ -5,10 +5,17 @@ import spinereg.instruments
 
 EXPECTED = [
     "DataFileError",
+    "DatabaseError",
+    "IntegrityConflictError",
     "InvalidInputError",
     "InvalidInputWarning",
+    "MappingError",
+    "PrivacyError",
     "Problem",
+    "SiteKeyError",
+    "SourceFileError",
     "SpineregError",
+    "StudySpecError",
     "UnknownValueSetError",
     "__version__",
     "eq5d",
@@ -112,3 +119,17 @@ def test_each_layer_imports_only_what_lies_to_its_right() -> None:
         for path, module in _spinereg_imports(layer):
             if module.startswith("spinereg"):
                 assert module.startswith(prefixes), f"{path} imports {module}"
+
+
+def test_error_hierarchy() -> None:
+    """Each failure a caller must tell apart has its own class, all under SpineregError."""
+    kinds = [spinereg.MappingError, spinereg.SourceFileError, spinereg.PrivacyError,
+             spinereg.IntegrityConflictError, spinereg.SiteKeyError, spinereg.DatabaseError,
+             spinereg.StudySpecError, spinereg.InvalidInputError, spinereg.UnknownValueSetError,
+             spinereg.DataFileError]
+    for k in kinds:
+        assert issubclass(k, spinereg.SpineregError)
+    for a in kinds:
+        for b in kinds:
+            if a is not b:
+                assert not issubclass(a, b), (a, b)

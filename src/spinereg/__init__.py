@@ -4,10 +4,17 @@ The public API is small and stable; everything else lives in private modules.
 """
 
 from spinereg._errors import (
+    DatabaseError,
     DataFileError,
+    IntegrityConflictError,
     InvalidInputError,
+    MappingError,
+    PrivacyError,
     Problem,
+    SiteKeyError,
+    SourceFileError,
     SpineregError,
+    StudySpecError,
     UnknownValueSetError,
 )
 from spinereg._version import __version__
@@ -30,10 +37,17 @@ from spinereg.instruments import valueset_catalogue as valuesets
 
 __all__ = [
     "DataFileError",
+    "DatabaseError",
+    "IntegrityConflictError",
     "InvalidInputError",
     "InvalidInputWarning",
+    "MappingError",
+    "PrivacyError",
     "Problem",
+    "SiteKeyError",
+    "SourceFileError",
     "SpineregError",
+    "StudySpecError",
     "UnknownValueSetError",
     "__version__",
     "eq5d",

@@ -12,9 +12,16 @@ from dataclasses import dataclass
 
 __all__ = [
     "DataFileError",
+    "DatabaseError",
+    "IntegrityConflictError",
     "InvalidInputError",
+    "MappingError",
+    "PrivacyError",
     "Problem",
+    "SiteKeyError",
+    "SourceFileError",
     "SpineregError",
+    "StudySpecError",
     "UnknownValueSetError",
     "show_value",
 ]
@@ -95,3 +102,37 @@ class UnknownValueSetError(SpineregError, KeyError):
 
 class DataFileError(SpineregError):
     """A bundled reference data file is malformed (a packaging bug)."""
+
+
+class MappingError(SpineregError):
+    """A mapping file (TOML) is malformed or does not fit the tidy schema; the message
+    names the mapping file and key."""
+
+
+class SourceFileError(SpineregError):
+    """A source file cannot be read (missing, unreadable, wrong format or encoding); the
+    message names the file."""
+
+
+class PrivacyError(SpineregError):
+    """A write would store a CPR number in clear (a CPR-shaped number in a value); the
+    message names where (file, row, column, or form field) with the value hidden."""
+
+
+class IntegrityConflictError(SpineregError):
+    """A write conflicts with data already in the registry or with another input: a row
+    of another dataset, a changed row without ``--update``, the same key twice."""
+
+
+class SiteKeyError(SpineregError):
+    """The pseudonymisation key does not fit: unreadable, malformed, or another key
+    than the one the registry was written with."""
+
+
+class DatabaseError(SpineregError):
+    """The registry database cannot be used: unreachable server, missing or unwritable
+    file, out-of-date schema.  The message says what to do."""
+
+
+class StudySpecError(SpineregError):
+    """A study specification is invalid; the message names the file and key."""
