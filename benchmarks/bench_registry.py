@@ -52,7 +52,7 @@ def _child_import(extract_dir: str, db: str) -> dict[str, float]:
     from spinereg.data import read_extract, write_extract
     from spinereg.registry import open_registry
     from spinereg.registry._pipeline import import_files
-    from spinereg.registry._store import migrate
+    from spinereg.registry import migrate
 
     x = read_extract(extract_dir)
     csv_dir = Path(extract_dir).parent / "tidy-csv"
@@ -78,7 +78,7 @@ def _child_import_proms(extract_dir: str, db: str) -> dict[str, float]:
     from spinereg.data import read_extract, write_extract
     from spinereg.registry import open_registry
     from spinereg.registry._pipeline import import_files
-    from spinereg.registry._store import migrate
+    from spinereg.registry import migrate
 
     x = read_extract(extract_dir)
     csv_dir = Path(extract_dir).parent / "tidy-csv"

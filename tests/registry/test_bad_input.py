@@ -93,7 +93,7 @@ def write_files(directory: Path, changes: dict[tuple[str, int], dict[str, str]] 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
     from spinereg.registry import open_registry
-    from spinereg.registry._store import migrate
+    from spinereg.registry import migrate
 
     tmp = tmp_path_factory.mktemp("bad-input")
     if request.param == "sqlite":

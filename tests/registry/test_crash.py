@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -14,17 +13,20 @@ from tests.registry.test_store import small_extract
 
 SCRIPT = textwrap.dedent("""
     import sys
+    import time
     import pandas as pd
     from spinereg.data import Extract, conform
-    from spinereg.registry import open_registry
-    from spinereg.registry._store import import_extract
+    from spinereg.registry import import_extract, open_registry
+    def pause(entity, done, total):  # a window in which the transaction is open
+        print(f"importing {entity} {done}/{total}", file=sys.stderr, flush=True)
+        time.sleep(30)
     n = 60_000
     x = Extract.empty()
     x.tables["patients"] = conform(pd.DataFrame({
         "patient_id": [f"K{i:06d}" for i in range(n)], "sex": ["female", "male"] * (n // 2),
         "birth_date": ["1950-01-01"] * n}), "patients")
     alias = open_registry(sys.argv[1])
-    import_extract(alias, x, mapping="crash-test")
+    import_extract(alias, x, mapping="crash-test", progress=pause)
     print("FINISHED", flush=True)
 """)
 
@@ -36,9 +38,8 @@ def test_kill_minus_nine_mid_import_leaves_database_unchanged(registry: str, db_
     before = load_extract(registry)
     script = tmp_path / "slow_import.py"
     script.write_text(SCRIPT)
-    env = {**os.environ, "SPINEREG_IMPORT_PAUSE": "30"}
     proc = subprocess.Popen([sys.executable, str(script), db_url], stderr=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True, env=env)
+                            stdout=subprocess.PIPE, text=True)
     assert proc.stderr is not None
     line = proc.stderr.readline()  # printed after the first batch is written inside the transaction
     assert "importing patients 20000/60000" in line, line

@@ -20,7 +20,7 @@ DbOption = Annotated[str | None, typer.Option(
 
 def _open(db: str | None, *, migrate: bool = True) -> str:
     from spinereg.registry import open_registry
-    from spinereg.registry._store import migrate as do_migrate
+    from spinereg.registry import migrate as do_migrate
 
     alias = open_registry(db)
     if migrate:

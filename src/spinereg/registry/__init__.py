@@ -1,9 +1,62 @@
-"""The registry: Django models, migrations and the store of the tidy data.
+"""The registry: a reusable Django app (models, migrations) and its one audited write service.
 
-Importing this package does not configure Django; :func:`open_registry`
-does, on first use.  The study engine never imports this package.
+Importing this package does not configure Django.  Inside a host Django
+project (the web registry), add ``"spinereg.registry"`` to ``INSTALLED_APPS``;
+standalone (the command line), :func:`open_registry` configures Django from
+:mod:`spinereg.registry.standalone` on first use.  Every write to registry data
+goes through :class:`RegistryWriter` (single records) or :func:`import_files` /
+:func:`import_extract` (bulk), each audited; other writes are refused
+(:class:`UnauditedWriteError`, or the database's own refusal).  The study engine
+never imports this package.
 """
 
-from spinereg.registry._settings import default_database_url, open_registry, resolve_database_url
+from spinereg.registry._audit import acting_as, actor
+from spinereg.registry._guard import UnauditedWriteError
+from spinereg.registry._pipeline import ImportResult, import_files, parse_extract_date
+from spinereg.registry._service import RegistryWriter, dataset_code, key_fingerprint, migrate
+from spinereg.registry._settings import default_database_url, open_registry, resolve_database_url, safe_url
+from spinereg.registry._store import (
+    HistoryEntry,
+    ImportConflictError,
+    ImportPreview,
+    ImportSummary,
+    RowChange,
+    StreamedTables,
+    Tables,
+    import_extract,
+    load_extract,
+    load_references,
+    preview_import,
+    registry_counts,
+    row_history,
+)
 
-__all__ = ["default_database_url", "open_registry", "resolve_database_url"]
+__all__ = [
+    "HistoryEntry",
+    "ImportConflictError",
+    "ImportPreview",
+    "ImportResult",
+    "ImportSummary",
+    "RegistryWriter",
+    "RowChange",
+    "StreamedTables",
+    "Tables",
+    "UnauditedWriteError",
+    "acting_as",
+    "actor",
+    "dataset_code",
+    "default_database_url",
+    "import_extract",
+    "import_files",
+    "key_fingerprint",
+    "load_extract",
+    "load_references",
+    "migrate",
+    "open_registry",
+    "parse_extract_date",
+    "preview_import",
+    "registry_counts",
+    "resolve_database_url",
+    "row_history",
+    "safe_url",
+]

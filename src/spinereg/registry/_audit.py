@@ -1,11 +1,10 @@
-"""Audit history: every create, update and delete of registry data.
+"""Audit history: who is acting, and the one format of an audit entry's values.
 
-ORM saves and deletes (admin, the web app of a later issue, scripts) are
-recorded by Django signals; imports write their audit rows in bulk in the
-same transaction as the data (see ``_store.py``).  Each entry records who
-(:func:`actor`), when, what (entity and key) and the values: ``{"new": {...}}``
-for a create, ``{"old": {...}, "new": {...}}`` (changed columns only) for an
-update and ``{"old": {...}}`` for a delete.
+Every create, update and delete of registry data goes through the write
+service (:mod:`spinereg.registry._service`), which writes one audit entry per
+change in the same transaction: who (:func:`actor`), when, what (entity and
+key), why (``reason``, where one is required) and the values in the one format
+of :func:`changes_json`.
 """
 
 from __future__ import annotations
@@ -18,7 +17,7 @@ from collections.abc import Iterator
 from datetime import UTC, date, datetime
 from typing import Any
 
-__all__ = ["acting_as", "actor", "connect_signals", "json_value"]
+__all__ = ["REGISTRY_COLUMNS", "acting_as", "actor", "changes_json", "json_value", "model_row"]
 
 _ACTOR: contextvars.ContextVar[str | None] = contextvars.ContextVar("spinereg_actor", default=None)
 
@@ -64,55 +63,25 @@ def json_value(v: Any) -> Any:
     return v
 
 
-def _row(instance: Any) -> dict[str, Any]:
-    return {f.column: json_value(getattr(instance, f.attname)) for f in instance._meta.concrete_fields}
+def model_row(instance: Any) -> dict[str, Any]:
+    """The tidy columns of a model instance, JSON-safe (registry columns left out)."""
+    return {f.column: json_value(getattr(instance, f.attname)) for f in instance._meta.concrete_fields
+            if f.column not in REGISTRY_COLUMNS}
 
 
-def _key(instance: Any) -> str:
-    from spinereg.data import entity
-
-    ent = entity(instance._meta.db_table.removeprefix("spinereg_"))
-    row = _row(instance)
-    return "/".join(str(row[k]) for k in ent.key)
+#: Columns of the entity tables that are the registry's own, not the tidy schema's.
+REGISTRY_COLUMNS = ("dataset_id", "batch_id")
 
 
-def connect_signals() -> None:
-    """Record ORM saves and deletes of the entity models in the audit table."""
-    from django.db.models.signals import post_delete, post_save, pre_save
-
-    from spinereg.registry.models import ENTITY_MODELS, AuditEntry
-
-    def before(sender: Any, instance: Any, raw: bool = False, using: str = "default", **kw: Any) -> None:
-        old = None
-        if instance.pk is not None:
-            old = sender.objects.using(using).filter(pk=instance.pk).first()
-        instance._spinereg_old = _row(old) if old is not None else None
-
-    def after(sender: Any, instance: Any, created: bool, using: str = "default", **kw: Any) -> None:
-        new = _row(instance)
-        old = getattr(instance, "_spinereg_old", None)
-        if created or old is None:
-            changes: dict[str, Any] = {"new": new}
-            action = "create"
-        else:
-            diff = [k for k, v in new.items() if old.get(k) != v]
-            if not diff:
-                return
-            changes = {"old": {k: old.get(k) for k in diff}, "new": {k: new[k] for k in diff}}
-            action = "update"
-        AuditEntry.objects.using(using).create(
-            at=datetime.now(UTC), actor=actor(), action=action,
-            entity=sender._meta.db_table.removeprefix("spinereg_"), record_key=_key(instance),
-            changes=json.dumps(changes, sort_keys=True, default=str))
-
-    def deleted(sender: Any, instance: Any, using: str = "default", **kw: Any) -> None:
-        old = _row(instance)
-        AuditEntry.objects.using(using).create(
-            at=datetime.now(UTC), actor=actor(), action="delete",
-            entity=sender._meta.db_table.removeprefix("spinereg_"), record_key=_key(instance),
-            changes=json.dumps({"old": old}, sort_keys=True, default=str))
-
-    for model in ENTITY_MODELS.values():
-        pre_save.connect(before, sender=model, dispatch_uid=f"spinereg-pre-{model.__name__}", weak=False)
-        post_save.connect(after, sender=model, dispatch_uid=f"spinereg-post-{model.__name__}", weak=False)
-        post_delete.connect(deleted, sender=model, dispatch_uid=f"spinereg-del-{model.__name__}", weak=False)
+def changes_json(old: dict[str, Any] | None, new: dict[str, Any] | None) -> str:
+    """The one format of an audit entry's values: ``{"old": ..., "new": ...}``, each
+    side present when it exists (create: new; update: both, changed columns only;
+    delete: old).  The create entries of an import hold ``{"snapshot": batch id}``
+    in place of ``new``: the values are in the import's snapshot, once per batch and
+    entity (see docs/audit.md); :func:`spinereg.registry.row_history` resolves them."""
+    doc: dict[str, Any] = {}
+    if old is not None:
+        doc["old"] = old
+    if new is not None:
+        doc["new"] = new
+    return json.dumps(doc, sort_keys=True, default=str)

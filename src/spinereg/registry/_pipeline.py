@@ -16,18 +16,30 @@ from spinereg.data import Extract
 from spinereg.data._mapped import MappedTable
 from spinereg.data._mapping import MappedChunks
 from spinereg.data._validate import ValidationReport
-from spinereg.registry._store import ImportSummary, Progress, import_extract, load_references, registry_counts
+from spinereg._errors import SiteKeyError, SpineregError
+from spinereg.registry._service import check_site_key, key_fingerprint, stored_fingerprint
+from spinereg.registry._store import (
+    ImportPreview,
+    ImportSummary,
+    Progress,
+    import_extract,
+    load_references,
+    preview_import,
+    registry_counts,
+)
 
 __all__ = ["ImportResult", "import_files"]
 
 
 @dataclass(frozen=True)
 class ImportResult:
-    """The validation report, the validated extract and, when written, the summary."""
+    """The validation report, the validated extract, when written the summary, and for a
+    dry run against a registry the preview of what the import would change."""
 
     report: ValidationReport
     extract: Extract
     summary: ImportSummary | None
+    preview: ImportPreview | None = None
 
     @property
     def written(self) -> bool:
@@ -38,7 +50,7 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
                  key: bytes | None = None, key_file: str | Path | None = None,
                  extract_date: str | None = None, dataset: dict[str, Any] | None = None,
                  dry_run: bool = False, progress: Progress | None = None,
-                 timings: dict[str, float] | None = None) -> ImportResult:
+                 timings: dict[str, float] | None = None, update: bool = False) -> ImportResult:
     """Import source files through a mapping into the registry ``alias``.
 
     Nothing is written when validation finds any error, or with ``dry_run``;
@@ -56,24 +68,30 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
     spent reading and mapping the files; and, within the store, ``insert``,
     ``audit``, ``references`` and ``commit``.
     """
-    from spinereg.data._cpr import load_site_key
     from spinereg.data._mapping import iter_mapping, load_mapping
     from spinereg.data._validate import validate
 
     spent = timings if timings is not None else {}
     m = load_mapping(str(mapping))
-    site_key = key if key is not None else load_site_key(key_file)
+    extract_day = parse_extract_date(extract_date)
+    meta = _tidy_dataset_meta(files) if str(mapping) == "tidy" else {}
+    name = (dataset or {}).get("name") or meta.get("name") or getattr(m, "name", None) or str(mapping)
+    meta = {"synthetic": False, "source": str(mapping), **meta, **(dataset or {}), "name": name}
+    if extract_day is not None:
+        meta["extract_date"] = extract_day
+    site_key = key if key is not None else _site_key(alias, key_file, dry_run=dry_run or alias is None)
+    fingerprint = key_fingerprint(site_key)
+    if alias is not None:
+        check_site_key(alias, fingerprint)
     # the files are matched to the mapping's sources now; read and mapped as validation asks
     chunks = _Timed(iter_mapping(m, [Path(f) for f in files], key=site_key), spent)
     mapped = time.perf_counter()
     if dry_run or alias is None:
         existing = _reference_rows(alias) if alias is not None else None
-        extract, report = validate(chunks, existing=existing, extract_date=extract_date)
+        extract, report = validate(chunks, existing=existing, extract_date=extract_day)
         spent["validate"] = time.perf_counter() - mapped
-        return ImportResult(report, extract, None)
-    meta = _tidy_dataset_meta(files) if str(mapping) == "tidy" else {}
-    name = (dataset or {}).get("name") or meta.get("name") or getattr(m, "name", None) or str(mapping)
-    meta = {"synthetic": False, "source": str(mapping), **meta, **(dataset or {}), "name": name}
+        preview = preview_import(alias, extract, str(name)) if alias is not None and report.ok else None
+        return ImportResult(report, extract, None, preview)
     # Validation runs in a helper thread and hands over each entity as soon as its own
     # checks are done; the store writes it (in the one transaction) while the next ones
     # are read and validated.  The registry's rows that the checks across entities
@@ -86,7 +104,7 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
             from django.db import connections
 
             try:
-                return validate(chunks, existing=lambda: _reference_rows(alias), extract_date=extract_date,
+                return validate(chunks, existing=lambda: _reference_rows(alias), extract_date=extract_day,
                                 on_table=incoming.put)
             except BaseException as exc:
                 incoming.fail(exc)
@@ -104,7 +122,8 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
         summary: ImportSummary | None = None
         try:
             summary = import_extract(alias, incoming, mapping=str(mapping), files=[str(f) for f in files],
-                                     dataset=meta, progress=progress, timings=spent, before_commit=check)
+                                     dataset=meta, progress=progress, timings=spent, before_commit=check,
+                                     update=update, site_key_fingerprint=fingerprint)
         except _InvalidError:
             pass
         except Exception:
@@ -118,6 +137,49 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
             spent["store"] = time.perf_counter() - mapped  # beside the validation
         extract, report = validating.result()
     return ImportResult(report, extract, summary)
+
+
+def parse_extract_date(value: str | None) -> str | None:
+    """An extract date given as text: ISO ``YYYY-MM-DD`` only (``03-04-2017`` is
+    ambiguous and refused), and a real calendar date."""
+    import datetime as dt
+    import re
+
+    if value is None or value == "":
+        return None
+    text = str(value).strip()
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+        raise SpineregError(f"extract date {value!r}: write it as YYYY-MM-DD (e.g. 2017-03-04)")
+    try:
+        return dt.date.fromisoformat(text).isoformat()
+    except ValueError:
+        raise SpineregError(f"extract date {value!r} is not a calendar date") from None
+
+
+def _site_key(alias: str | None, key_file: str | Path | None, *, dry_run: bool) -> bytes:
+    """The pseudonymisation key for an import.
+
+    ``SPINEREG_SITE_KEY`` or an existing key file is used as it is.  Without one, a
+    dry run uses a throwaway key (it writes nothing, no key file either); an import
+    creates the key file, unless the registry already holds rows written with a key
+    (then a missing key file is a mistake: refused, nothing created).
+    """
+    import os
+    import secrets
+
+    from spinereg.data._cpr import default_key_path, load_site_key
+
+    path = Path(key_file) if key_file is not None else default_key_path()
+    if os.environ.get("SPINEREG_SITE_KEY") or path.exists():
+        return load_site_key(path, create=False)
+    if dry_run:
+        return secrets.token_bytes(32)
+    stored = stored_fingerprint(alias) if alias is not None else None
+    if stored is not None:
+        raise SiteKeyError(f"no site key at {path}, and this registry was written with the key whose fingerprint "
+                           f"is {stored}: give that key (--key-file PATH or SPINEREG_SITE_KEY); a new key would "
+                           "create every patient again. Nothing was written.")
+    return load_site_key(path, create=True)
 
 
 def _reference_rows(alias: str) -> Extract | None:

@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -31,9 +31,12 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from spinereg._errors import IntegrityConflictError
 from spinereg.data import Entity, Extract, conform, entities
+from spinereg.registry._audit import REGISTRY_COLUMNS, changes_json, json_value
 from spinereg.registry._audit import actor as current_actor
-from spinereg.registry._audit import json_value
+from spinereg.registry._guard import writes_allowed
+from spinereg.registry._service import check_site_key, get_or_create_dataset
 
 __all__ = ["HistoryEntry", "ImportSummary", "Tables", "import_extract", "load_extract", "load_references", "migrate",
            "read_snapshot", "registry_counts", "row_history"]
@@ -50,6 +53,7 @@ class ImportSummary:
     created: dict[str, int]
     updated: dict[str, int]
     unchanged: dict[str, int]
+    changes: tuple[RowChange, ...] = ()  # with update=True: each changed key and column, old -> new
 
     @property
     def total_created(self) -> int:
@@ -58,13 +62,6 @@ class ImportSummary:
     @property
     def total_updated(self) -> int:
         return sum(self.updated.values())
-
-
-def migrate(alias: str) -> None:
-    """Create or upgrade the registry tables (Django migrations)."""
-    from django.core.management import call_command
-
-    call_command("migrate", database=alias, verbosity=0, interactive=False)
 
 
 def _table(ent: Entity) -> str:
@@ -209,9 +206,10 @@ def _key_strings(df: pd.DataFrame, ent: Entity) -> pd.Series:
     return key
 
 
-def _existing(cursor: Any, ent: Entity, keys: pd.DataFrame) -> pd.DataFrame:
-    """Rows already in the database with these keys (tidy columns)."""
-    cols = ", ".join(ent.column_names)
+def _existing(cursor: Any, ent: Entity, keys: pd.DataFrame) -> tuple[pd.DataFrame, npt.NDArray[np.int64]]:
+    """Rows already in the database with these keys (tidy columns), and the dataset id
+    each belongs to (0 where none)."""
+    cols = ", ".join([*ent.column_names, "dataset_id"])
     first = ent.key[0]
     wanted = pd.unique(keys[first].astype(str))
     rows: list[tuple[Any, ...]] = []
@@ -220,8 +218,103 @@ def _existing(cursor: Any, ent: Entity, keys: pd.DataFrame) -> pd.DataFrame:
         marks = ", ".join(["%s"] * len(chunk))
         cursor.execute(f"SELECT {cols} FROM {_table(ent)} WHERE {first} IN ({marks})", chunk)
         rows.extend(cursor.fetchall())
-    frame = pd.DataFrame.from_records(rows, columns=list(ent.column_names))
-    return conform(frame, ent)
+    frame = pd.DataFrame.from_records(rows, columns=[*ent.column_names, "dataset_id"])
+    owner = frame["dataset_id"].fillna(0).to_numpy(dtype=np.int64)
+    return conform(frame.drop(columns="dataset_id"), ent), owner
+
+
+@dataclass(frozen=True)
+class RowChange:
+    """One column of one row that an import would change: ``old`` -> ``new`` (JSON-safe
+    values), and the dataset the row belongs to."""
+
+    entity: str
+    key: str
+    column: str
+    old: Any
+    new: Any
+    dataset: str
+
+
+@dataclass
+class _Comparison:
+    """An entity's incoming rows against the registry."""
+
+    new_mask: npt.NDArray[np.bool_]  # rows whose key is new
+    unchanged: int  # rows found and identical
+    changed: pd.DataFrame  # incoming rows found, of this dataset, that differ
+    changed_old: pd.DataFrame  # their stored values, in the same order
+    own: list[RowChange]  # the changes of those rows, column by column
+    foreign: list[RowChange]  # differing rows that belong to another dataset
+
+
+def _compare(cursor: Any, ent: Entity, df: pd.DataFrame, dataset_id: int | None, names: dict[int, str],
+             has_rows: bool) -> _Comparison:
+    """Which incoming rows are new, identical, or changed (and whose they are)."""
+    empty = df.iloc[:0]
+    result = _Comparison(np.ones(len(df), dtype=bool), 0, empty, empty, [], [])
+    if not has_rows:
+        return result
+    old, owner = _existing(cursor, ent, df)
+    if not len(old):
+        return result
+    inc_key = _key_strings(df, ent)
+    old_key = _key_strings(old, ent)
+    found = inc_key.isin(old_key).to_numpy(dtype=bool)
+    result.new_mask = ~found
+    if not found.any():
+        return result
+    inc = _norm_rows(df[found], ent).set_index(inc_key[found].to_numpy())
+    prev_all = _norm_rows(old, ent).set_index(old_key.to_numpy())
+    prev = prev_all.loc[inc.index]
+    cells = (inc != prev).to_numpy(dtype=bool)
+    differs = cells.any(axis=1)
+    result.unchanged = int((~differs).sum())
+    if not differs.any():
+        return result
+    owners = pd.Series(owner, index=old_key.to_numpy()).loc[inc.index].to_numpy()
+    mine = owners == (dataset_id or 0)
+    raw_new = df[found].set_index(inc_key[found].to_numpy())
+    raw_old = old.set_index(old_key.to_numpy()).loc[inc.index]
+    cols = list(ent.column_names)
+    for i, j in zip(*np.nonzero(cells), strict=True):
+        c = cols[j]
+        change = RowChange(ent.name, str(inc.index[i]), c, json_value(raw_old[c].iloc[i]),
+                           json_value(raw_new[c].iloc[i]), names.get(int(owners[i]), "(none)"))
+        (result.own if mine[i] else result.foreign).append(change)
+    take = differs & mine
+    result.changed = df[found][take]
+    result.changed_old = raw_old[take]
+    return result
+
+
+class ImportConflictError(IntegrityConflictError):
+    """An import would change rows already in the registry: rows of another dataset
+    (never allowed), or rows of its own dataset without ``update=True``.  ``changes``
+    lists every changed key and column, old -> new."""
+
+    def __init__(self, message: str, changes: Sequence[RowChange]) -> None:
+        super().__init__(message)
+        self.changes = tuple(changes)
+
+
+def _conflict(own: Sequence[RowChange], foreign: Sequence[RowChange]) -> ImportConflictError:
+    lines = []
+    if foreign:
+        owners = sorted({c.dataset for c in foreign})
+        lines.append(f"{len({(c.entity, c.key) for c in foreign}):,} row(s) of another dataset "
+                     f"({', '.join(owners)}) would change; an import never changes another dataset's rows:")
+        lines += [f"  {c.entity} {c.key}: {c.column} {c.old!r} -> {c.new!r} (dataset {c.dataset})"
+                  for c in foreign[:20]]
+        if len(foreign) > 20:
+            lines.append(f"  ... and {len(foreign) - 20:,} more change(s)")
+    if own:
+        lines.append(f"{len({(c.entity, c.key) for c in own}):,} existing row(s) would change; nothing was "
+                     "written. Check the changes (the dry run lists them all); import with --update to apply:")
+        lines += [f"  {c.entity} {c.key}: {c.column} {c.old!r} -> {c.new!r}" for c in own[:20]]
+        if len(own) > 20:
+            lines.append(f"  ... and {len(own) - 20:,} more change(s)")
+    return ImportConflictError("\n".join(lines), [*foreign, *own])
 
 
 def _norm_rows(df: pd.DataFrame, ent: Entity) -> pd.DataFrame:
@@ -239,17 +332,26 @@ def _norm_rows(df: pd.DataFrame, ent: Entity) -> pd.DataFrame:
 
 
 class Tables(Protocol):
-    """Tidy tables by entity name: an :class:`Extract`, or tables still being validated
-    (``tables[name]`` waits until that entity's rows are ready; such tables may also
-    have a method ``ready(name) -> bool`` that says whether it would wait)."""
+    """Tidy tables by entity name, e.g. an :class:`Extract`."""
 
     def __getitem__(self, name: str) -> pd.DataFrame: ...
 
 
-def import_extract(alias: str, extract: Extract | Tables, *, mapping: str = "", files: Sequence[str] = (),
+@runtime_checkable
+class StreamedTables(Tables, Protocol):
+    """Tables still being validated while the store writes the earlier ones (the import
+    pipeline): ``tables[name]`` waits until that entity's rows are ready, and
+    ``ready(name)`` says whether it would return at once (the store does other work,
+    such as writing audit entries, while it would wait)."""
+
+    def ready(self, name: str) -> bool: ...
+
+
+def import_extract(alias: str, extract: Tables, *, mapping: str = "", files: Sequence[str] = (),
                    dataset: dict[str, Any] | None = None, progress: Progress | None = None,
                    timings: dict[str, float] | None = None,
-                   before_commit: Callable[[], None] | None = None) -> ImportSummary:
+                   before_commit: Callable[[], None] | None = None, update: bool = False, kind: str = "import",
+                   site_key_fingerprint: str | None = None) -> ImportSummary:
     """Write a validated extract into the registry, all or nothing.
 
     Parameters
@@ -264,7 +366,8 @@ def import_extract(alias: str, extract: Extract | Tables, *, mapping: str = "", 
         Recorded in the import batch (file names only).
     dataset : dict, optional
         ``name``, ``synthetic``, ``source``, ``extract_date`` of the dataset
-        the rows belong to (created or updated).
+        the rows belong to (created when new; default name ``registry``).  Every
+        row written records its dataset and this write batch.
     progress : callable, optional
         ``progress(entity, done, total)`` after each batch.
     timings : dict, optional
@@ -275,6 +378,16 @@ def import_extract(alias: str, extract: Extract | Tables, *, mapping: str = "", 
         Called when everything is written, inside the transaction: an exception it
         raises rolls the whole import back (used to finish validating while the rows
         are written).
+    update : bool
+        Rows whose key exists already and whose values differ are changed only with
+        ``update=True``; otherwise the import is refused (:class:`ImportConflictError`
+        listing each changed key and column, old -> new) and nothing is written.
+        Identical rows are left unchanged.  A row of another dataset is never changed.
+    kind : str
+        The write batch's kind: ``import`` or ``synth``.
+    site_key_fingerprint : str, optional
+        Fingerprint of the pseudonymisation key the data were made with: recorded on
+        first use, and an import with another key is refused (:class:`SiteKeyError`).
 
     Notes
     -----
@@ -287,11 +400,10 @@ def import_extract(alias: str, extract: Extract | Tables, *, mapping: str = "", 
     same rows, done in bulk (about a third of the cost of checking row by row).
     PostgreSQL checks each row as it goes in.
     """
-    from django.db import connections, transaction
+    from django.db import connections
 
     from spinereg.registry.models import Dataset, ImportBatch
 
-    pause = float(os.environ.get("SPINEREG_IMPORT_PAUSE", "0") or 0)
     sqlite = _is_sqlite(alias)
     who = current_actor()
     now = datetime.now(UTC)
@@ -301,17 +413,23 @@ def import_extract(alias: str, extract: Extract | Tables, *, mapping: str = "", 
     spent = timings if timings is not None else {}
     for k in ("insert", "audit", "references", "commit"):
         spent[k] = 0.0
+    own: list[RowChange] = []
+    foreign: list[RowChange] = []
+    changes: list[RowChange] = []
+    meta = dataset or {}
     # SQLite: foreign keys are checked once, in bulk, for the rows written (see Notes)
-    with _foreign_keys_off(alias, sqlite) as checks_off, transaction.atomic(using=alias), \
-            contextlib.ExitStack() as stack:
+    with _foreign_keys_off(alias, sqlite) as checks_off, writes_allowed(alias), contextlib.ExitStack() as stack:
+        if site_key_fingerprint is not None:
+            check_site_key(alias, site_key_fingerprint, record=True)
+        owner = get_or_create_dataset(alias, str(meta.get("name") or "registry"),
+                                      synthetic=bool(meta.get("synthetic", False)),
+                                      source=str(meta.get("source") or ""),
+                                      extract_date=_as_date(meta.get("extract_date")))
+        names = {int(d.pk): d.name for d in Dataset.objects.using(alias).all()}
         batch = ImportBatch.objects.using(alias).create(
-            at=now, actor=who, mapping=mapping, files="\n".join(os.path.basename(f) for f in files))
-        if dataset:
-            Dataset.objects.using(alias).update_or_create(
-                name=str(dataset.get("name", "registry")),
-                defaults={"synthetic": bool(dataset.get("synthetic", False)),
-                          "source": str(dataset.get("source", "")),
-                          "extract_date": _as_date(dataset.get("extract_date"))})
+            at=now, actor=who, kind=kind, dataset=owner, mapping=mapping,
+            files="\n".join(os.path.basename(f) for f in files))
+        marks = (int(owner.pk), int(batch.pk))
         django_conn = connections[alias]
         django_conn.ensure_connection()
         cursor = _RawCursor(django_conn.connection.cursor(), sqlite)
@@ -322,7 +440,7 @@ def import_extract(alias: str, extract: Extract | Tables, *, mapping: str = "", 
         # SQLite: audit entries of rows already inserted, written while the next entity is
         # still being validated (else right away)
         deferred: list[Callable[[], None]] = []
-        ready: Callable[[str], bool] | None = getattr(extract, "ready", None)
+        ready = extract.ready if isinstance(extract, StreamedTables) else None
         for ent in entities():
             while deferred and ready is not None and not ready(ent.name):
                 deferred.pop(0)()
@@ -331,27 +449,19 @@ def import_extract(alias: str, extract: Extract | Tables, *, mapping: str = "", 
             if df.empty:
                 continue
             cursor.execute(f"SELECT 1 FROM {_table(ent)} LIMIT 1")
-            has_rows = cursor.fetchone() is not None
-            new_mask = np.ones(len(df), dtype=bool)
+            cmp = _compare(cursor, ent, df, int(owner.pk), names, cursor.fetchone() is not None)
+            new_mask = cmp.new_mask
+            unchanged[ent.name] = cmp.unchanged
+            foreign += cmp.foreign
             changed_keys: list[Any] = []
-            if has_rows:
-                old = _existing(cursor, ent, df)
-                if len(old):
-                    inc_key = _key_strings(df, ent)
-                    old_key = _key_strings(old, ent)
-                    found = inc_key.isin(old_key).to_numpy(dtype=bool)
-                    new_mask = ~found
-                    if found.any():
-                        inc = _norm_rows(df[found], ent).set_index(inc_key[found].to_numpy())
-                        prev = _norm_rows(old, ent).set_index(old_key.to_numpy()).loc[inc.index]
-                        differs = (inc != prev).any(axis=1).to_numpy(dtype=bool)
-                        unchanged[ent.name] = int((~differs).sum())
-                        if differs.any():
-                            changed = df[found][differs]
-                            _update_rows(cursor, ent, changed, old.set_index(old_key.to_numpy())
-                                         .loc[inc.index[differs]], sqlite, stamp, who, batch.pk)
-                            updated[ent.name] = int(differs.sum())
-                            changed_keys = pd.unique(changed[ent.key[0]].astype(str)).tolist()
+            if len(cmp.changed):
+                if update:
+                    _update_rows(cursor, ent, cmp.changed, cmp.changed_old, sqlite, stamp, who, batch.pk)
+                    updated[ent.name] = len(cmp.changed)
+                    changed_keys = pd.unique(cmp.changed[ent.key[0]].astype(str)).tolist()
+                    changes += cmp.own
+                else:
+                    own += cmp.own
             ins = df[new_mask]
             created[ent.name] = len(ins)
             if checks_off and (len(ins) or changed_keys):
@@ -361,13 +471,15 @@ def import_extract(alias: str, extract: Extract | Tables, *, mapping: str = "", 
             # the snapshot is compressed in a helper thread (Arrow lets it run beside the inserts)
             blobs.append((ent, len(ins), snapper.submit(_snapshot_blob, ins, ent)))
             if sqlite:
-                _insert_sqlite(cursor, [(ent, ins)], stamp, who, int(batch.pk), progress, pause,
+                _insert_sqlite(cursor, [(ent, ins)], stamp, who, marks, progress,
                                django_conn.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), spent,
                                deferred)
             else:
-                _insert_postgresql(cursor, ent, ins, stamp, who, int(batch.pk), progress, pause, spent)
+                _insert_postgresql(cursor, ent, ins, stamp, who, marks, progress, spent)
         while deferred:
             deferred.pop(0)()
+        if own or foreign:
+            raise _conflict(own, foreign)
         started = time.perf_counter()
         for ent, n, blob in blobs:
             cursor.execute("INSERT INTO spinereg_import_snapshot (batch_id, entity, n_rows, data) "
@@ -385,7 +497,47 @@ def import_extract(alias: str, extract: Extract | Tables, *, mapping: str = "", 
             n_unchanged=sum(unchanged.values()))
         committing = time.perf_counter()
     spent["commit"] = time.perf_counter() - committing
-    return ImportSummary(int(batch.pk), created, updated, unchanged)
+    return ImportSummary(int(batch.pk), created, updated, unchanged, tuple(changes))
+
+
+@dataclass(frozen=True)
+class ImportPreview:
+    """What an import would do, per entity (a dry run against the registry): rows it would
+    create and leave unchanged, the changes it would make to its own dataset's rows
+    (``changes``, applied only with ``update``), and the changes to other datasets' rows
+    that it would be refused for (``foreign``)."""
+
+    created: dict[str, int]
+    unchanged: dict[str, int]
+    changes: tuple[RowChange, ...]
+    foreign: tuple[RowChange, ...]
+
+
+def preview_import(alias: str, extract: Tables, dataset: str) -> ImportPreview:
+    """Compare an extract with the registry, writing nothing (see :class:`ImportPreview`)."""
+    from django.db import connections
+
+    from spinereg.registry.models import Dataset
+
+    names = {int(d.pk): d.name for d in Dataset.objects.using(alias).all()}
+    owner = Dataset.objects.using(alias).filter(name=dataset).first()
+    created: dict[str, int] = {}
+    unchanged: dict[str, int] = {}
+    own: list[RowChange] = []
+    foreign: list[RowChange] = []
+    with connections[alias].cursor() as cursor:
+        for ent in entities():
+            df = extract[ent.name]
+            if df.empty:
+                continue
+            cursor.execute(f"SELECT 1 FROM {_table(ent)} LIMIT 1")
+            cmp = _compare(cursor, ent, df, None if owner is None else int(owner.pk), names,
+                           cursor.fetchone() is not None)
+            created[ent.name] = int(cmp.new_mask.sum())
+            unchanged[ent.name] = cmp.unchanged
+            own += cmp.own
+            foreign += cmp.foreign
+    return ImportPreview(created, unchanged, tuple(own), tuple(foreign))
 
 
 @contextlib.contextmanager
@@ -460,10 +612,11 @@ class _SqliteRows:
     The column values (:func:`_sqlite_columns`) are built on the first batch and
     dropped after the last one."""
 
-    def __init__(self, ent: Entity, ins: pd.DataFrame, per_statement: int) -> None:
+    def __init__(self, ent: Entity, ins: pd.DataFrame, per_statement: int, marks: tuple[int, int]) -> None:
         self.ent = ent
         self.ins = ins
         self.per_statement = per_statement
+        self.marks = marks  # the registry columns' values: dataset id, batch id
         self.cols: list[npt.NDArray[np.object_]] | None = None
 
     def batches(self) -> list[Callable[[], _Batch]]:
@@ -473,10 +626,12 @@ class _SqliteRows:
         if self.cols is None:
             self.cols = _sqlite_columns(self.ins, self.ent)
         n = min(_BATCH, len(self.ins) - start)
-        k = len(self.cols)
+        k = len(self.cols) + len(self.marks)
         grid = np.empty((n, k), dtype=object)
         for j, c in enumerate(self.cols):
             grid[:, j] = c[start:start + n]
+        for j, v in enumerate(self.marks, start=len(self.cols)):
+            grid[:, j] = v
         flat = grid.ravel().tolist()  # row after row
         full = n // self.per_statement * self.per_statement
         step = self.per_statement * k
@@ -487,7 +642,7 @@ class _SqliteRows:
 
 
 def _insert_sqlite(cursor: _RawCursor, new_rows: Sequence[tuple[Entity, pd.DataFrame]], stamp: Any, who: str,
-                   batch_id: int, progress: Progress | None, pause: float, max_variables: int,
+                   marks: tuple[int, int], progress: Progress | None, max_variables: int,
                    spent: dict[str, float], deferred: list[Callable[[], None]]) -> None:
     """Insert new rows (SQLite), batch by batch; each batch's audit entries are
     appended to ``deferred``, for the caller to write (all before the commit).
@@ -502,15 +657,17 @@ def _insert_sqlite(cursor: _RawCursor, new_rows: Sequence[tuple[Entity, pd.DataF
     """
     if not new_rows:
         return
-    per_statement = max(1, min(_ROWS_PER_INSERT, max_variables // max(len(e.columns) for e, _ in new_rows)))
-    jobs = [job for ent, ins in new_rows for job in _SqliteRows(ent, ins, per_statement).batches()]
+    width = max(len(e.columns) for e, _ in new_rows) + len(REGISTRY_COLUMNS)
+    per_statement = max(1, min(_ROWS_PER_INSERT, max_variables // width))
+    jobs = [job for ent, ins in new_rows for job in _SqliteRows(ent, ins, per_statement, marks).batches()]
+    batch_id = marks[1]
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spinereg-import") as helper:
         batch = jobs[0]()
         for k in range(len(jobs)):
             ent = batch.ent
             table = _table(ent)
-            one = f"({', '.join(['%s'] * len(ent.columns))})"
-            head = f"INSERT INTO {table} ({', '.join(ent.column_names)}) VALUES "
+            one = f"({', '.join(['%s'] * (len(ent.columns) + len(REGISTRY_COLUMNS)))})"
+            head = f"INSERT INTO {table} ({', '.join([*ent.column_names, *REGISTRY_COLUMNS])}) VALUES "
             started = time.perf_counter()
             last = _max_rowid(cursor, table)
             ahead = helper.submit(jobs[k + 1]) if k + 1 < len(jobs) else None
@@ -519,7 +676,8 @@ def _insert_sqlite(cursor: _RawCursor, new_rows: Sequence[tuple[Entity, pd.DataF
             n = len(batch.multi) * per_statement + len(batch.single)
             spent["insert"] += time.perf_counter() - started
             deferred.append(functools.partial(_audit_sqlite, cursor, ent, last, n, stamp, who, batch_id, spent))
-            _report(ent.name, batch.end, batch.total, progress, pause)
+            if progress is not None:
+                progress(ent.name, batch.end, batch.total)
             if ahead is not None:
                 batch = ahead.result()
 
@@ -528,8 +686,8 @@ def _audit_sqlite(cursor: _RawCursor, ent: Entity, last: int, n: int, stamp: Any
                   spent: dict[str, float]) -> None:
     """The ``create`` entries of the ``n`` rows of ``ent`` stored after rowid ``last``."""
     started = time.perf_counter()
-    cursor.execute(f"INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id) "
-                   f"SELECT %s, %s, 'create', '{ent.name}', {_key_sql(ent)}, %s, %s FROM {_table(ent)} "
+    cursor.execute(f"INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id, reason) "
+                   f"SELECT %s, %s, 'create', '{ent.name}', {_key_sql(ent)}, %s, %s, '' FROM {_table(ent)} "
                    f"WHERE rowid > %s AND rowid <= %s ORDER BY rowid",
                    (stamp, who, _snapshot_changes(batch_id), batch_id, last, last + n))
     if cursor.rowcount != n:  # pragma: no cover - a row without its audit entry
@@ -537,25 +695,27 @@ def _audit_sqlite(cursor: _RawCursor, ent: Entity, last: int, n: int, stamp: Any
     spent["audit"] += time.perf_counter() - started
 
 
-def _insert_postgresql(cursor: _RawCursor, ent: Entity, ins: pd.DataFrame, stamp: Any, who: str, batch_id: int,
-                       progress: Progress | None, pause: float, spent: dict[str, float]) -> None:
+def _insert_postgresql(cursor: _RawCursor, ent: Entity, ins: pd.DataFrame, stamp: Any, who: str,
+                       marks: tuple[int, int], progress: Progress | None, spent: dict[str, float]) -> None:
     """Insert new rows (PostgreSQL ``COPY``), batch by batch, each batch followed by its
     audit entries, built by the database from the batch's rows (selected by key)."""
     table = _table(ent)
     total = len(ins)
     cols = [np.asarray(v, dtype=object) for v in _column_values(ins, ent, False)]
+    cols += [np.full(total, v, dtype=object) for v in marks]
+    batch_id = marks[1]
     keys = [ins[k].astype(str).to_numpy(dtype=object) for k in ent.key]
     if len(ent.key) == 1:
         where = f"{ent.key[0]} = ANY(%s)"
     else:
         where = f"({', '.join(ent.key)}) IN (SELECT * FROM unnest({', '.join(['%s::text[]'] * len(ent.key))}))"
-    audit = ("INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id) "
-             f"SELECT %s, %s, 'create', '{ent.name}', {_key_sql(ent)}, %s, %s "
+    audit = ("INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id, reason) "
+             f"SELECT %s, %s, 'create', '{ent.name}', {_key_sql(ent)}, %s, %s, '' "
              f"FROM (SELECT {', '.join(ent.key)} FROM {table} WHERE {where}) AS r")
     for i in range(0, total, _BATCH):
         started = time.perf_counter()
         rows = list(zip(*(c[i:i + _BATCH] for c in cols), strict=True))
-        cursor.copy_rows(table, ent.column_names, rows)
+        cursor.copy_rows(table, [*ent.column_names, *REGISTRY_COLUMNS], rows)
         inserted = time.perf_counter()
         cursor.execute(audit, (stamp, who, _snapshot_changes(batch_id), batch_id,
                                *(list(k[i:i + _BATCH]) for k in keys)))
@@ -563,15 +723,8 @@ def _insert_postgresql(cursor: _RawCursor, ent: Entity, ins: pd.DataFrame, stamp
             raise RuntimeError(f"audit of {ent.name}: {cursor.rowcount} entries for {len(rows)} new rows")
         spent["insert"] += inserted - started
         spent["audit"] += time.perf_counter() - inserted
-        _report(ent.name, min(total, i + _BATCH), total, progress, pause)
-
-
-def _report(entity: str, done: int, total: int, progress: Progress | None, pause: float) -> None:
-    if progress is not None:
-        progress(entity, done, total)
-    if pause:  # for the crash test: a window in which the transaction is open
-        print(f"spinereg: importing {entity} {done}/{total}", file=sys.stderr, flush=True)
-        time.sleep(pause)
+        if progress is not None:
+            progress(ent.name, min(total, i + _BATCH), total)
 
 
 class _RawCursor:
@@ -623,7 +776,7 @@ def _update_rows(cursor: Any, ent: Entity, new: pd.DataFrame, old: pd.DataFrame,
     cols = _column_values(new, ent, sqlite)
     rows = list(zip(*cols, strict=True))
     non_key = [c for c in ent.column_names if c not in ent.key]
-    sets = ", ".join(f"{c} = %s" for c in non_key)
+    sets = ", ".join(f"{c} = %s" for c in non_key) + f", batch_id = {int(batch_id)}"
     where = " AND ".join(f"{k} = %s" for k in ent.key)
     idx = {c: i for i, c in enumerate(ent.column_names)}
     params = [tuple(r[idx[c]] for c in non_key) + tuple(r[idx[k]] for k in ent.key) for r in rows]
@@ -632,10 +785,10 @@ def _update_rows(cursor: Any, ent: Entity, new: pd.DataFrame, old: pd.DataFrame,
     audit = []
     for k, o, n in zip(keys, _row_values(old, ent), _row_values(new, ent), strict=True):
         diff = [c for c in ent.column_names if n[c] != o[c]]
-        changes = json.dumps({"old": {c: o[c] for c in diff}, "new": {c: n[c] for c in diff}}, sort_keys=True)
-        audit.append((stamp, who, "update", ent.name, k, changes, batch_id))
-    cursor.executemany("INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id)"
-                       " VALUES (%s, %s, %s, %s, %s, %s, %s)", audit)
+        changes = changes_json({c: o[c] for c in diff}, {c: n[c] for c in diff})
+        audit.append((stamp, who, "update", ent.name, k, changes, batch_id, ""))
+    cursor.executemany("INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id, reason)"
+                       " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", audit)
 
 
 def load_extract(alias: str) -> Extract:

@@ -8,6 +8,8 @@ class RegistryConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from spinereg.registry import _audit
+        from django.db.backends.signals import connection_created
 
-        _audit.connect_signals()
+        from spinereg.registry._guard import install_guard
+
+        connection_created.connect(install_guard, dispatch_uid="spinereg-write-guard")

@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 from django.db import models
 
 from spinereg.data import Column, entities
+from spinereg.registry._guard import check_allowed
 
 __all__ = [
     "ENTITY_MODELS",
@@ -26,8 +27,50 @@ __all__ = [
     "Operation",
     "Patient",
     "PromResponse",
+    "RegistryInfo",
     "TreatedLevel",
 ]
+
+class GuardedQuerySet(models.QuerySet):  # type: ignore[type-arg]
+    """A queryset whose bulk writes are refused outside the write service."""
+
+    def update(self, **kwargs: Any) -> int:
+        check_allowed(self.db, "QuerySet.update()")
+        return int(super().update(**kwargs))
+
+    def bulk_create(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
+        check_allowed(self.db, "QuerySet.bulk_create()")
+        return super().bulk_create(objs, *args, **kwargs)
+
+    def bulk_update(self, objs: Any, *args: Any, **kwargs: Any) -> Any:
+        check_allowed(self.db, "QuerySet.bulk_update()")
+        return super().bulk_update(objs, *args, **kwargs)
+
+    def delete(self) -> Any:
+        check_allowed(self.db, "QuerySet.delete()")
+        return super().delete()
+
+    def _raw_delete(self, using: Any) -> Any:
+        check_allowed(using, "QuerySet._raw_delete()")
+        return super()._raw_delete(using)
+
+
+class EntityModel(models.Model):
+    """Base of the entity models: ``save()`` and ``delete()`` only inside the service."""
+
+    objects = GuardedQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        check_allowed(kwargs.get("using") or self._state.db, "Model.save()")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args: Any, **kwargs: Any) -> Any:
+        check_allowed(kwargs.get("using") or self._state.db, "Model.delete()")
+        return super().delete(*args, **kwargs)
+
 
 _CLASS = {
     "patients": "Patient",
@@ -81,9 +124,17 @@ def _build(entity_name: str) -> type[models.Model]:
     if single_key is None:
         key_fields = [k[:-3] if ent.column(k).references else k for k in ent.key]
         meta["constraints"] = [models.UniqueConstraint(fields=key_fields, name=f"{entity_name}_key")]
+    # the registry's own columns: which dataset a row belongs to, which write batch last wrote it
+    attrs["dataset"] = models.ForeignKey("Dataset", on_delete=models.PROTECT, null=True, db_column="dataset_id",
+                                         related_name="+", db_index=False,
+                                         help_text="The dataset the row belongs to (registry column).")
+    attrs["batch"] = models.ForeignKey("ImportBatch", on_delete=models.PROTECT, null=True, db_column="batch_id",
+                                       related_name="+", db_index=False,
+                                       help_text="The write batch that created or last changed the row "
+                                                 "(registry column).")
     attrs["Meta"] = type("Meta", (), meta)
     attrs["__doc__"] = ent.description
-    return type(_CLASS[entity_name], (models.Model,), attrs)
+    return type(_CLASS[entity_name], (EntityModel,), attrs)
 
 
 Patient = _build("patients")
@@ -103,10 +154,15 @@ ENTITY_MODELS: dict[str, type[models.Model]] = {
 }
 
 
-class Dataset(models.Model):
-    """A body of data in the registry, e.g. one synthetic registry or one site's import."""
+class Dataset(EntityModel):
+    """A body of data in the registry, e.g. one synthetic registry or one site's import.
+
+    ``code`` namespaces the dataset's source ids (``code:id``), so two hospitals'
+    ``HOSP-001`` are two patients."""
 
     name = models.CharField(max_length=255, unique=True)
+    code = models.CharField(max_length=40, unique=True, null=True,
+                            help_text="Short slug of the name; prefix of the dataset's source ids.")
     synthetic = models.BooleanField(default=False, help_text="The data are synthetic (generated).")
     source = models.CharField(max_length=255, blank=True, default="")
     extract_date = models.DateField(null=True, blank=True)
@@ -116,11 +172,15 @@ class Dataset(models.Model):
         db_table = "spinereg_dataset"
 
 
-class ImportBatch(models.Model):
-    """One import: who, when, which files (names only), with which mapping."""
+class ImportBatch(EntityModel):
+    """One write batch: an import (who, when, which files by name, which mapping), a
+    synthetic registry, or one edit through the write service."""
 
     at = models.DateTimeField()
     actor = models.CharField(max_length=150)
+    kind = models.CharField(max_length=16, default="import", help_text="import, synth or edit")
+    dataset = models.ForeignKey(Dataset, null=True, on_delete=models.PROTECT, related_name="+",
+                                db_column="dataset_id")
     mapping = models.CharField(max_length=255)
     files = models.TextField(help_text="File names, one per line.")
     n_created = models.IntegerField(default=0)
@@ -131,7 +191,7 @@ class ImportBatch(models.Model):
         db_table = "spinereg_import_batch"
 
 
-class ImportSnapshot(models.Model):
+class ImportSnapshot(EntityModel):
     """The values of the rows an import created, once per import batch and entity: a
     zstd-compressed Arrow IPC stream of exactly the rows as stored (every tidy column).
     The import's ``create`` audit entries point here instead of each holding a copy."""
@@ -147,7 +207,7 @@ class ImportSnapshot(models.Model):
             models.UniqueConstraint(fields=["batch", "entity"], name="import_snapshot_key")]
 
 
-class AuditEntry(models.Model):
+class AuditEntry(EntityModel):
     """One create, update or delete of registry data: who, when, what, old -> new."""
 
     ACTIONS: ClassVar[list[tuple[str, str]]] = [("create", "create"), ("update", "update"), ("delete", "delete")]
@@ -161,6 +221,18 @@ class AuditEntry(models.Model):
                                          '"new": {...}} (update, changed columns), {"old": {...}} (delete)')
     batch = models.ForeignKey(ImportBatch, null=True, blank=True, on_delete=models.PROTECT,
                               related_name="+", db_column="batch_id", db_index=False)
+    reason = models.TextField(blank=True, default="", help_text="Why (required for changes to locked records).")
 
     class Meta:
         db_table = "spinereg_audit"
+
+
+class RegistryInfo(EntityModel):
+    """Facts about the registry itself, one row each: ``site_key_fingerprint`` (the
+    fingerprint of the pseudonymisation key its rows were written with)."""
+
+    name = models.CharField(max_length=64, primary_key=True)
+    value = models.CharField(max_length=255)
+
+    class Meta:
+        db_table = "spinereg_registry_info"

@@ -1,0 +1,277 @@
+"""The one audited write service of the registry.
+
+Every create, update and delete of registry data goes through here: imports
+(:func:`spinereg.registry.import_extract`, in bulk), the command line, and the
+web forms and API of later issues (:class:`RegistryWriter`, one record at a
+time).  Each change gets one audit entry, in the same transaction, in one
+format: who, when, entity, key, old -> new, why (``reason``) and the write
+batch.  Writes that bypass the service are refused (:mod:`._guard`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+import pandas as pd
+
+from spinereg._errors import IntegrityConflictError, PrivacyError, SiteKeyError, SpineregError
+from spinereg.data import conform, entity
+from spinereg.registry._audit import REGISTRY_COLUMNS, actor, changes_json, json_value
+from spinereg.registry._guard import writes_allowed
+
+__all__ = ["RegistryWriter", "check_site_key", "dataset_code", "key_fingerprint", "migrate"]
+
+_FINGERPRINT = "site_key_fingerprint"
+
+
+def key_fingerprint(key: bytes) -> str:
+    """A pseudonymisation key's fingerprint: the first 16 hex digits of
+    HMAC-SHA256(key, "spinereg site key fingerprint").  It tells keys apart without
+    revealing them (it cannot recompute a pseudonym)."""
+    return hmac.new(key, b"spinereg site key fingerprint", hashlib.sha256).hexdigest()[:16]
+
+
+def stored_fingerprint(alias: str) -> str | None:
+    """The fingerprint of the key the registry's rows were written with (None before the first)."""
+    from spinereg.registry.models import RegistryInfo
+
+    row = RegistryInfo.objects.using(alias).filter(name=_FINGERPRINT).first()
+    return None if row is None else str(row.value)
+
+
+def check_site_key(alias: str, fingerprint: str, *, record: bool = False) -> None:
+    """Refuse another key than the registry's (:class:`SiteKeyError`); with ``record``,
+    store the fingerprint on first use (inside the service's transaction)."""
+    from spinereg.registry.models import RegistryInfo
+
+    stored = stored_fingerprint(alias)
+    if stored is None:
+        if record:
+            RegistryInfo.objects.using(alias).create(name=_FINGERPRINT, value=fingerprint)
+        return
+    if stored != fingerprint:
+        raise SiteKeyError(
+            f"this registry was written with the site key whose fingerprint is {stored}; the key given has "
+            f"fingerprint {fingerprint}. Its pseudonyms would not match the registry's, and every patient would "
+            "be created again. Use the registry's key: --key-file PATH or SPINEREG_SITE_KEY (see "
+            "docs/pseudonymisation.md); nothing was written.")
+
+
+def migrate(alias: str) -> None:
+    """Create or upgrade the registry tables (Django migrations), through the service."""
+    from django.core.management import call_command
+
+    with writes_allowed(alias, atomic=False):
+        call_command("migrate", "spinereg", database=alias, verbosity=0, interactive=False)
+        call_command("migrate", database=alias, verbosity=0, interactive=False)
+
+
+def dataset_code(name: str) -> str:
+    """The short code of a dataset name (its source ids are stored as ``code:id``):
+    lower case, runs of other characters as one ``-``, at most 24 characters."""
+    code = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:24].strip("-")
+    if not code:
+        raise SpineregError(f"dataset name {name!r}: give a name with letters or digits")
+    return code
+
+
+def get_or_create_dataset(alias: str, name: str, *, synthetic: bool = False, source: str = "",
+                          extract_date: Any = None) -> Any:
+    """The dataset called ``name`` (created when new; inside the service).  An existing
+    dataset keeps its synthetic flag (it is never cleared) and gets the later extract date."""
+    from spinereg.registry.models import Dataset
+
+    code = dataset_code(name)
+    found = Dataset.objects.using(alias).filter(name=name).first()
+    if found is None:
+        clash = Dataset.objects.using(alias).filter(code=code).first()
+        if clash is not None:
+            raise IntegrityConflictError(f"dataset name {name!r} has the code {code!r} of the existing dataset "
+                                         f"{clash.name!r}: choose a name that differs in letters or digits")
+        return Dataset.objects.using(alias).create(name=name, code=code, synthetic=synthetic, source=source,
+                                                   extract_date=extract_date)
+    changed = False
+    if synthetic and not found.synthetic:
+        found.synthetic, changed = True, True
+    if extract_date is not None and (found.extract_date is None or extract_date > found.extract_date):
+        found.extract_date, changed = extract_date, True
+    if source and not found.source:
+        found.source, changed = source, True
+    if changed:
+        found.save(using=alias)
+    return found
+
+
+class RegistryWriter:
+    """Create, update and delete single records, audited (web forms, API, commands).
+
+    Parameters
+    ----------
+    alias : str
+        Connection alias from :func:`spinereg.registry.open_registry`.
+    dataset : str
+        Name of the dataset new records belong to (created when new).
+    who : str, optional
+        The actor recorded in the audit trail (default :func:`spinereg.registry.actor`).
+
+    Every value is conformed to the tidy schema and every text value scanned for
+    CPR numbers before anything is written; a record of another dataset is never
+    changed.  Each call is one transaction with one write batch (kind ``edit``) and
+    one audit entry.
+    """
+
+    def __init__(self, alias: str, dataset: str, *, who: str | None = None) -> None:
+        self.alias = alias
+        self.dataset_name = dataset
+        self.who = who
+
+    # -- helpers ---------------------------------------------------------------------
+    def _model(self, entity_name: str) -> Any:
+        from spinereg.registry.models import ENTITY_MODELS
+
+        try:
+            return ENTITY_MODELS[entity_name]
+        except KeyError:
+            raise SpineregError(f"unknown entity {entity_name!r}; one of {', '.join(ENTITY_MODELS)}") from None
+
+    def _clean(self, entity_name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+        """The values conformed to the schema (types, vocabularies) and scanned for CPR numbers."""
+        from spinereg.data import contains_cpr
+
+        ent = entity(entity_name)
+        unknown = sorted(set(values) - set(ent.column_names))
+        if unknown:
+            raise SpineregError(f"{entity_name}: unknown field(s) {', '.join(unknown)}")
+        for col, v in values.items():
+            if isinstance(v, str) and contains_cpr(v):
+                raise PrivacyError(f"{entity_name}, field {col!r}: the value holds a CPR number "
+                                   "(value hidden); remove it")
+        frame = conform(pd.DataFrame([dict(values)]), ent)
+        for col, v in values.items():
+            got = frame[col].iloc[0]
+            if v is not None and v != "" and not (isinstance(v, float) and pd.isna(v)) and pd.isna(got):
+                raise SpineregError(f"{entity_name}, field {col!r}: value {v!r} is not a valid {ent.column(col).type}"
+                                    + (f" (one of {', '.join(ent.column(col).values)})"
+                                       if ent.column(col).values else ""))
+        return {c: json_value(frame[c].iloc[0]) for c in values}
+
+    def _key(self, entity_name: str, row: Mapping[str, Any]) -> str:
+        ent = entity(entity_name)
+        return "/".join(str(row[k]) for k in ent.key)
+
+    def _find(self, entity_name: str, key: str) -> Any:
+        """The record with this key (composite keys joined by ``/``), or None."""
+        model = self._model(entity_name)
+        ent = entity(entity_name)
+        parts = key.split("/", len(ent.key) - 1)
+        if len(parts) != len(ent.key):
+            return None
+        # a foreign key's attribute name equals its column name (patient_id, operation_id)
+        return model.objects.using(self.alias).filter(**dict(zip(ent.key, parts, strict=True))).first()
+
+    def _get(self, entity_name: str, key: str) -> Any:
+        obj = self._find(entity_name, key)
+        if obj is None:
+            raise IntegrityConflictError(f"{entity_name} {key!r} does not exist")
+        return obj
+
+    def _batch(self, dataset: Any, now: datetime, who: str) -> Any:
+        from spinereg.registry.models import ImportBatch
+
+        return ImportBatch.objects.using(self.alias).create(at=now, actor=who, kind="edit", dataset=dataset,
+                                                             mapping="", files="")
+
+    def _audit(self, action: str, entity_name: str, key: str, old: dict[str, Any] | None,
+               new: dict[str, Any] | None, batch: Any, now: datetime, who: str, reason: str) -> None:
+        from spinereg.registry.models import AuditEntry
+
+        AuditEntry.objects.using(self.alias).create(at=now, actor=who, action=action, entity=entity_name,
+                                                    record_key=key, changes=changes_json(old, new), batch=batch,
+                                                    reason=reason)
+
+    def _owned(self, obj: Any, dataset: Any, entity_name: str, key: str) -> None:
+        if obj.dataset_id is not None and obj.dataset_id != dataset.pk:
+            from spinereg.registry.models import Dataset
+
+            other = Dataset.objects.using(self.alias).get(pk=obj.dataset_id)
+            raise IntegrityConflictError(f"{entity_name} {key!r} belongs to dataset {other.name!r}; "
+                                         f"it cannot be changed from dataset {self.dataset_name!r}")
+
+    # -- the writes ------------------------------------------------------------------
+    def create(self, entity_name: str, values: Mapping[str, Any], *, reason: str = "") -> str:
+        """Create one record; returns its key.  Its key must be new."""
+        from spinereg.registry._audit import model_row
+
+        model = self._model(entity_name)
+        clean = self._clean(entity_name, values)
+        key = self._key(entity_name, clean)
+        now, who = datetime.now(UTC), self.who or actor()
+        with writes_allowed(self.alias):
+            dataset = get_or_create_dataset(self.alias, self.dataset_name)
+            batch = self._batch(dataset, now, who)
+            if self._find(entity_name, key) is not None:
+                raise IntegrityConflictError(f"{entity_name} {key!r} exists already")
+            obj = model(**_fields(clean), dataset=dataset, batch=batch)
+            obj.save(using=self.alias, force_insert=True)
+            self._audit("create", entity_name, key, None, model_row(obj), batch, now, who, reason)
+        return key
+
+    def update(self, entity_name: str, key: str, values: Mapping[str, Any], *, reason: str = "") -> dict[str, Any]:
+        """Change fields of one record; returns ``{"old": ..., "new": ...}`` of the changed fields."""
+        from spinereg.registry._audit import model_row
+
+        ent = entity(entity_name)
+        if set(values) & set(ent.key):
+            raise SpineregError(f"{entity_name} {key!r}: the key cannot be changed")
+        clean = self._clean(entity_name, values)
+        now, who = datetime.now(UTC), self.who or actor()
+        with writes_allowed(self.alias):
+            dataset = get_or_create_dataset(self.alias, self.dataset_name)
+            obj = self._get(entity_name, key)
+            self._owned(obj, dataset, entity_name, key)
+            old = model_row(obj)
+            for field, v in _fields(clean).items():
+                setattr(obj, field, v)
+            new = model_row(obj)
+            diff = [c for c in new if new[c] != old[c]]
+            if not diff:
+                return {"old": {}, "new": {}}
+            batch = self._batch(dataset, now, who)
+            obj.batch = batch
+            obj.save(using=self.alias)
+            changes = {"old": {c: old[c] for c in diff}, "new": {c: new[c] for c in diff}}
+            self._audit("update", entity_name, key, changes["old"], changes["new"], batch, now, who, reason)
+        return changes
+
+    def delete(self, entity_name: str, key: str, *, reason: str) -> None:
+        """Delete one record (a reason is required)."""
+        from django.db.models import ProtectedError
+
+        from spinereg.registry._audit import model_row
+
+        if not reason.strip():
+            raise SpineregError(f"{entity_name} {key!r}: deleting a record requires a reason")
+        now, who = datetime.now(UTC), self.who or actor()
+        with writes_allowed(self.alias):
+            dataset = get_or_create_dataset(self.alias, self.dataset_name)
+            obj = self._get(entity_name, key)
+            self._owned(obj, dataset, entity_name, key)
+            old = model_row(obj)
+            batch = self._batch(dataset, now, who)
+            try:
+                obj.delete(using=self.alias)
+            except ProtectedError:
+                raise IntegrityConflictError(f"{entity_name} {key!r} has records that refer to it; "
+                                             "delete those first") from None
+            self._audit("delete", entity_name, key, old, None, batch, now, who, reason)
+
+
+def _fields(clean: Mapping[str, Any]) -> dict[str, Any]:
+    """Model attribute names for tidy column values: a foreign key's attribute name equals
+    its column name (``patient_id``), every other field is named as its column."""
+    return {c: v for c, v in clean.items() if c not in REGISTRY_COLUMNS}
