@@ -32,11 +32,17 @@ class Provenance:
         Tidy column -> source column it was read from (for messages).
         Columns computed from several source columns name them joined by
         ``+``; constants are absent.
+    redact_cpr : frozenset of str
+        Tidy columns whose CPR-shaped numbers inside text the validator
+        replaces by ``[CPR number hidden]`` with a warning (the mapping says
+        ``cpr_in_text = "redact"``); in every other column such a number is
+        an error that refuses the import.
     """
 
     file: str
     row_label: str
     columns: dict[str, str] = field(default_factory=dict)
+    redact_cpr: frozenset[str] = frozenset()
 
 
 @dataclass(frozen=True)
