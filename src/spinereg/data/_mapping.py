@@ -33,11 +33,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spinereg._errors import SourceFileError
+from spinereg._errors import SourceFileError, SpineregError
+from spinereg.data._cpr import check_no_cpr
 from spinereg.data._mapped import MappedTable, Provenance
 from spinereg.data._mapping_eval import (
     _arrow,
@@ -48,6 +50,7 @@ from spinereg.data._mapping_eval import (
     _Reason,
     _series,
     _Source,
+    _strip_blank,
     to_text,
 )
 from spinereg.data._mapping_spec import (
@@ -70,6 +73,7 @@ __all__ = [
     "IDS",
     "INVALID_CPR",
     "MAPPING_FORMAT",
+    "NAMESPACE_SEP",
     "SHIPPED",
     "ImportMapping",
     "MappedChunks",
@@ -77,14 +81,54 @@ __all__ = [
     "TargetSpec",
     "ValueSpec",
     "apply_mapping",
+    "id_columns",
     "iter_mapping",
     "load_mapping",
+    "namespaced_id",
     "shipped_mappings",
     "to_text",
 ]
 
-def _chunk(mapping: ImportMapping, target: TargetSpec, exp: Expansion, src: _Source) -> MappedTable | None:
+#: Between a dataset's namespace and a source id: ``"Hospital B:HOSP-001"``.
+NAMESPACE_SEP = ":"
+
+
+def id_columns(entity_name: str) -> tuple[str, ...]:
+    """The id columns of an entity that an import namespaces: its key columns of type
+    ``str`` and every foreign key (a column with ``references`` in the schema).
+
+    >>> id_columns("proms")
+    ('prom_id', 'patient_id', 'operation_id')
+    """
+    ent = entity(entity_name)
+    return tuple(c.name for c in ent.columns if c.type == "str" and (c.name in ent.key or c.references))
+
+
+def namespaced_id(namespace: str, source_id: str) -> str:
+    """The registry id of a source id of dataset ``namespace``: ``f"{namespace}:{source_id}"``."""
+    return f"{namespace}{NAMESPACE_SEP}{source_id}"
+
+
+def _check_namespace(namespace: str) -> None:
+    if not isinstance(namespace, str) or not namespace.strip() or namespace != namespace.strip():
+        raise SpineregError(f"the namespace of the ids must be a non-empty name without leading or trailing "
+                            f"spaces, not {namespace!r}")
+    check_no_cpr(namespace, "the namespace of the ids (the dataset name)")
+
+
+def _namespace(values: pd.Series, namespace: str, pseudonym: npt.NDArray[np.bool_] | None) -> pd.Series:
+    """``namespace:value`` for every present value that is no keyed pseudonym (stripped)."""
+    a = _arrow(_strip_blank(_arrow(values)))
+    prefixed = pc.binary_join_element_wise(pa.scalar(namespace + NAMESPACE_SEP, a.type), a, pa.scalar("", a.type))
+    if pseudonym is not None:
+        prefixed = pc.if_else(pa.array(pseudonym), a, prefixed)
+    return _series(prefixed)
+
+
+def _chunk(mapping: ImportMapping, target: TargetSpec, exp: Expansion, src: _Source,
+           namespace: str | None = None) -> MappedTable | None:
     ent: Entity = entity(target.entity)
+    ids = id_columns(ent.name) if namespace is not None else ()
     # the target's (else the source's) missing codes; not for free text and ids
     coded_missing = target.missing if target.missing is not None else (src.spec.missing or ())
     data: dict[str, pd.Series] = {}
@@ -98,7 +142,7 @@ def _chunk(mapping: ImportMapping, target: TargetSpec, exp: Expansion, src: _Sou
             continue
         if len(v.series) != src.n:  # pragma: no cover - internal consistency
             raise mapping.error(spec.where, "internal error: wrong number of values")
-        data[cname] = v.series
+        data[cname] = _namespace(v.series, namespace, v.pseudonym) if namespace and cname in ids else v.series
         if v.sources:
             prov[cname] = "+".join(v.sources)
         if v.cpr_reason is not None:
@@ -189,7 +233,7 @@ def _harmonise_dates(chunks: list[MappedTable]) -> None:
 
 
 def apply_mapping(mapping: ImportMapping | str | Path, files: Sequence[str | Path], *,
-                  key: bytes | None = None) -> list[MappedTable]:
+                  key: bytes | None = None, namespace: str | None = None) -> list[MappedTable]:
     """Read the files and map them onto the tidy entities.
 
     Parameters
@@ -202,6 +246,17 @@ def apply_mapping(mapping: ImportMapping | str | Path, files: Sequence[str | Pat
     key : bytes, optional
         The site key for CPR pseudonyms (needed when the mapping uses
         ``transform = "cpr"``).
+    namespace : str, optional
+        The dataset the files belong to.  When given, and the mapping's ids are
+        source ids (``ids = "source"``, the default), every value of an id
+        column (:func:`id_columns`: entity keys and foreign keys) becomes
+        ``f"{namespace}:{id}"`` (:func:`namespaced_id`), consistently across
+        entities, so that two datasets' ``HOSP-001`` are two patients.  Keyed
+        CPR pseudonyms (the ``cpr`` transform's output, directly or through a
+        derived column) are left as they are: they identify a person across
+        the registry.  Ids built from a pseudonym (a ``hash`` or ``template``)
+        are source ids and namespaced.  With ``ids = "registry"`` (the
+        ``tidy`` mapping) the namespace is not used.
 
     Returns
     -------
@@ -223,11 +278,11 @@ def apply_mapping(mapping: ImportMapping | str | Path, files: Sequence[str | Pat
         A column read as-is (without a CPR transform) holds whole values that
         look like CPR numbers.
     """
-    return list(iter_mapping(mapping, files, key=key))
+    return list(iter_mapping(mapping, files, key=key, namespace=namespace))
 
 
 def iter_mapping(mapping: ImportMapping | str | Path, files: Sequence[str | Path], *,
-                 key: bytes | None = None) -> MappedChunks:
+                 key: bytes | None = None, namespace: str | None = None) -> MappedChunks:
     """:func:`apply_mapping`, lazily: the chunks of one entity after the other.
 
     The files are matched to the mapping's sources at once (those errors are
@@ -236,9 +291,14 @@ def iter_mapping(mapping: ImportMapping | str | Path, files: Sequence[str | Path
     the order of :func:`spinereg.data.entities` (within an entity, in the order
     of the targets, files and repetitions), so that :func:`validate` can check
     and hand over the first entities while later files are still being mapped.
-    A file is let go once no later entity needs it.
+    A file is let go once no later entity needs it.  ``namespace``: see
+    :func:`apply_mapping`.
     """
     m = mapping if isinstance(mapping, ImportMapping) else load_mapping(mapping)
+    if namespace is not None:
+        _check_namespace(namespace)
+        if m.ids == "registry":
+            namespace = None
     paths = _expand(list(files))
     if not paths:
         raise SourceFileError("no input files given")
@@ -308,7 +368,7 @@ def iter_mapping(mapping: ImportMapping | str | Path, files: Sequence[str | Path
                 for path in assigned[same.source]:
                     src = source_for(same.source, path)
                     for exp in same.expansions:
-                        ch = _chunk(m, same, exp, src)
+                        ch = _chunk(m, same, exp, src, namespace)
                         if ch is not None and len(ch.frame):
                             group.append(ch)
             _harmonise_dates(group)
@@ -333,9 +393,10 @@ def iter_mapping(mapping: ImportMapping | str | Path, files: Sequence[str | Path
 
 
 class MappedChunks(Iterator[MappedTable]):
-    """The chunks :func:`iter_mapping` yields, one entity after the other;
-    ``complete(entity)`` says whether every chunk of that entity has been yielded,
-    so a reader can take an entity without mapping the next one first."""
+    """The chunks :func:`iter_mapping` yields, one entity after the other: a
+    :class:`~spinereg.data.ChunkStream` (``complete(entity)`` says whether every
+    chunk of that entity has been yielded, so a reader can take an entity without
+    mapping the next one first)."""
 
     def __init__(self, chunks: Iterator[MappedTable], finished: set[str]) -> None:
         self._chunks = chunks

@@ -61,6 +61,9 @@ class _Value:
     series: pd.Series
     sources: tuple[str, ...] = ()
     cpr_reason: _Reason | None = None
+    #: rows whose value is a keyed CPR pseudonym (the ``cpr`` transform's output, as is):
+    #: a registry-wide person id, never namespaced; None when no row is one
+    pseudonym: npt.NDArray[np.bool_] | None = None
 
 
 @dataclass(frozen=True)
@@ -460,6 +463,7 @@ class _Source:
         ctype = col.type if col is not None else "str"
         reasons: list[_Reason] = []
         sources: tuple[str, ...] = ()
+        pseud: npt.NDArray[np.bool_] | None = None
         out: pd.Series
         if spec.kind == "constant":
             out = _const(spec.constant, self.n)
@@ -472,11 +476,15 @@ class _Source:
             sources = self._sources_of(actual)
             if spec.transform in _CPR_TRANSFORMS:
                 out = self._cpr_value(actual, spec, missing, fmt, reasons)
+                if spec.transform == "cpr":
+                    pseud = ~_nulls(out)
             elif spec.split:
                 ref = self._ref_text(actual, spec, missing, reasons)
                 out = self._split(ref[1] if ref is not None else _na(self.n), spec, missing)
             else:
                 out = self._column(actual, spec, ctype, missing, fmt, reasons)
+                if actual in self.spec.derive and not self._has_ops(spec):  # the derived value as is
+                    pseud = self.derived(actual).pseudonym
         elif spec.kind == "columns":
             parts: list[pd.Series] = []
             for name in spec.columns:
@@ -507,7 +515,13 @@ class _Source:
                     sources += tuple(x for x in fb.sources if x not in sources)
                     if fb.cpr_reason is not None:
                         reasons.append(fb.cpr_reason)
-        return _Value(out, sources, _first_reason(reasons))
+                    if pseud is not None or fb.pseudonym is not None:
+                        none = np.zeros(self.n, dtype=bool)
+                        pseud = np.where(gap, none if fb.pseudonym is None else fb.pseudonym,
+                                         none if pseud is None else pseud)
+        if pseud is not None:
+            pseud = pseud & ~_nulls(out)
+        return _Value(out, sources, _first_reason(reasons), pseud if pseud is not None and pseud.any() else None)
 
     def _cpr_value(self, actual: str, spec: ValueSpec, missing: tuple[str, ...], fmt: str,
                    reasons: list[_Reason]) -> pd.Series:

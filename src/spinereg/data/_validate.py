@@ -52,7 +52,7 @@ import pyarrow.compute as pc
 
 from spinereg._errors import show_value
 from spinereg.data._cpr import HIDDEN, find_cpr, redact_cpr
-from spinereg.data._mapped import MappedTable, Provenance
+from spinereg.data._mapped import ChunkStream, MappedTable, Provenance
 from spinereg.data._schema import Column, Entity, entities, timepoints
 from spinereg.data._tidy import Extract, conform, empty_table
 
@@ -432,8 +432,10 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | Callable[[], 
         What a mapping produced.  A list may hold the chunks in any order; any
         other iterable is consumed lazily, one entity at a time, and must yield
         them entity by entity in the order of :func:`entities` (as
-        :func:`~spinereg.data._mapping.iter_mapping` does), so that an entity is
+        :func:`~spinereg.data.iter_mapping` does), so that an entity is
         checked, and handed to ``on_table``, while later ones are still mapped.
+        A :class:`~spinereg.data.ChunkStream` is read up to an entity's last
+        chunk only (its ``complete``), not up to the next entity's first.
     existing : Extract or callable, optional
         Data already in the registry: foreign keys may refer to it, and dates are
         checked against it.  Only the entities and columns of
@@ -558,15 +560,15 @@ class _EntityGroups:
     """The chunks of each entity, taken in the order of :func:`entities`.
 
     A list or tuple is grouped at once (any order); another iterable is read
-    lazily, up to the first chunk of a later entity, or, when it has a method
-    ``complete(entity)`` (:class:`~spinereg.data._mapping.MappedChunks`), up to
-    the entity's last chunk.
+    lazily, up to the first chunk of a later entity, or, when it is a
+    :class:`~spinereg.data.ChunkStream` (what :func:`~spinereg.data.iter_mapping`
+    returns), up to the entity's last chunk.
     """
 
     def __init__(self, chunks: Iterable[MappedTable]) -> None:
         self._order = {e.name: i for i, e in enumerate(entities())}
-        # an iterator that knows when an entity's chunks are all out (MappedChunks.complete)
-        self._complete: Callable[[str], bool] | None = getattr(chunks, "complete", None)
+        # a stream that knows when an entity's chunks are all out
+        self._complete: Callable[[str], bool] | None = chunks.complete if isinstance(chunks, ChunkStream) else None
         if isinstance(chunks, list | tuple):  # stable: chunk order kept within an entity
             chunks = sorted(chunks, key=lambda c: self._order.get(c.entity, len(self._order)))
         self._it = iter(chunks)
