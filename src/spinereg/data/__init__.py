@@ -1,20 +1,54 @@
 """Registry data: the tidy extract, validation, import mappings,
 pseudonymisation and the synthetic registry.  Imports only instruments."""
 
+from spinereg.data._cpr import HIDDEN, check_no_cpr, contains_cpr, find_cpr, load_site_key, redact_cpr
+from spinereg.data._mapped import ChunkStream, MappedTable, Provenance
+from spinereg.data._mapping import (
+    NAMESPACE_SEP,
+    ImportMapping,
+    MappedChunks,
+    apply_mapping,
+    id_columns,
+    iter_mapping,
+    load_mapping,
+    namespaced_id,
+    shipped_mappings,
+)
 from spinereg.data._schema import Column, Entity, TimePoint, entities, entity, timepoints
 from spinereg.data._tidy import Extract, conform, empty_table, extract_sha256, read_extract, write_extract
+from spinereg.data._validate import ValidationReport, validate
 
 __all__ = [
+    "HIDDEN",
+    "NAMESPACE_SEP",
+    "ChunkStream",
     "Column",
     "Entity",
     "Extract",
+    "ImportMapping",
+    "MappedChunks",
+    "MappedTable",
+    "Provenance",
     "TimePoint",
+    "ValidationReport",
+    "apply_mapping",
+    "check_no_cpr",
     "conform",
+    "contains_cpr",
     "empty_table",
     "entities",
     "entity",
     "extract_sha256",
+    "find_cpr",
+    "id_columns",
+    "iter_mapping",
+    "load_mapping",
+    "load_site_key",
+    "namespaced_id",
     "read_extract",
+    "redact_cpr",
+    "shipped_mappings",
     "timepoints",
+    "validate",
     "write_extract",
 ]

@@ -30,7 +30,7 @@ delimiter is the most frequent of ``,`` ``;`` tab and ``|`` in the header line
 unless given.  Blank lines are skipped (their numbers are not reused) and a
 quoted value may span lines: the ``line`` of a row is where it starts.
 
-Files that cannot be read raise :class:`~spinereg._errors.SpineregError` with
+Files that cannot be read raise :class:`~spinereg._errors.SourceFileError` with
 a one-line message naming the file; the message never quotes cell values
 (anything that looks like a CPR number is replaced by ``[CPR number hidden]``).
 """
@@ -50,7 +50,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from spinereg._errors import SpineregError
+from spinereg._errors import SourceFileError
 from spinereg.data._cpr import CPR_PATTERN, HIDDEN
 
 __all__ = [
@@ -120,9 +120,9 @@ def _scrub(text: str) -> str:
     return CPR_PATTERN.sub(HIDDEN, line)[:300]
 
 
-def _fail(file: str, what: str, exc: BaseException | None = None) -> SpineregError:
+def _fail(file: str, what: str, exc: BaseException | None = None) -> SourceFileError:
     detail = f": {_scrub(str(exc)) or type(exc).__name__}" if exc is not None else ""
-    return SpineregError(f"{file}: {what}{detail}")
+    return SourceFileError(f"{file}: {what}{detail}")
 
 
 def format_of(path: str | Path) -> str:
@@ -130,7 +130,7 @@ def format_of(path: str | Path) -> str:
 
     Raises
     ------
-    SpineregError
+    SourceFileError
         When the suffix is not one spinereg reads.
     """
     p = Path(path)
@@ -138,9 +138,9 @@ def format_of(path: str | Path) -> str:
     if suffix in FORMATS:
         return FORMATS[suffix]
     if suffix == ".xls":
-        raise SpineregError(f"{p}: old Excel .xls files are not read; save the sheet as .xlsx or CSV")
+        raise SourceFileError(f"{p}: old Excel .xls files are not read; save the sheet as .xlsx or CSV")
     known = ", ".join(sorted(FORMATS))
-    raise SpineregError(f"{p}: unknown file type {suffix or '(no suffix)'!r}; spinereg reads {known}")
+    raise SourceFileError(f"{p}: unknown file type {suffix or '(no suffix)'!r}; spinereg reads {known}")
 
 
 def read_source(path: str | Path, *, format: str | None = None, sheet: str | int | None = None,
@@ -168,7 +168,7 @@ def read_source(path: str | Path, *, format: str | None = None, sheet: str | int
 
     Raises
     ------
-    SpineregError
+    SourceFileError
         The file is missing, of an unknown type, or cannot be read (one
         line naming the file; no cell values).
     """
@@ -176,11 +176,11 @@ def read_source(path: str | Path, *, format: str | None = None, sheet: str | int
     file = str(path)
     fmt = format.lower() if format else format_of(p)
     if fmt not in _READER_FORMATS:
-        raise SpineregError(f"{file}: unknown format {format!r}; formats: {', '.join(_READER_FORMATS)}")
+        raise SourceFileError(f"{file}: unknown format {format!r}; formats: {', '.join(_READER_FORMATS)}")
     if not p.exists():
-        raise SpineregError(f"{file}: no such file")
+        raise SourceFileError(f"{file}: no such file")
     if p.is_dir():
-        raise SpineregError(f"{file}: is a directory, not a data file")
+        raise SourceFileError(f"{file}: is a directory, not a data file")
     if fmt == "csv":
         try:
             data = p.read_bytes()
@@ -209,7 +209,7 @@ def _decode(data: bytes, file: str, encoding: str | None) -> bytes:
             data.decode("utf-8")
         except UnicodeDecodeError:
             if encoding is not None:
-                raise SpineregError(f"{file}: not valid UTF-8 text (set the source's encoding)") from None
+                raise SourceFileError(f"{file}: not valid UTF-8 text (set the source's encoding)") from None
             try:
                 return data.decode("cp1252").encode("utf-8")
             except UnicodeDecodeError:
@@ -218,9 +218,9 @@ def _decode(data: bytes, file: str, encoding: str | None) -> bytes:
     try:
         text = data.decode(encoding)
     except LookupError:
-        raise SpineregError(f"{file}: unknown encoding {encoding!r}") from None
+        raise SourceFileError(f"{file}: unknown encoding {encoding!r}") from None
     except UnicodeDecodeError:
-        raise SpineregError(f"{file}: not valid {encoding} text") from None
+        raise SourceFileError(f"{file}: not valid {encoding} text") from None
     return text.lstrip("\ufeff").encode("utf-8")
 
 
@@ -241,18 +241,18 @@ def _header(data: bytes, file: str, delimiter: str | None) -> tuple[list[str], s
     first_line = head.split("\n", 1)[0]
     delim = delimiter or _sniff(first_line)
     if len(delim) != 1:
-        raise SpineregError(f"{file}: the CSV delimiter must be one character, not {delim!r}")
+        raise SourceFileError(f"{file}: the CSV delimiter must be one character, not {delim!r}")
     try:
         row = next(csv.reader(io.StringIO(head, newline=""), delimiter=delim), None)
     except csv.Error as e:
         raise _fail(file, "cannot read the CSV header", e) from None
     if not row or all(not c.strip() for c in row):
-        raise SpineregError(f"{file}: empty file (no header line)")
+        raise SourceFileError(f"{file}: empty file (no header line)")
     names = [c.strip() or f"column{i + 1}" for i, c in enumerate(row)]
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise SpineregError(f"{file}: the header names column {name!r} twice")
+            raise SourceFileError(f"{file}: the header names column {name!r} twice")
         seen.add(name)
     return names, delim
 
@@ -337,14 +337,14 @@ def _read_zip(p: Path, file: str, *, delimiter: str | None, encoding: str | None
                        and not Path(m.filename).name.startswith(".")]
             if len(members) != 1:
                 names = ", ".join(m.filename for m in members) or "nothing"
-                raise SpineregError(f"{file}: a zip archive must hold exactly one data file (it holds {names})")
+                raise SourceFileError(f"{file}: a zip archive must hold exactly one data file (it holds {names})")
             member = members[0]
             suffix = Path(member.filename).suffix.lower()
             if FORMATS.get(suffix) != "csv":
-                raise SpineregError(f"{file}: the archive holds {member.filename!r}; only a CSV file is read "
+                raise SourceFileError(f"{file}: the archive holds {member.filename!r}; only a CSV file is read "
                                     "inside a zip archive (unzip other formats first)")
             data = z.read(member)
-    except SpineregError:
+    except SourceFileError:
         raise
     except (zipfile.BadZipFile, OSError, RuntimeError, NotImplementedError) as e:
         raise _fail(file, "cannot read as a zip archive", e) from None
@@ -368,11 +368,11 @@ def _read_xlsx(p: Path, file: str, sheet: str | int | None) -> SourceTable:
             ws = wb.worksheets[0]
         elif isinstance(sheet, int):
             if not 0 <= sheet < len(wb.worksheets):
-                raise SpineregError(f"{file}: no sheet number {sheet} (it has {len(wb.worksheets)}, counted from 0)")
+                raise SourceFileError(f"{file}: no sheet number {sheet} (it has {len(wb.worksheets)}, counted from 0)")
             ws = wb.worksheets[sheet]
         else:
             if sheet not in wb.sheetnames:
-                raise SpineregError(f"{file}: no sheet {sheet!r}; sheets: {', '.join(wb.sheetnames)}")
+                raise SourceFileError(f"{file}: no sheet {sheet!r}; sheets: {', '.join(wb.sheetnames)}")
             ws = wb[sheet]
         try:
             cells = [tuple(r) for r in ws.iter_rows(min_row=1, values_only=True)]
@@ -398,7 +398,7 @@ def _read_xlsx(p: Path, file: str, sheet: str | int | None) -> SourceTable:
         names.append(str(h).strip() if not empty(h) else get_column_letter(j + 1))
     dup = next((n for n in names if names.count(n) > 1), None)
     if dup is not None:
-        raise SpineregError(f"{file}: the header row names column {dup!r} twice")
+        raise SourceFileError(f"{file}: the header row names column {dup!r} twice")
     data = {name: [r[j] if j < len(r) else None for _, r in body] for name, j in zip(names, used, strict=True)}
     frame = pd.DataFrame({k: pd.Series(v, dtype=object) for k, v in data.items()}, columns=names)
     rows = np.asarray([i for i, _ in body], dtype=np.int64)
@@ -427,7 +427,7 @@ def _read_stat(p: Path, file: str, fmt: str, encoding: str | None) -> SourceTabl
     try:
         import pyreadstat
     except ImportError:  # pragma: no cover - installed with spinereg
-        raise SpineregError(f"{file}: reading {_STAT_NAMES[fmt]} files needs the pyreadstat package "
+        raise SourceFileError(f"{file}: reading {_STAT_NAMES[fmt]} files needs the pyreadstat package "
                             "(pip install pyreadstat)") from None
     readers: dict[str, Callable[..., Any]] = {
         "sas7bdat": pyreadstat.read_sas7bdat, "xpt": pyreadstat.read_xport,
@@ -555,14 +555,14 @@ class RedcapExport:
             Keep only rows of these ``redcap_event_name`` values.
         """
         if name not in self.forms:
-            raise SpineregError(f"{self.data.file}: REDCap form {name!r} is not in the data dictionary; "
+            raise SourceFileError(f"{self.data.file}: REDCap form {name!r} is not in the data dictionary; "
                                 f"forms: {', '.join(self.forms)}")
         df = self.data.frame
         fields = [f for f in self.fields.values() if f.form == name and f.name != self.record_id]
         cols = [c for f in fields for c in f.columns if c in df.columns]
         complete = f"{name}_complete"
         if not cols and complete not in df.columns:
-            raise SpineregError(f"{self.data.file}: the export holds no field of REDCap form {name!r} "
+            raise SourceFileError(f"{self.data.file}: the export holds no field of REDCap form {name!r} "
                                 "(export the form's fields too)")
         filled = np.zeros(len(df), dtype=bool)
         checkbox: dict[str, pd.Series] = {}
@@ -595,11 +595,11 @@ class RedcapExport:
             keep = filled
         if events is not None:
             if "redcap_event_name" not in df.columns:
-                raise SpineregError(f"{self.data.file}: events are given but the export has no "
+                raise SourceFileError(f"{self.data.file}: events are given but the export has no "
                                     "redcap_event_name column (not a longitudinal project)")
             unknown = [e for e in events if e not in self.events]
             if unknown:
-                raise SpineregError(f"{self.data.file}: REDCap event {unknown[0]!r} is not in the export; "
+                raise SourceFileError(f"{self.data.file}: REDCap event {unknown[0]!r} is not in the export; "
                                     f"events: {', '.join(self.events)}")
             keep &= df["redcap_event_name"].astype(STRING).isin(list(events)).fillna(False).to_numpy(dtype=bool)
         head = [self.record_id] + [c for c in _REDCAP_SPECIAL if c in df.columns]
@@ -641,7 +641,7 @@ def read_redcap(data_csv: str | Path, dictionary_csv: str | Path) -> RedcapExpor
     for key, names in _DICT_COLUMNS.items():
         hit = next((lower[n] for n in names if n in lower), None)
         if hit is None and key in ("name", "form", "type"):
-            raise SpineregError(f"{dfile}: not a REDCap data dictionary (no column {names[0]!r})")
+            raise SourceFileError(f"{dfile}: not a REDCap data dictionary (no column {names[0]!r})")
         if hit is not None:
             cols[key] = hit
     data = read_source(data_csv, format="csv")
@@ -669,10 +669,10 @@ def read_redcap(data_csv: str | Path, dictionary_csv: str | Path) -> RedcapExpor
             columns = (name,)
         fields[name] = RedcapField(name, form, ftype, get("label"), choices, get("validation"), columns)
     if not fields:
-        raise SpineregError(f"{dfile}: the REDCap data dictionary lists no fields")
+        raise SourceFileError(f"{dfile}: the REDCap data dictionary lists no fields")
     record_id = next(iter(fields))
     if record_id not in data.frame.columns:
-        raise SpineregError(f"{data.file}: no column {record_id!r} (the record id of the data dictionary "
+        raise SourceFileError(f"{data.file}: no column {record_id!r} (the record id of the data dictionary "
                             f"{dfile}); is this the raw-data export of the same project?")
     forms = tuple(dict.fromkeys(f.form for f in fields.values()))
     events: tuple[str, ...] = ()

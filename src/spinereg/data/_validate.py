@@ -15,6 +15,12 @@ Errors (an import with any error writes nothing):
 * ``code``: a category value not in the code list (e.g. a vertebra not in C1-S1);
 * ``pattern``: a procedure or diagnosis code of the wrong form;
 * ``cpr``: an invalid CPR number (the value is never shown);
+* ``cpr-in-text``: a CPR-shaped number anywhere in a text value, of any
+  column of any entity (``pt 020255-4322 called``; see
+  :func:`spinereg.data.contains_cpr`); the value is never shown.  A mapping may
+  ask for the number to be hidden instead (``cpr_in_text = "redact"``): the
+  CPR-shaped part is replaced by ``[CPR number hidden]`` and the problem is a
+  warning;
 * ``conflict``: the same key twice with different values (conflicting re-entry);
 * ``reference``: a foreign key that matches no row (e.g. an operation of an
   unknown patient; a questionnaire whose operation belongs to another patient);
@@ -45,8 +51,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from spinereg._errors import show_value
-from spinereg.data._cpr import HIDDEN
-from spinereg.data._mapped import MappedTable, Provenance
+from spinereg.data._cpr import HIDDEN, find_cpr, redact_cpr
+from spinereg.data._mapped import ChunkStream, MappedTable, Provenance
 from spinereg.data._schema import Column, Entity, entities, timepoints
 from spinereg.data._tidy import Extract, conform, empty_table
 
@@ -108,6 +114,7 @@ class _Collector:
         self._files: list[str] = []
         self._entities: list[str] = []
         self._sources: list[dict[str, str]] = []
+        self._redact: list[frozenset[str]] = []
         self._src_cache: dict[str, npt.NDArray[np.object_]] = {}
 
     def chunk(self, ch: MappedTable, ent: Entity) -> int:
@@ -115,8 +122,14 @@ class _Collector:
         self._files.append(ch.provenance.file)
         self._entities.append(ent.name)
         self._sources.append({c: ch.provenance.columns.get(c, c) for c in ent.column_names})
+        self._redact.append(ch.provenance.redact_cpr)
         self._src_cache.clear()
         return len(self._files) - 1
+
+    def redacting(self, column: str, chunk_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.bool_]:
+        """Per row: does its chunk's mapping hide CPR numbers in ``column`` (else refuse them)?"""
+        ids = [i for i, cols in enumerate(self._redact) if column in cols]
+        return np.isin(chunk_ids, np.array(ids, dtype=np.int64))
 
     def _source_columns(self, column: str, chunk_ids: npt.NDArray[np.int64]) -> npt.NDArray[np.object_]:
         if column not in self._src_cache:
@@ -153,6 +166,15 @@ class _Collector:
         if not self.parts:
             return pd.DataFrame({c: pd.Series([], dtype=object) for c in PROBLEM_COLUMNS})
         out = pd.concat(self.parts, ignore_index=True)
+        # no CPR number in clear in any shown value or message (a CPR-shaped code in a
+        # category column is reported as a bad code, a key in a conflict message ...)
+        for c in ("value", "message"):
+            vals = out[c].to_numpy(dtype=object)
+            hits = find_cpr(vals)
+            if hits.any():
+                vals = vals.copy()
+                vals[hits] = [redact_cpr(str(v)) for v in vals[hits]]
+                out[c] = vals
         order = np.lexsort((out["row"].astype(str).str.zfill(12).to_numpy(), out["file"].astype(str).to_numpy()))
         return out.iloc[order].reset_index(drop=True)
 
@@ -356,6 +378,34 @@ def _concat(chunks: Sequence[MappedTable], ent: Entity, out: _Collector) -> pd.D
     return rows.assign(**extra)
 
 
+def _scan_cpr(rows: pd.DataFrame, ent: Entity, out: _Collector) -> npt.NDArray[np.bool_]:
+    """Find CPR-shaped numbers in every text column of ``rows``: an error (the rows
+    returned as bad), or, where the chunk's mapping asks for it, hidden in place
+    (``rows`` is changed) with a warning.  Values are never shown."""
+    bad = np.zeros(len(rows), dtype=bool)
+    for col in ent.columns:
+        if col.name not in rows.columns or not _is_text(rows[col.name]):
+            continue
+        s = rows[col.name]
+        hits = find_cpr(s)
+        if not hits.any():
+            continue
+        redact = hits & out.redacting(col.name, rows["_chunk"].to_numpy(dtype=np.int64))
+        refuse = hits & ~redact
+        out.add(rows, refuse, col.name, "cpr-in-text",
+                f"{col.name} holds a CPR number (value hidden); a CPR number is never stored in clear: remove it "
+                'from the source, or let the mapping hide it (cpr_in_text = "redact")', hide=True)
+        bad |= refuse
+        if redact.any():
+            out.add(rows, redact, col.name, "cpr-in-text",
+                    f"{col.name}: the CPR number in the text was replaced by {HIDDEN} (cpr_in_text = \"redact\")",
+                    severity="warning", hide=True)
+            vals = s.to_numpy(dtype=object).copy()
+            vals[redact] = [redact_cpr(str(v)) for v in vals[redact]]
+            rows[col.name] = pd.Series(vals, index=rows.index, dtype=s.dtype)
+    return bad
+
+
 def _date_formats(chunks: Sequence[MappedTable]) -> dict[str, str]:
     fmts: dict[str, str] = {}
     for ch in chunks:
@@ -382,8 +432,10 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | Callable[[], 
         What a mapping produced.  A list may hold the chunks in any order; any
         other iterable is consumed lazily, one entity at a time, and must yield
         them entity by entity in the order of :func:`entities` (as
-        :func:`~spinereg.data._mapping.iter_mapping` does), so that an entity is
+        :func:`~spinereg.data.iter_mapping` does), so that an entity is
         checked, and handed to ``on_table``, while later ones are still mapped.
+        A :class:`~spinereg.data.ChunkStream` is read up to an entity's last
+        chunk only (its ``complete``), not up to the next entity's first.
     existing : Extract or callable, optional
         Data already in the registry: foreign keys may refer to it, and dates are
         checked against it.  Only the entities and columns of
@@ -422,7 +474,7 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | Callable[[], 
             continue
         fmts = _date_formats(chunks_e)
         parsed: dict[str, Any] = {}
-        row_bad = np.zeros(len(rows), dtype=bool)
+        row_bad = _scan_cpr(rows, ent, out)
         for col in ent.columns:
             if col.name not in rows.columns:
                 if col.required:
@@ -508,15 +560,15 @@ class _EntityGroups:
     """The chunks of each entity, taken in the order of :func:`entities`.
 
     A list or tuple is grouped at once (any order); another iterable is read
-    lazily, up to the first chunk of a later entity, or, when it has a method
-    ``complete(entity)`` (:class:`~spinereg.data._mapping.MappedChunks`), up to
-    the entity's last chunk.
+    lazily, up to the first chunk of a later entity, or, when it is a
+    :class:`~spinereg.data.ChunkStream` (what :func:`~spinereg.data.iter_mapping`
+    returns), up to the entity's last chunk.
     """
 
     def __init__(self, chunks: Iterable[MappedTable]) -> None:
         self._order = {e.name: i for i, e in enumerate(entities())}
-        # an iterator that knows when an entity's chunks are all out (MappedChunks.complete)
-        self._complete: Callable[[str], bool] | None = getattr(chunks, "complete", None)
+        # a stream that knows when an entity's chunks are all out
+        self._complete: Callable[[str], bool] | None = chunks.complete if isinstance(chunks, ChunkStream) else None
         if isinstance(chunks, list | tuple):  # stable: chunk order kept within an entity
             chunks = sorted(chunks, key=lambda c: self._order.get(c.entity, len(self._order)))
         self._it = iter(chunks)
