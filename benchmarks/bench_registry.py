@@ -50,9 +50,7 @@ def _child_synth(n: int, out: str) -> dict[str, float]:
 
 def _child_import(extract_dir: str, db: str) -> dict[str, float]:
     from spinereg.data import read_extract, write_extract
-    from spinereg.registry import open_registry
-    from spinereg.registry._pipeline import import_files
-    from spinereg.registry import migrate
+    from spinereg.registry import import_files, migrate, open_registry
 
     x = read_extract(extract_dir)
     csv_dir = Path(extract_dir).parent / "tidy-csv"
@@ -76,9 +74,7 @@ def _child_import(extract_dir: str, db: str) -> dict[str, float]:
 def _child_import_proms(extract_dir: str, db: str) -> dict[str, float]:
     """The questionnaire file alone, into a registry that already holds the patients and operations."""
     from spinereg.data import read_extract, write_extract
-    from spinereg.registry import open_registry
-    from spinereg.registry._pipeline import import_files
-    from spinereg.registry import migrate
+    from spinereg.registry import import_files, migrate, open_registry
 
     x = read_extract(extract_dir)
     csv_dir = Path(extract_dir).parent / "tidy-csv"

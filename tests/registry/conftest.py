@@ -110,8 +110,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 @pytest.fixture
 def registry(db_url: str) -> Iterator[str]:
     """An opened, migrated registry; yields its connection alias."""
-    from spinereg.registry import open_registry
-    from spinereg.registry import migrate
+    from spinereg.registry import migrate, open_registry
 
     alias = open_registry(db_url)
     migrate(alias)

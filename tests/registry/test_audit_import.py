@@ -9,8 +9,8 @@ from typing import Any
 import pandas as pd
 
 from spinereg.data import Extract, conform, entity
-from spinereg.registry._audit import acting_as, json_value
-from spinereg.registry._store import import_extract, load_extract, row_history
+from spinereg.registry import acting_as, import_extract, load_extract, row_history
+from spinereg.registry._audit import json_value
 
 ODD = 'Sankt "Hans" \\ Ø\ttab'
 

@@ -14,8 +14,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from spinereg.registry._pipeline import import_files
-from spinereg.registry._store import load_extract, registry_counts
+from spinereg.registry import import_files, load_extract, registry_counts
 
 KEY = bytes(range(32))
 EXTRACT_DATE = "2021-06-30"
@@ -92,8 +91,7 @@ def write_files(directory: Path, changes: dict[tuple[str, int], dict[str, str]] 
 
 @pytest.fixture(scope="module", params=["sqlite", "postgresql"])
 def loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> str:
-    from spinereg.registry import open_registry
-    from spinereg.registry import migrate
+    from spinereg.registry import migrate, open_registry
 
     tmp = tmp_path_factory.mktemp("bad-input")
     if request.param == "sqlite":

@@ -8,7 +8,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from spinereg.registry._store import import_extract, load_extract, registry_counts
+from spinereg.registry import import_extract, load_extract, registry_counts
 from tests.registry.test_store import small_extract
 
 SCRIPT = textwrap.dedent("""

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from spinereg.registry._pipeline import import_files
-from spinereg.registry._store import load_extract
+from spinereg.registry import import_files, load_extract
 from tests.conftest import shared_path
 
 

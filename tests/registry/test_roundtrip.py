@@ -10,9 +10,7 @@ import pytest
 
 from spinereg.data import entities, write_extract
 from spinereg.data._scores import derive_scores
-from spinereg.registry import open_registry
-from spinereg.registry._pipeline import import_files
-from spinereg.registry import import_extract, load_extract, migrate
+from spinereg.registry import import_extract, import_files, load_extract, migrate, open_registry
 
 
 def export(alias: str, directory: Path, fmt: str) -> None:

@@ -170,7 +170,7 @@ def test_load_references_is_what_validation_reads_of_the_registry(registry: str)
     """The rows validation checks an import against: the columns of REFERENCE_COLUMNS,
     equal (values and dtypes) to the same columns of the whole registry read back."""
     from spinereg.data._validate import REFERENCE_COLUMNS
-    from spinereg.registry._store import load_references
+    from spinereg.registry import load_references
 
     import_extract(registry, small_extract())
     refs, whole = load_references(registry), load_extract(registry)

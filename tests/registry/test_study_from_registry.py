@@ -9,7 +9,7 @@ from typing import Any
 
 from spinereg.data import extract_sha256, read_extract, write_extract
 from spinereg.data._synth import synthesize
-from spinereg.registry._store import import_extract, load_extract
+from spinereg.registry import import_extract, load_extract
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SPEC = ROOT / "examples" / "pvp-cancer-vcf" / "study.toml"

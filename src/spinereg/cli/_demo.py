@@ -143,8 +143,7 @@ def _registry_has_data(db_file: Path) -> bool:
 
 def _create_registry(url: str, patients: int, seed: int) -> None:
     from spinereg.data._synth import synthesize
-    from spinereg.registry import open_registry
-    from spinereg.registry import import_extract, migrate
+    from spinereg.registry import import_extract, migrate, open_registry
 
     extract = synthesize(patients, seed)
     alias = open_registry(url)

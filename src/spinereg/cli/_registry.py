@@ -19,8 +19,8 @@ DbOption = Annotated[str | None, typer.Option(
 
 
 def _open(db: str | None, *, migrate: bool = True) -> str:
-    from spinereg.registry import open_registry
     from spinereg.registry import migrate as do_migrate
+    from spinereg.registry import open_registry
 
     alias = open_registry(db)
     if migrate:
@@ -97,7 +97,7 @@ def register(app: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Dry run of an import: map and validate, print the report, write nothing."""
-        from spinereg.registry._pipeline import import_files
+        from spinereg.registry import import_files
 
         alias = _open(db) if db else None
         result = import_files(alias, mapping, files, key_file=key_file, extract_date=extract_date, dry_run=True)
@@ -121,7 +121,7 @@ def register(app: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Import source files through a mapping: validated, all or nothing, audited."""
-        from spinereg.registry._pipeline import import_files
+        from spinereg.registry import import_files
 
         alias = _open(db)
         with _progress() as prog:
@@ -148,7 +148,7 @@ def register(app: typer.Typer) -> None:
         """Write the tidy extract: one file per entity plus derived scores."""
         from spinereg.data import write_extract
         from spinereg.data._scores import derive_scores
-        from spinereg.registry._store import load_extract
+        from spinereg.registry import load_extract
 
         if fmt not in ("csv", "parquet"):
             raise SpineregError(f"--format must be csv or parquet, not {fmt!r}")
@@ -183,7 +183,7 @@ def register(app: typer.Typer) -> None:
             out.print(f"synthetic registry ({patients:,} patients, seed {seed}) written to {out_dir}",
                       markup=False)
             return
-        from spinereg.registry._store import import_extract
+        from spinereg.registry import import_extract
 
         alias = _open(db)
         with _progress() as prog:

@@ -52,8 +52,7 @@ def load_study_data(spec: StudySpec, spec_path: Path, *, db: str | None = None,
                             "`spinereg demo` or `spinereg synth`, or give --db URL or --data DIR")
     from django.db import connections
 
-    from spinereg.registry import open_registry
-    from spinereg.registry._store import load_extract
+    from spinereg.registry import load_extract, open_registry
 
     alias = open_registry(url)
     if "spinereg_patients" not in connections[alias].introspection.table_names():

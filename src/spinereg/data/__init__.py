@@ -1,7 +1,15 @@
 """Registry data: the tidy extract, validation, import mappings,
 pseudonymisation and the synthetic registry.  Imports only instruments."""
 
-from spinereg.data._cpr import HIDDEN, check_no_cpr, contains_cpr, find_cpr, load_site_key, redact_cpr
+from spinereg.data._cpr import (
+    HIDDEN,
+    check_no_cpr,
+    contains_cpr,
+    default_key_path,
+    find_cpr,
+    load_site_key,
+    redact_cpr,
+)
 from spinereg.data._mapped import ChunkStream, MappedTable, Provenance
 from spinereg.data._mapping import (
     NAMESPACE_SEP,
@@ -35,6 +43,7 @@ __all__ = [
     "check_no_cpr",
     "conform",
     "contains_cpr",
+    "default_key_path",
     "empty_table",
     "entities",
     "entity",

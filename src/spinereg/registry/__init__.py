@@ -12,11 +12,12 @@ never imports this package.
 
 from spinereg.registry._audit import acting_as, actor
 from spinereg.registry._guard import UnauditedWriteError
+from spinereg.registry._history import HistoryEntry, row_history
 from spinereg.registry._pipeline import ImportResult, import_files, parse_extract_date
+from spinereg.registry._read import load_extract, load_references, registry_counts
 from spinereg.registry._service import RegistryWriter, dataset_code, key_fingerprint, migrate
 from spinereg.registry._settings import default_database_url, open_registry, resolve_database_url, safe_url
 from spinereg.registry._store import (
-    HistoryEntry,
     ImportConflictError,
     ImportPreview,
     ImportSummary,
@@ -24,11 +25,7 @@ from spinereg.registry._store import (
     StreamedTables,
     Tables,
     import_extract,
-    load_extract,
-    load_references,
     preview_import,
-    registry_counts,
-    row_history,
 )
 
 __all__ = [

@@ -14,7 +14,7 @@ import contextvars
 import getpass
 import json
 from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Any
 
 __all__ = ["REGISTRY_COLUMNS", "acting_as", "actor", "changes_json", "json_value", "model_row"]

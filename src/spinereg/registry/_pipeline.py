@@ -12,21 +12,12 @@ from typing import Any
 
 import pandas as pd
 
-from spinereg.data import Extract
-from spinereg.data._mapped import MappedTable
-from spinereg.data._mapping import MappedChunks
-from spinereg.data._validate import ValidationReport
 from spinereg._errors import SiteKeyError, SpineregError
-from spinereg.registry._service import check_site_key, key_fingerprint, stored_fingerprint
-from spinereg.registry._store import (
-    ImportPreview,
-    ImportSummary,
-    Progress,
-    import_extract,
-    load_references,
-    preview_import,
-    registry_counts,
-)
+from spinereg.data import ChunkStream, Extract, MappedTable, ValidationReport
+from spinereg.registry._read import load_references, registry_counts
+from spinereg.registry._service import check_site_key, dataset_code, key_fingerprint, stored_fingerprint
+from spinereg.registry._sql import Progress
+from spinereg.registry._store import ImportPreview, ImportSummary, import_extract, preview_import
 
 __all__ = ["ImportResult", "import_files"]
 
@@ -68,8 +59,7 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
     spent reading and mapping the files; and, within the store, ``insert``,
     ``audit``, ``references`` and ``commit``.
     """
-    from spinereg.data._mapping import iter_mapping, load_mapping
-    from spinereg.data._validate import validate
+    from spinereg.data import iter_mapping, load_mapping, validate
 
     spent = timings if timings is not None else {}
     m = load_mapping(str(mapping))
@@ -84,7 +74,9 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
     if alias is not None:
         check_site_key(alias, fingerprint)
     # the files are matched to the mapping's sources now; read and mapped as validation asks
-    chunks = _Timed(iter_mapping(m, [Path(f) for f in files], key=site_key), spent)
+    # source ids are namespaced by the dataset (two hospitals' HOSP-001 are two patients)
+    namespace = dataset_code(str(name)) if m.ids == "source" else None
+    chunks = _Timed(iter_mapping(m, [Path(f) for f in files], key=site_key, namespace=namespace), spent)
     mapped = time.perf_counter()
     if dry_run or alias is None:
         existing = _reference_rows(alias) if alias is not None else None
@@ -167,7 +159,7 @@ def _site_key(alias: str | None, key_file: str | Path | None, *, dry_run: bool) 
     import os
     import secrets
 
-    from spinereg.data._cpr import default_key_path, load_site_key
+    from spinereg.data import default_key_path, load_site_key
 
     path = Path(key_file) if key_file is not None else default_key_path()
     if os.environ.get("SPINEREG_SITE_KEY") or path.exists():
@@ -193,7 +185,7 @@ def _reference_rows(alias: str) -> Extract | None:
 class _Timed(Iterator[MappedTable]):
     """The chunks, adding the seconds spent reading and mapping them to ``spent["map"]``."""
 
-    def __init__(self, chunks: MappedChunks, spent: dict[str, float]) -> None:
+    def __init__(self, chunks: ChunkStream, spent: dict[str, float]) -> None:
         self._chunks = chunks
         self._spent = spent
         spent["map"] = 0.0

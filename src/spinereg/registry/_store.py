@@ -1,10 +1,13 @@
-"""Moving tidy extracts into and out of the registry database.
+"""The bulk write path of the write service: an extract into the registry.
 
-:func:`import_extract` writes an extract in ONE transaction: new rows are
-inserted, changed rows updated, unchanged rows left alone (so re-importing
-the same file is idempotent), and every create and update gets an audit
-entry in the same transaction.  A failure, or a process killed mid-way,
-leaves the database as it was.
+:func:`import_extract` writes an extract in ONE transaction, inside the
+write service: new rows are inserted, identical rows left alone (so
+re-importing the same file is idempotent), changed rows of the import's own
+dataset updated only when asked (``update=True``), rows of another dataset
+never; every create and update gets an audit entry in the same transaction.
+A failure, or a process killed mid-way, leaves the database as it was.  The
+per-backend writers are in ``_sqlite.py`` and ``_postgres.py``, snapshots in
+``_snapshot.py``; reading back in ``_read.py`` and ``_history.py``.
 
 Bulk work uses the database cursor directly (``executemany``); column names
 equal the tidy schema's, so no ORM round trip per row is needed.
@@ -13,13 +16,10 @@ equal the tidy schema's, so no ORM round trip per row is needed.
 from __future__ import annotations
 
 import contextlib
-import functools
-import json
 import os
 import sqlite3
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -28,21 +28,20 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from spinereg._errors import IntegrityConflictError
-from spinereg.data import Entity, Extract, conform, entities
-from spinereg.registry._audit import REGISTRY_COLUMNS, changes_json, json_value
+from spinereg.data import Entity, conform, entities
 from spinereg.registry._audit import actor as current_actor
+from spinereg.registry._audit import changes_json, json_value
 from spinereg.registry._guard import writes_allowed
+from spinereg.registry._postgres import insert_postgresql
 from spinereg.registry._service import check_site_key, get_or_create_dataset
+from spinereg.registry._snapshot import snapshot_blob
+from spinereg.registry._sql import Progress, RawCursor, column_values, is_sqlite, key_strings, table_name
+from spinereg.registry._sqlite import check_references, foreign_keys_off, insert_sqlite, max_rowid
 
-__all__ = ["HistoryEntry", "ImportSummary", "Tables", "import_extract", "load_extract", "load_references", "migrate",
-           "read_snapshot", "registry_counts", "row_history"]
-
-_BATCH = 20_000
-Progress = Callable[[str, int, int], None]
+__all__ = ["ImportConflictError", "ImportPreview", "ImportSummary", "RowChange", "StreamedTables", "Tables",
+           "import_extract", "preview_import"]
 
 
 @dataclass(frozen=True)
@@ -64,146 +63,10 @@ class ImportSummary:
         return sum(self.updated.values())
 
 
-def _table(ent: Entity) -> str:
-    return f"spinereg_{ent.name}"
-
-
-def _is_sqlite(alias: str) -> bool:
-    from django.db import connections
-
-    return bool(connections[alias].vendor == "sqlite")
-
-
-def _column_values(df: pd.DataFrame, ent: Entity, sqlite: bool) -> list[list[Any]]:
-    """Per column, Python values for the database (None for missing)."""
-    cols: list[list[Any]] = []
-    for c in ent.columns:
-        s = df[c.name]
-        if c.type == "date":
-            if sqlite:
-                cols.append(_iso_dates(s).to_pylist())
-            else:
-                cols.append([None if pd.isna(v) else v.date() for v in s])
-        elif c.type in ("int", "float", "bool"):
-            cols.append(pa.array(s, from_pandas=True).to_pylist())
-        else:
-            cols.append(pa.array(s.astype(object), from_pandas=True, type=pa.string()).to_pylist())
-    return cols
-
-
-def _arrow_strings(s: pd.Series) -> pa.Array | pa.ChunkedArray:
-    """A text column as Arrow strings (null where missing); Arrow-backed text without
-    a round trip through Python objects."""
-    if isinstance(s.dtype, pd.StringDtype) and s.dtype.storage.startswith("pyarrow"):
-        return pc.cast(pa.array(s), pa.string())
-    return pa.array(s.astype(object), from_pandas=True, type=pa.string())
-
-
-def _iso_dates(s: pd.Series) -> pa.Array:
-    """Dates as ISO ``YYYY-MM-DD`` strings (null where missing), computed by Arrow."""
-    days = pa.array(s.to_numpy(dtype="datetime64[s]").astype("datetime64[D]"), from_pandas=True)
-    return pc.cast(days, pa.string())
-
-
-# SQLite stores a bound NaN as NULL.  Binding Python's None goes through the sqlite3
-# module's adaptation lookup (~20x slower than binding a float), so SQLite rows carry
-# this one NaN object for every missing value.
-_SQLITE_NULL = float("nan")
-
-
-def _sqlite_columns(df: pd.DataFrame, ent: Entity) -> list[npt.NDArray[np.object_]]:
-    """Per column, the values to bind on SQLite, built column-wise without per-value Python.
-
-    Missing values are :data:`_SQLITE_NULL`; integers and booleans are Python ints
-    (small ones are shared objects), dates ISO strings, and repeated strings
-    (categories, dates) share one object each.
-    """
-    cols: list[npt.NDArray[np.object_]] = []
-    for c in ent.columns:
-        s = df[c.name]
-        miss = s.isna().to_numpy(dtype=bool)
-        vals: npt.NDArray[np.object_]
-        if (c.type == "int" and pd.api.types.is_integer_dtype(s.dtype)) or \
-                (c.type == "bool" and pd.api.types.is_bool_dtype(s.dtype)):
-            vals = s.astype("Int64").to_numpy(dtype=np.int64, na_value=0).astype(object)
-        elif c.type in ("int", "bool"):  # not in the tidy dtype: values as they are
-            vals = np.array(pa.array(s, from_pandas=True).to_pylist(), dtype=object)
-        elif c.type == "float":
-            vals = s.to_numpy(dtype=np.float64, na_value=np.nan).astype(object)
-        elif c.type == "category" and isinstance(s.dtype, pd.CategoricalDtype):
-            cats = np.array([*map(str, s.cat.categories), _SQLITE_NULL], dtype=object)
-            vals = cats[s.cat.codes.to_numpy()]
-        elif c.type == "date":
-            enc = pc.dictionary_encode(_iso_dates(s))
-            cats = np.array([*enc.dictionary.to_pylist(), _SQLITE_NULL], dtype=object)
-            vals = cats[pc.fill_null(enc.indices, len(cats) - 1).to_numpy()]
-        else:
-            vals = _arrow_strings(s).to_numpy(zero_copy_only=False)
-        if miss.any():
-            vals[miss] = _SQLITE_NULL
-        cols.append(vals)
-    return cols
-
-
-def _key_sql(ent: Entity) -> str:
-    return " || '/' || ".join(ent.key)
-
-
-_ARROW_TYPES = {"int": pa.int64(), "float": pa.float64(), "bool": pa.bool_(), "date": pa.date32()}
-
-
-def _snapshot_table(df: pd.DataFrame, ent: Entity) -> pa.Table:
-    """The rows as stored, every tidy column, as an Arrow table (dates as dates, floats
-    exact, missing values null)."""
-    arrays: list[pa.Array | pa.ChunkedArray] = []
-    for c in ent.columns:
-        s = df[c.name]
-        if c.type == "date":
-            days = s.to_numpy(dtype="datetime64[s]").astype("datetime64[D]")
-            arr = pa.array(days, from_pandas=True).cast(pa.date32())
-        elif c.type == "category" and isinstance(s.dtype, pd.CategoricalDtype):
-            arr = pc.cast(pa.array(s, from_pandas=True), pa.string())
-        elif c.type in _ARROW_TYPES:
-            arr = pa.array(s, from_pandas=True, type=_ARROW_TYPES[c.type])
-        else:
-            arr = _arrow_strings(s)
-        arrays.append(arr)
-    return pa.Table.from_arrays(arrays, names=list(ent.column_names))
-
-
-def _snapshot_blob(df: pd.DataFrame, ent: Entity) -> bytes:
-    """:func:`_snapshot_table` as a zstd-compressed Arrow IPC stream."""
-    table = _snapshot_table(df, ent)
-    sink = pa.BufferOutputStream()
-    opts = pa.ipc.IpcWriteOptions(compression=pa.Codec("zstd", compression_level=1), use_threads=False)
-    with pa.ipc.new_stream(sink, table.schema, options=opts) as writer:
-        writer.write_table(table, max_chunksize=65_536)
-    return bytes(sink.getvalue().to_pybytes())
-
-
-def read_snapshot(data: bytes | memoryview) -> pa.Table:
-    """An import snapshot (``spinereg_import_snapshot.data``) as an Arrow table."""
-    with pa.ipc.open_stream(pa.py_buffer(bytes(data))) as reader:
-        return reader.read_all()
-
-
-def _snapshot_changes(batch_id: int) -> str:
-    """The ``changes`` of a create entry written by an import: the values are in the batch's snapshot."""
-    return json.dumps({"snapshot": batch_id})
-
-
 def _row_values(df: pd.DataFrame, ent: Entity) -> list[dict[str, Any]]:
     """Per row, the JSON-safe values of the tidy columns (None where missing)."""
     cols = {c: [json_value(v) for v in df[c].tolist()] for c in ent.column_names}
     return [dict(zip(cols, vals, strict=True)) for vals in zip(*cols.values(), strict=True)]
-
-
-def _key_strings(df: pd.DataFrame, ent: Entity) -> pd.Series:
-    parts = [df[k].astype(str) for k in ent.key]
-    key = parts[0]
-    for p in parts[1:]:
-        key = key + "/" + p
-    return key
 
 
 def _existing(cursor: Any, ent: Entity, keys: pd.DataFrame) -> tuple[pd.DataFrame, npt.NDArray[np.int64]]:
@@ -216,7 +79,7 @@ def _existing(cursor: Any, ent: Entity, keys: pd.DataFrame) -> tuple[pd.DataFram
     for i in range(0, len(wanted), 500):
         chunk = list(wanted[i:i + 500])
         marks = ", ".join(["%s"] * len(chunk))
-        cursor.execute(f"SELECT {cols} FROM {_table(ent)} WHERE {first} IN ({marks})", chunk)
+        cursor.execute(f"SELECT {cols} FROM {table_name(ent)} WHERE {first} IN ({marks})", chunk)
         rows.extend(cursor.fetchall())
     frame = pd.DataFrame.from_records(rows, columns=[*ent.column_names, "dataset_id"])
     owner = frame["dataset_id"].fillna(0).to_numpy(dtype=np.int64)
@@ -258,8 +121,8 @@ def _compare(cursor: Any, ent: Entity, df: pd.DataFrame, dataset_id: int | None,
     old, owner = _existing(cursor, ent, df)
     if not len(old):
         return result
-    inc_key = _key_strings(df, ent)
-    old_key = _key_strings(old, ent)
+    inc_key = key_strings(df, ent)
+    old_key = key_strings(old, ent)
     found = inc_key.isin(old_key).to_numpy(dtype=bool)
     result.new_mask = ~found
     if not found.any():
@@ -404,7 +267,7 @@ def import_extract(alias: str, extract: Tables, *, mapping: str = "", files: Seq
 
     from spinereg.registry.models import Dataset, ImportBatch
 
-    sqlite = _is_sqlite(alias)
+    sqlite = is_sqlite(alias)
     who = current_actor()
     now = datetime.now(UTC)
     created: dict[str, int] = {}
@@ -418,7 +281,7 @@ def import_extract(alias: str, extract: Tables, *, mapping: str = "", files: Seq
     changes: list[RowChange] = []
     meta = dataset or {}
     # SQLite: foreign keys are checked once, in bulk, for the rows written (see Notes)
-    with _foreign_keys_off(alias, sqlite) as checks_off, writes_allowed(alias), contextlib.ExitStack() as stack:
+    with foreign_keys_off(alias, sqlite) as checks_off, writes_allowed(alias), contextlib.ExitStack() as stack:
         if site_key_fingerprint is not None:
             check_site_key(alias, site_key_fingerprint, record=True)
         owner = get_or_create_dataset(alias, str(meta.get("name") or "registry"),
@@ -432,7 +295,7 @@ def import_extract(alias: str, extract: Tables, *, mapping: str = "", files: Seq
         marks = (int(owner.pk), int(batch.pk))
         django_conn = connections[alias]
         django_conn.ensure_connection()
-        cursor = _RawCursor(django_conn.connection.cursor(), sqlite)
+        cursor = RawCursor(django_conn.connection.cursor(), sqlite)
         stamp = django_conn.ops.adapt_datetimefield_value(now)  # as Django stores it
         snapper = stack.enter_context(ThreadPoolExecutor(max_workers=1, thread_name_prefix="spinereg-snapshot"))
         blobs: list[tuple[Entity, int, Future[bytes]]] = []
@@ -448,7 +311,7 @@ def import_extract(alias: str, extract: Tables, *, mapping: str = "", files: Seq
             created[ent.name] = updated[ent.name] = unchanged[ent.name] = 0
             if df.empty:
                 continue
-            cursor.execute(f"SELECT 1 FROM {_table(ent)} LIMIT 1")
+            cursor.execute(f"SELECT 1 FROM {table_name(ent)} LIMIT 1")
             cmp = _compare(cursor, ent, df, int(owner.pk), names, cursor.fetchone() is not None)
             new_mask = cmp.new_mask
             unchanged[ent.name] = cmp.unchanged
@@ -465,17 +328,17 @@ def import_extract(alias: str, extract: Tables, *, mapping: str = "", files: Seq
             ins = df[new_mask]
             created[ent.name] = len(ins)
             if checks_off and (len(ins) or changed_keys):
-                written.append((ent, _max_rowid(cursor, _table(ent)), changed_keys))
+                written.append((ent, max_rowid(cursor, table_name(ent)), changed_keys))
             if not len(ins):
                 continue
             # the snapshot is compressed in a helper thread (Arrow lets it run beside the inserts)
-            blobs.append((ent, len(ins), snapper.submit(_snapshot_blob, ins, ent)))
+            blobs.append((ent, len(ins), snapper.submit(snapshot_blob, ins, ent)))
             if sqlite:
-                _insert_sqlite(cursor, [(ent, ins)], stamp, who, marks, progress,
+                insert_sqlite(cursor, [(ent, ins)], stamp, who, marks, progress,
                                django_conn.connection.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER), spent,
                                deferred)
             else:
-                _insert_postgresql(cursor, ent, ins, stamp, who, marks, progress, spent)
+                insert_postgresql(cursor, ent, ins, stamp, who, marks, progress, spent)
         while deferred:
             deferred.pop(0)()
         if own or foreign:
@@ -488,7 +351,7 @@ def import_extract(alias: str, extract: Tables, *, mapping: str = "", files: Seq
         if checks_off:
             started = time.perf_counter()
             for ent, after, keys in written:
-                _check_references(cursor, ent, after, keys)
+                check_references(cursor, ent, after, keys)
             spent["references"] += time.perf_counter() - started
         if before_commit is not None:
             before_commit()
@@ -530,7 +393,7 @@ def preview_import(alias: str, extract: Tables, dataset: str) -> ImportPreview:
             df = extract[ent.name]
             if df.empty:
                 continue
-            cursor.execute(f"SELECT 1 FROM {_table(ent)} LIMIT 1")
+            cursor.execute(f"SELECT 1 FROM {table_name(ent)} LIMIT 1")
             cmp = _compare(cursor, ent, df, None if owner is None else int(owner.pk), names,
                            cursor.fetchone() is not None)
             created[ent.name] = int(cmp.new_mask.sum())
@@ -538,229 +401,6 @@ def preview_import(alias: str, extract: Tables, dataset: str) -> ImportPreview:
             own += cmp.own
             foreign += cmp.foreign
     return ImportPreview(created, unchanged, tuple(own), tuple(foreign))
-
-
-@contextlib.contextmanager
-def _foreign_keys_off(alias: str, wanted: bool) -> Iterator[bool]:
-    """SQLite: foreign keys not checked row by row while the rows go in (Django's
-    ``constraint_checks_disabled``, as ``loaddata`` does).  Yields whether that took
-    effect (not inside an outer transaction, where SQLite keeps checking each row);
-    if so, the caller checks the rows it wrote (:func:`_check_references`) before it
-    commits."""
-    from django.db import connections
-
-    conn = connections[alias]
-    off = wanted and bool(conn.disable_constraint_checking())
-    try:
-        yield off
-    finally:
-        if off:
-            conn.enable_constraint_checking()
-
-
-def _check_references(cursor: _RawCursor, ent: Entity, after: int, updated: Sequence[Any]) -> None:
-    """Every foreign key of the rows of ``ent`` written by this import refers to an
-    existing row (SQLite); else IntegrityError, which rolls the import back.
-
-    The rows written are those inserted (rowid above ``after``, the largest before)
-    and those updated (first key column in ``updated``).  One statement per foreign
-    key and kind, one parent-index lookup per row.
-    """
-    from django.db import IntegrityError
-
-    table = _table(ent)
-    cursor.execute(f"SELECT \"table\", \"from\", \"to\" FROM pragma_foreign_key_list('{table}')")
-    for parent, col, parent_col in cursor.fetchall():
-        missing = (f"c.{col} IS NOT NULL AND NOT EXISTS "
-                   f"(SELECT 1 FROM {parent} AS p WHERE p.{parent_col} = c.{col})")
-        found: list[Any] = []
-        cursor.execute(f"SELECT c.{col} FROM {table} AS c WHERE c.rowid > %s AND {missing} LIMIT 1", (after,))
-        found += cursor.fetchall()
-        for i in range(0, len(updated), 500):
-            part = list(updated[i:i + 500])
-            cursor.execute(f"SELECT c.{col} FROM {table} AS c WHERE c.{ent.key[0]} IN "
-                           f"({', '.join(['%s'] * len(part))}) AND {missing} LIMIT 1", part)
-            found += cursor.fetchall()
-        if found:
-            raise IntegrityError(f"FOREIGN KEY constraint failed: {ent.name}.{col} refers to a row missing "
-                                 f"from {parent}")
-
-
-def _max_rowid(cursor: _RawCursor, table: str) -> int:
-    """The largest rowid of ``table`` (SQLite; 0 when empty): new rows get the ones above."""
-    cursor.execute(f"SELECT max(rowid) FROM {table}")
-    return int(cursor.fetchone()[0] or 0)
-
-
-_ROWS_PER_INSERT = 1000  # rows per SQLite INSERT statement (multi-row VALUES; fewer statements, fewer GIL handoffs)
-
-
-@dataclass(frozen=True)
-class _Batch:
-    """Parameters for one batch of new rows of one entity (SQLite)."""
-
-    ent: Entity
-    end: int  # rows of the entity written after this batch
-    total: int
-    multi: list[list[Any]]  # parameters of full multi-row statements
-    single: list[list[Any]]  # parameters of the remaining rows, one row each
-
-
-class _SqliteRows:
-    """The new rows of one entity as SQLite ``INSERT`` parameters, one batch at a time.
-
-    The column values (:func:`_sqlite_columns`) are built on the first batch and
-    dropped after the last one."""
-
-    def __init__(self, ent: Entity, ins: pd.DataFrame, per_statement: int, marks: tuple[int, int]) -> None:
-        self.ent = ent
-        self.ins = ins
-        self.per_statement = per_statement
-        self.marks = marks  # the registry columns' values: dataset id, batch id
-        self.cols: list[npt.NDArray[np.object_]] | None = None
-
-    def batches(self) -> list[Callable[[], _Batch]]:
-        return [functools.partial(self.batch, i) for i in range(0, len(self.ins), _BATCH)]
-
-    def batch(self, start: int) -> _Batch:
-        if self.cols is None:
-            self.cols = _sqlite_columns(self.ins, self.ent)
-        n = min(_BATCH, len(self.ins) - start)
-        k = len(self.cols) + len(self.marks)
-        grid = np.empty((n, k), dtype=object)
-        for j, c in enumerate(self.cols):
-            grid[:, j] = c[start:start + n]
-        for j, v in enumerate(self.marks, start=len(self.cols)):
-            grid[:, j] = v
-        flat = grid.ravel().tolist()  # row after row
-        full = n // self.per_statement * self.per_statement
-        step = self.per_statement * k
-        if start + n >= len(self.ins):
-            self.cols = None
-        return _Batch(self.ent, start + n, len(self.ins), [flat[p:p + step] for p in range(0, full * k, step)],
-                      [flat[p:p + k] for p in range(full * k, n * k, k)])
-
-
-def _insert_sqlite(cursor: _RawCursor, new_rows: Sequence[tuple[Entity, pd.DataFrame]], stamp: Any, who: str,
-                   marks: tuple[int, int], progress: Progress | None, max_variables: int,
-                   spent: dict[str, float], deferred: list[Callable[[], None]]) -> None:
-    """Insert new rows (SQLite), batch by batch; each batch's audit entries are
-    appended to ``deferred``, for the caller to write (all before the commit).
-
-    Rows go in by ``executemany`` of multi-row ``INSERT`` statements, while a
-    helper thread prepares the next batch's parameters.  The audit entries
-    (``create``) are built by SQLite from the rows stored, in one ``INSERT ...
-    SELECT`` per batch: no per-row Python.  The batch's rows are the ``n`` rowids
-    after the largest before the batch (the transaction holds the write lock, and
-    new rowids follow the largest); the number of entries written is checked
-    against ``n``.
-    """
-    if not new_rows:
-        return
-    width = max(len(e.columns) for e, _ in new_rows) + len(REGISTRY_COLUMNS)
-    per_statement = max(1, min(_ROWS_PER_INSERT, max_variables // width))
-    jobs = [job for ent, ins in new_rows for job in _SqliteRows(ent, ins, per_statement, marks).batches()]
-    batch_id = marks[1]
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="spinereg-import") as helper:
-        batch = jobs[0]()
-        for k in range(len(jobs)):
-            ent = batch.ent
-            table = _table(ent)
-            one = f"({', '.join(['%s'] * (len(ent.columns) + len(REGISTRY_COLUMNS)))})"
-            head = f"INSERT INTO {table} ({', '.join([*ent.column_names, *REGISTRY_COLUMNS])}) VALUES "
-            started = time.perf_counter()
-            last = _max_rowid(cursor, table)
-            ahead = helper.submit(jobs[k + 1]) if k + 1 < len(jobs) else None
-            cursor.executemany(head + ", ".join([one] * per_statement), batch.multi)
-            cursor.executemany(head + one, batch.single)
-            n = len(batch.multi) * per_statement + len(batch.single)
-            spent["insert"] += time.perf_counter() - started
-            deferred.append(functools.partial(_audit_sqlite, cursor, ent, last, n, stamp, who, batch_id, spent))
-            if progress is not None:
-                progress(ent.name, batch.end, batch.total)
-            if ahead is not None:
-                batch = ahead.result()
-
-
-def _audit_sqlite(cursor: _RawCursor, ent: Entity, last: int, n: int, stamp: Any, who: str, batch_id: int,
-                  spent: dict[str, float]) -> None:
-    """The ``create`` entries of the ``n`` rows of ``ent`` stored after rowid ``last``."""
-    started = time.perf_counter()
-    cursor.execute(f"INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id, reason) "
-                   f"SELECT %s, %s, 'create', '{ent.name}', {_key_sql(ent)}, %s, %s, '' FROM {_table(ent)} "
-                   f"WHERE rowid > %s AND rowid <= %s ORDER BY rowid",
-                   (stamp, who, _snapshot_changes(batch_id), batch_id, last, last + n))
-    if cursor.rowcount != n:  # pragma: no cover - a row without its audit entry
-        raise RuntimeError(f"audit of {ent.name}: {cursor.rowcount} entries for {n} new rows")
-    spent["audit"] += time.perf_counter() - started
-
-
-def _insert_postgresql(cursor: _RawCursor, ent: Entity, ins: pd.DataFrame, stamp: Any, who: str,
-                       marks: tuple[int, int], progress: Progress | None, spent: dict[str, float]) -> None:
-    """Insert new rows (PostgreSQL ``COPY``), batch by batch, each batch followed by its
-    audit entries, built by the database from the batch's rows (selected by key)."""
-    table = _table(ent)
-    total = len(ins)
-    cols = [np.asarray(v, dtype=object) for v in _column_values(ins, ent, False)]
-    cols += [np.full(total, v, dtype=object) for v in marks]
-    batch_id = marks[1]
-    keys = [ins[k].astype(str).to_numpy(dtype=object) for k in ent.key]
-    if len(ent.key) == 1:
-        where = f"{ent.key[0]} = ANY(%s)"
-    else:
-        where = f"({', '.join(ent.key)}) IN (SELECT * FROM unnest({', '.join(['%s::text[]'] * len(ent.key))}))"
-    audit = ("INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id, reason) "
-             f"SELECT %s, %s, 'create', '{ent.name}', {_key_sql(ent)}, %s, %s, '' "
-             f"FROM (SELECT {', '.join(ent.key)} FROM {table} WHERE {where}) AS r")
-    for i in range(0, total, _BATCH):
-        started = time.perf_counter()
-        rows = list(zip(*(c[i:i + _BATCH] for c in cols), strict=True))
-        cursor.copy_rows(table, [*ent.column_names, *REGISTRY_COLUMNS], rows)
-        inserted = time.perf_counter()
-        cursor.execute(audit, (stamp, who, _snapshot_changes(batch_id), batch_id,
-                               *(list(k[i:i + _BATCH]) for k in keys)))
-        if cursor.rowcount != len(rows):  # pragma: no cover - a row without its audit entry
-            raise RuntimeError(f"audit of {ent.name}: {cursor.rowcount} entries for {len(rows)} new rows")
-        spent["insert"] += inserted - started
-        spent["audit"] += time.perf_counter() - inserted
-        if progress is not None:
-            progress(ent.name, min(total, i + _BATCH), total)
-
-
-class _RawCursor:
-    """The DB-API cursor of Django's connection (same transaction), with
-    ``%s`` placeholders translated for SQLite: bulk work skips Django's
-    per-call wrappers."""
-
-    def __init__(self, cursor: Any, sqlite: bool) -> None:
-        self._cursor = cursor
-        self._sqlite = sqlite
-
-    def _sql(self, sql: str) -> str:
-        return sql.replace("%s", "?") if self._sqlite else sql
-
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> None:
-        self._cursor.execute(self._sql(sql), params)
-
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-        if rows:
-            self._cursor.executemany(self._sql(sql), rows)
-
-    def copy_rows(self, table: str, columns: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-        """PostgreSQL ``COPY ... FROM STDIN`` (much faster than executemany)."""
-        with self._cursor.copy(f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
-            for row in rows:
-                copy.write_row(row)
-
-    def fetchone(self) -> Any:
-        return self._cursor.fetchone()
-
-    @property
-    def rowcount(self) -> int:
-        return int(self._cursor.rowcount)
-
-    def fetchall(self) -> list[Any]:
-        return list(self._cursor.fetchall())
 
 
 def _as_date(v: Any) -> date | None:
@@ -773,15 +413,15 @@ def _as_date(v: Any) -> date | None:
 
 def _update_rows(cursor: Any, ent: Entity, new: pd.DataFrame, old: pd.DataFrame, sqlite: bool,
                  stamp: Any, who: str, batch_id: int) -> None:
-    cols = _column_values(new, ent, sqlite)
+    cols = column_values(new, ent, sqlite)
     rows = list(zip(*cols, strict=True))
     non_key = [c for c in ent.column_names if c not in ent.key]
     sets = ", ".join(f"{c} = %s" for c in non_key) + f", batch_id = {int(batch_id)}"
     where = " AND ".join(f"{k} = %s" for k in ent.key)
     idx = {c: i for i, c in enumerate(ent.column_names)}
     params = [tuple(r[idx[c]] for c in non_key) + tuple(r[idx[k]] for k in ent.key) for r in rows]
-    cursor.executemany(f"UPDATE {_table(ent)} SET {sets} WHERE {where}", params)
-    keys = _key_strings(new, ent).tolist()
+    cursor.executemany(f"UPDATE {table_name(ent)} SET {sets} WHERE {where}", params)
+    keys = key_strings(new, ent).tolist()
     audit = []
     for k, o, n in zip(keys, _row_values(old, ent), _row_values(new, ent), strict=True):
         diff = [c for c in ent.column_names if n[c] != o[c]]
@@ -789,125 +429,3 @@ def _update_rows(cursor: Any, ent: Entity, new: pd.DataFrame, old: pd.DataFrame,
         audit.append((stamp, who, "update", ent.name, k, changes, batch_id, ""))
     cursor.executemany("INSERT INTO spinereg_audit (at, actor, action, entity, record_key, changes, batch_id, reason)"
                        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s)", audit)
-
-
-def load_extract(alias: str) -> Extract:
-    """Read the whole registry as a tidy extract (with dataset metadata)."""
-    from django.db import connections
-
-    from spinereg.registry.models import Dataset
-
-    cursor = connections[alias].cursor()
-    tables: dict[str, pd.DataFrame] = {}
-    for ent in entities():
-        cursor.execute(f"SELECT {', '.join(ent.column_names)} FROM {_table(ent)} "
-                       f"ORDER BY {', '.join(ent.key)}")
-        frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(ent.column_names))
-        tables[ent.name] = conform(frame, ent)
-    sets = list(Dataset.objects.using(alias).order_by("name"))
-    meta: dict[str, Any] = {
-        "name": "; ".join(d.name for d in sets) or "spinereg registry",
-        "synthetic": any(d.synthetic for d in sets),
-        "source": "; ".join(sorted({d.source for d in sets if d.source})),
-    }
-    dates = [d.extract_date for d in sets if d.extract_date]
-    if dates:
-        meta["extract_date"] = max(dates).isoformat()
-    return Extract(tables, meta)
-
-
-def load_references(alias: str) -> Extract:
-    """What validation reads of the rows already in the registry (the entities and
-    columns of :data:`spinereg.data._validate.REFERENCE_COLUMNS`; other entities empty):
-    an import's foreign keys may refer to these rows, and its dates are checked
-    against them."""
-    from django.db import connections
-
-    from spinereg.data._validate import REFERENCE_COLUMNS
-
-    sqlite = _is_sqlite(alias)
-    tables: dict[str, pd.DataFrame] = {}
-    with connections[alias].cursor() as cursor:
-        for ent in entities():
-            cols = REFERENCE_COLUMNS.get(ent.name)
-            if cols:
-                # SQLite: dates as their ISO text (an expression, so the driver does not make
-                # a date object of each; conform() parses them column-wise)
-                sel = [f"CAST({c} AS TEXT)" if sqlite and ent.column(c).type == "date" else c for c in cols]
-                cursor.execute(f"SELECT {', '.join(sel)} FROM {_table(ent)}")
-                tables[ent.name] = conform(pd.DataFrame.from_records(cursor.fetchall(), columns=list(cols)), ent)
-    return Extract(tables)
-
-
-def registry_counts(alias: str) -> dict[str, int]:
-    """Row counts per entity table and of the audit table."""
-    from django.db import connections
-
-    cursor = connections[alias].cursor()
-    out = {}
-    for ent in entities():
-        cursor.execute(f"SELECT COUNT(*) FROM {_table(ent)}")
-        out[ent.name] = int(cursor.fetchone()[0])
-    cursor.execute("SELECT COUNT(*) FROM spinereg_audit")
-    out["audit"] = int(cursor.fetchone()[0])
-    return out
-
-
-@dataclass(frozen=True)
-class HistoryEntry:
-    """One change of one row, with its values: ``new`` for a create (every column) and an
-    update (changed columns), ``old`` for an update (changed columns) and a delete (every
-    column).  ``batch_id`` is the import that made it (None for a single edit)."""
-
-    id: int
-    at: datetime
-    actor: str
-    action: str
-    batch_id: int | None
-    old: dict[str, Any] | None
-    new: dict[str, Any] | None
-
-
-def _snapshot_row(alias: str, batch_id: int, ent: Entity, key: str,
-                  cache: dict[tuple[int, str], dict[str, dict[str, Any]]]) -> dict[str, Any]:
-    """The values of row ``key`` in the snapshot of import ``batch_id``."""
-    from spinereg.registry.models import ImportSnapshot
-
-    rows = cache.get((batch_id, ent.name))
-    if rows is None:
-        snap = ImportSnapshot.objects.using(alias).get(batch_id=batch_id, entity=ent.name)
-        table = read_snapshot(snap.data)
-        if table.num_rows != snap.n_rows:  # pragma: no cover - a damaged snapshot
-            raise RuntimeError(f"snapshot of import {batch_id}, {ent.name}: {table.num_rows} rows, not {snap.n_rows}")
-        keys = pc.binary_join_element_wise(*(pc.cast(table[k], pa.string()) for k in ent.key), "/") \
-            if len(ent.key) > 1 else pc.cast(table[ent.key[0]], pa.string())
-        wanted = pc.equal(keys, key)
-        picked = table.filter(wanted).to_pylist()
-        if len(picked) != 1:  # pragma: no cover - a create entry without its row
-            raise RuntimeError(f"snapshot of import {batch_id}, {ent.name}: {len(picked)} rows with key {key!r}")
-        cache[(batch_id, ent.name)] = rows = {key: {c: json_value(v) for c, v in picked[0].items()}}
-    return rows[key]
-
-
-def row_history(alias: str, entity_name: str, key: str) -> list[HistoryEntry]:
-    """Every change of one row, oldest first, with its values.
-
-    The ``create`` entries written by an import hold no values themselves
-    (``{"snapshot": batch id}``); their values are read from the import's snapshot
-    (``spinereg_import_snapshot``), so each entry here carries its values whichever
-    way the change was made.  ``key`` is the row's key as in ``record_key``
-    (composite keys joined by ``/``).
-    """
-    from spinereg.data import entity
-    from spinereg.registry.models import AuditEntry
-
-    ent = entity(entity_name)
-    cache: dict[tuple[int, str], dict[str, dict[str, Any]]] = {}
-    out = []
-    for a in AuditEntry.objects.using(alias).filter(entity=ent.name, record_key=key).order_by("id"):
-        changes = json.loads(a.changes)
-        new = changes.get("new")
-        if "snapshot" in changes:
-            new = _snapshot_row(alias, int(changes["snapshot"]), ent, key, cache)
-        out.append(HistoryEntry(int(a.pk), a.at, a.actor, a.action, a.batch_id, changes.get("old"), new))
-    return out

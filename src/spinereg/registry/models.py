@@ -31,7 +31,7 @@ __all__ = [
     "TreatedLevel",
 ]
 
-class GuardedQuerySet(models.QuerySet):  # type: ignore[type-arg]
+class GuardedQuerySet(models.QuerySet):
     """A queryset whose bulk writes are refused outside the write service."""
 
     def update(self, **kwargs: Any) -> int:
