@@ -212,6 +212,24 @@ def main() -> None:
         for line in str(exc).splitlines():
             err.print(line if line.startswith(" ") else f"error: {line}", markup=False)
         sys.exit(1)
+    except OSError as exc:  # a path the user gave: unwritable, missing, a directory ...
+        where = f": {exc.filename}" if exc.filename else ""
+        err.print(f"error: {exc.strerror or exc}{where}", markup=False)
+        sys.exit(1)
+    except Exception as exc:
+        if not _is_database_error(exc):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        err.print(f"error: the registry database refused the operation: {first}", markup=False)
+        sys.exit(1)
+
+
+def _is_database_error(exc: BaseException) -> bool:
+    """A database driver's or Django's database error (not a bug in spinereg)."""
+    import sqlite3
+
+    mod = type(exc).__module__
+    return isinstance(exc, sqlite3.Error) or mod.startswith(("django.db", "psycopg"))
 
 
 pd.options.mode.copy_on_write = True

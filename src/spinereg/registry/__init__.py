@@ -12,10 +12,10 @@ never imports this package.
 
 from spinereg.registry._audit import acting_as, actor
 from spinereg.registry._guard import UnauditedWriteError
-from spinereg.registry._history import HistoryEntry, row_history
+from spinereg.registry._history import HistoryEntry, RegistryInfo, audit_entries, registry_info, row_history
 from spinereg.registry._pipeline import ImportResult, import_files, parse_extract_date
 from spinereg.registry._read import load_extract, load_references, registry_counts
-from spinereg.registry._service import RegistryWriter, dataset_code, key_fingerprint, migrate
+from spinereg.registry._service import RegistryWriter, dataset_code, key_fingerprint, migrate, schema_state
 from spinereg.registry._settings import default_database_url, open_registry, resolve_database_url, safe_url
 from spinereg.registry._store import (
     ImportConflictError,
@@ -34,6 +34,7 @@ __all__ = [
     "ImportPreview",
     "ImportResult",
     "ImportSummary",
+    "RegistryInfo",
     "RegistryWriter",
     "RowChange",
     "StreamedTables",
@@ -41,6 +42,7 @@ __all__ = [
     "UnauditedWriteError",
     "acting_as",
     "actor",
+    "audit_entries",
     "dataset_code",
     "default_database_url",
     "import_extract",
@@ -53,7 +55,9 @@ __all__ = [
     "parse_extract_date",
     "preview_import",
     "registry_counts",
+    "registry_info",
     "resolve_database_url",
     "row_history",
     "safe_url",
+    "schema_state",
 ]

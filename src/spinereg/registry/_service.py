@@ -24,7 +24,7 @@ from spinereg.data import conform, entity
 from spinereg.registry._audit import REGISTRY_COLUMNS, actor, changes_json, json_value
 from spinereg.registry._guard import writes_allowed
 
-__all__ = ["RegistryWriter", "check_site_key", "dataset_code", "key_fingerprint", "migrate"]
+__all__ = ["RegistryWriter", "check_site_key", "dataset_code", "key_fingerprint", "migrate", "schema_state"]
 
 _FINGERPRINT = "site_key_fingerprint"
 
@@ -69,6 +69,19 @@ def migrate(alias: str) -> None:
     with writes_allowed(alias, atomic=False):
         call_command("migrate", "spinereg", database=alias, verbosity=0, interactive=False)
         call_command("migrate", database=alias, verbosity=0, interactive=False)
+
+
+def schema_state(alias: str) -> str:
+    """The registry's schema: ``"missing"`` (no registry tables), ``"outdated"``
+    (migrations pending: run ``spinereg db migrate``) or ``"current"``."""
+    from django.db import connections
+    from django.db.migrations.executor import MigrationExecutor
+
+    conn = connections[alias]
+    if "spinereg_patients" not in conn.introspection.table_names():
+        return "missing"
+    executor = MigrationExecutor(conn)
+    return "outdated" if executor.migration_plan(executor.loader.graph.leaf_nodes()) else "current"
 
 
 def dataset_code(name: str) -> str:
