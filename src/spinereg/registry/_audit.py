@@ -44,20 +44,20 @@ def acting_as(who: str) -> Iterator[None]:
 
 
 def json_value(v: Any) -> Any:
-    """A JSON-safe value: dates as ISO strings, NaN/NA as null."""
+    """A JSON-safe value: dates as ISO strings, NaN/NaT/NA as null."""
     if v is None:
         return None
-    if isinstance(v, (datetime, date)):
-        return v.isoformat()[:10] if not isinstance(v, datetime) else v.date().isoformat()
-    try:
-        import pandas as pd
+    import pandas as pd
 
-        if pd.isna(v):
+    try:
+        if pd.isna(v):  # before the date test: NaT is a datetime
             return None
-        if isinstance(v, pd.Timestamp):
-            return v.date().isoformat()
     except (TypeError, ValueError):
         pass
+    if isinstance(v, datetime):
+        return v.date().isoformat()
+    if isinstance(v, date):
+        return v.isoformat()
     if hasattr(v, "item"):
         return v.item()
     return v

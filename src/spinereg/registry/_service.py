@@ -164,14 +164,19 @@ class RegistryWriter:
             if isinstance(v, str) and contains_cpr(v):
                 raise PrivacyError(f"{entity_name}, field {col!r}: the value holds a CPR number "
                                    "(value hidden); remove it")
-        frame = conform(pd.DataFrame([dict(values)]), ent)
+        out: dict[str, Any] = {}
         for col, v in values.items():
-            got = frame[col].iloc[0]
-            if v is not None and v != "" and not (isinstance(v, float) and pd.isna(v)) and pd.isna(got):
-                raise SpineregError(f"{entity_name}, field {col!r}: value {v!r} is not a valid {ent.column(col).type}"
-                                    + (f" (one of {', '.join(ent.column(col).values)})"
-                                       if ent.column(col).values else ""))
-        return {c: json_value(frame[c].iloc[0]) for c in values}
+            column = ent.column(col)
+            rule = f"not a valid {column.type}" + (f" (one of {', '.join(column.values)})" if column.values else "")
+            try:
+                got = conform(pd.DataFrame({col: [v]}), ent)[col].iloc[0]
+            except (ValueError, TypeError, OverflowError):
+                raise SpineregError(f"{entity_name}, field {col!r}: value {v!r} is {rule}") from None
+            given = v is not None and v != "" and not (isinstance(v, float) and pd.isna(v))
+            if given and pd.isna(got):
+                raise SpineregError(f"{entity_name}, field {col!r}: value {v!r} is {rule}")
+            out[col] = json_value(got)
+        return out
 
     def _key(self, entity_name: str, row: Mapping[str, Any]) -> str:
         ent = entity(entity_name)
