@@ -72,6 +72,8 @@ PUBLISHED = [
     # Wong 2018 print -0.864; their 3-decimal coefficients (and the eq5dsuite table) sum to -0.865.
     ("5L/VT/HongKong", "55555", -0.864, 0.0015, "Wong 2018 abstract: predicted values ranged from -0.864 to 1"),
     ("5L/VT/Malaysia", "55555", -0.442, 0.0005, "Shafie 2019: 55555 = -0.442"),
+    ("5L/VT/Peru_cTTO", "55555", -1.076, 0.0005, "Augustovski 2020 abstract: lowest values cTTO -1.076 [N = 300]"),
+    ("5L/VT/Peru_DCE", "55555", -0.213, 0.0005, "Augustovski 2020 abstract: lowest values DCE -0.213 [N = 1000]"),
     ("5L/VT/Norway", "55555", -0.453, 0.0005, "Garratt 2024 abstract: values range from -0.453 (55555)"),
 ]
 
