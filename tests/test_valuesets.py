@@ -98,10 +98,17 @@ def test_catalogue() -> None:
     avail = cat[cat["available"]]
     assert len(avail) == len(all_valuesets())
     gone = cat[~cat["available"]]
-    assert {"DSU", "RCW"} <= set(gone["type"])
+    assert set(gone["type"]) == {"DSU"}
     assert (gone["note"].str.len() > 40).all()
-    # every set the R package offers is either bundled or listed with its reason
-    assert len(cat) >= 186 - 49 + 1  # RCW VH (49 countries) is one catalogue row
+    # every set the R package offers is either bundled or listed with its reason: R eq5d
+    # (fragla/eq5d, April 2026, data-raw/*.csv) has 33 TTO, 11 VAS, 49 VT, 13 CW, 4 RCW (EQ),
+    # RCW VH on each of the 49 VT sets, 13 Y-3L and the 7 + 7 DSU mappings; only DSU is missing.
+    counts = avail.groupby(["version", "type"]).size().to_dict()
+    assert counts == {("3L", "TTO"): 33, ("3L", "VAS"): 11, ("5L", "VT"): 49, ("5L", "CW"): 13,
+                      ("3L", "RCW"): 4 + 49, ("Y3L", "cTTO"): 13}
+    assert len(gone) == 14
+    vh = avail[(avail["type"] == "RCW") & (avail["method"] == "VH")]
+    assert len(vh) == (avail[(avail["version"] == "5L") & (avail["type"] == "VT")]).shape[0] == 49
     assert set(spinereg.valuesets("3L")["version"]) == {"3L"}
 
 
@@ -112,17 +119,17 @@ def test_counts_per_type() -> None:
     assert counts[("3L", "TTO")] >= 32
     assert counts[("3L", "VAS")] == 11
     assert counts[("5L", "VT")] >= 45
-    assert counts[("3L", "RCW")] >= 4
+    assert counts[("3L", "RCW")] == 4 + 49
 
 
 def test_unavailable_sets_explain_themselves() -> None:
     with pytest.raises(spinereg.UnknownValueSetError, match="not available: NICE DSU"):
         spinereg.eq5d("11111", "5L", "DSU", "UK")
-    with pytest.raises(spinereg.UnknownValueSetError,
-                       match=r"\(VH\) value set for 'England' is not available"):
-        spinereg.eq5d("11111", "3L", "RCW", "England", method="VH")
-    # without a method, the one bundled (EuroQol 2019) is used
-    assert spinereg.eq5d("11111", "3L", "RCW", "England") == pytest.approx(0.965)
+    # England has both reverse crosswalks; without a method, VH (R eq5d's default) is used
+    assert spinereg.eq5d("11111", "3L", "RCW", "England", method="EQ") == pytest.approx(0.965)
+    assert spinereg.eq5d("11111", "3L", "RCW", "England") == spinereg.eq5d(
+        "11111", "3L", "RCW", "England", method="VH")
+    assert spinereg.eq5d("11111", "3L", "RCW", "England") != pytest.approx(0.965)
     # older R spelling of the Lamers 2006 Dutch set
     assert spinereg.eq5d("33333", "3L", "TTO", "Netherlands_2006") == spinereg.eq5d(
         "33333", "3L", "TTO", "Netherlands")

@@ -22,7 +22,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from spinereg._errors import DataFileError, UnknownValueSetError
+from spinereg._errors import DataFileError, SpineregError, UnknownValueSetError
 from spinereg.instruments._expr import evaluate
 
 __all__ = [
@@ -32,6 +32,8 @@ __all__ = [
     "find_valueset",
     "levels_of_version",
     "normalise_version",
+    "rcw_vh_index",
+    "rcw_vh_probabilities",
     "state_grid",
     "valueset_catalogue",
 ]
@@ -43,7 +45,8 @@ _VERSION_ALIASES = {
     "3L": "3L", "EQ-5D-3L": "3L", "5L": "5L", "EQ-5D-5L": "5L",
     "Y3L": "Y3L", "Y": "Y3L", "Y-3L": "Y3L", "EQ-5D-Y": "Y3L", "EQ-5D-Y-3L": "Y3L",
 }
-FORMS = ("additive", "formula", "table")
+FORMS = ("additive", "formula", "table")  # forms a data file may declare; "rcw_vh" is built in
+_VH_FILE = ("3L", "RCW", "VH", "_model.toml")
 
 FloatArray = npt.NDArray[np.float64]
 
@@ -172,6 +175,8 @@ def _build_table(vs: ValueSet) -> FloatArray:
     n_states = levels**5
     model = vs.model
     where = f"value set {vs.key} ({vs.path})"
+    if vs.form == "rcw_vh":
+        return rcw_vh_index(_by_path()[str(model["base"])].table())
     if vs.form == "table":
         values = np.asarray(model.get("values", []), dtype=np.float64)
         if values.shape != (n_states,):
@@ -272,7 +277,103 @@ def _parse(rel: str, node: Traversable) -> ValueSet:
 
 @functools.cache
 def _by_path() -> dict[str, ValueSet]:
-    return {rel: _parse(rel, node) for rel, node in _walk(_root())}
+    sets = {rel: _parse(rel, node) for rel, node in _walk(_root())}
+    vh = _vh_document()
+    source = dict(vh.get("source", {}))
+    for base in [s for s in sets.values() if s.version == "5L" and s.type == "VT"]:
+        rel = f"{'/'.join(_VH_FILE)}#{base.country}"
+        sets[rel] = ValueSet(
+            version="3L", type="RCW", country=base.country, method="VH", iso3166=base.iso3166,
+            label=f"{base.label} (reverse crosswalk, van Hout & Shaw 2021)", form="rcw_vh",
+            source={**source, "note": f"{source.get('note', '')} 5L value set: {base.key} ({base.citation})"},
+            path=rel, model={"base": base.path}, aliases=base.aliases,
+        )
+    return sets
+
+
+@functools.cache
+def _vh_document() -> dict[str, Any]:
+    rel = "/".join(_VH_FILE)
+    try:
+        doc = tomllib.loads(_root().joinpath(*_VH_FILE).read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise DataFileError(f"value-set file {rel}: {exc}") from None
+    model = doc.get("model", {})
+    for dim in DIMENSIONS:
+        block = model.get(dim, {})
+        if len(block.get("cut", [])) != 4 or len(block.get("beta", [])) != 10:
+            raise DataFileError(f"value-set file {rel}: [model.{dim}] needs 4 'cut' and 10 'beta' values")
+    return doc
+
+
+@functools.cache
+def _vh_probabilities_cached() -> FloatArray:
+    model = _vh_document()["model"]
+    grid3 = state_grid(3)
+    # ten 3L dummies per state: MO2 MO3 SC2 SC3 ... AD2 AD3
+    dummies = np.zeros((grid3.shape[0], 10))
+    for j in range(5):
+        dummies[:, 2 * j] = grid3[:, j] == 2
+        dummies[:, 2 * j + 1] = grid3[:, j] == 3
+    per_dim = []
+    for dim in DIMENSIONS:
+        cut = np.asarray(model[dim]["cut"], dtype=np.float64)
+        beta = np.asarray(model[dim]["beta"], dtype=np.float64)
+        eta = cut[None, :] - (dummies @ beta)[:, None]          # (243, 4)
+        cdf = 1.0 / (1.0 + np.exp(-eta))
+        cdf = np.hstack([np.zeros((cdf.shape[0], 1)), cdf, np.ones((cdf.shape[0], 1))])
+        per_dim.append(np.diff(cdf, axis=1))                   # (243, 5): P(5L level = 1..5)
+    mo, sc, ua, pd_, ad = per_dim
+    joint: FloatArray = np.asarray(
+        np.einsum("sa,sb,sc,sd,se->sabcde", mo, sc, ua, pd_, ad).reshape(grid3.shape[0], 5**5), dtype=np.float64)
+    joint.setflags(write=False)
+    return joint
+
+
+def rcw_vh_probabilities() -> FloatArray:
+    """The van Hout & Shaw (2021) state-to-state probabilities, shape (243, 3125).
+
+    Row ``i`` is the 3L state ``state_grid(3)[i]``, column ``k`` the 5L state
+    ``state_grid(5)[k]``; each row sums to 1.  For each 5L dimension ``j`` an
+    ordered logit on the ten 3L level dummies ``x`` gives
+    ``P(level <= k) = 1 / (1 + exp(-(cut_jk - x . beta_j)))``; the joint
+    probability of a 5L state is the product over the five dimensions.
+
+    References
+    ----------
+    van Hout BA, Shaw JW. Mapping EQ-5D-3L to EQ-5D-5L. Value Health 2021.
+    doi:10.1016/j.jval.2021.03.009 (parameters: ``valuesets/3L/RCW/VH/_model.toml``).
+    """
+    return _vh_probabilities_cached()
+
+
+def rcw_vh_index(values_5l: npt.ArrayLike) -> FloatArray:
+    """Value every EQ-5D-3L state on a 5L value set by the van Hout & Shaw (2021) model.
+
+    ``index(3L state) = sum over 5L states t of P(t | 3L state) * values_5l[t]``,
+    the expectation of the 5L index under the model's probabilities
+    (:func:`rcw_vh_probabilities`).  This also scores 3L responses on a site's
+    own 5L value set.
+
+    Parameters
+    ----------
+    values_5l : array_like, shape (3125,)
+        The index of every 5L state in lexicographic order (``state_grid(5)``),
+        e.g. ``find_valueset("5L", "VT", "Denmark").table()``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (243,)
+        The index of every 3L state in lexicographic order (``state_grid(3)``).
+    """
+    values = np.asarray(values_5l, dtype=np.float64)
+    if values.shape != (5**5,):
+        raise SpineregError(f"rcw_vh_index needs the 3125 values of a 5L value set, got shape {values.shape}")
+    if not np.all(np.isfinite(values)):
+        bad = int(np.flatnonzero(~np.isfinite(values))[0])
+        raise SpineregError(f"rcw_vh_index: the 5L values must be finite; value {values[bad]!r} at position {bad} "
+                            f"(state {''.join(map(str, state_grid(5)[bad]))})")
+    return np.asarray(rcw_vh_probabilities() @ values, dtype=np.float64)
 
 
 @functools.cache
@@ -337,7 +438,8 @@ def find_valueset(version: str, type: str | None, country: str, method: str | No
         alpha-2 code.
     method : str, optional
         For ``RCW``: ``EQ`` (EuroQol 2019) or ``VH`` (van Hout & Shaw 2021).
-        Omitted: the one method bundled for that country.
+        Omitted: ``VH`` where a country has both (R ``eq5d``'s default),
+        else the one method bundled for that country.
 
     Raises
     ------
@@ -384,6 +486,8 @@ def find_valueset(version: str, type: str | None, country: str, method: str | No
         what = f"EQ-5D-{v}" + (f" {sets[0].type}" if type is not None and sets else "")
         names = ", ".join(sorted({s.country for s in sets}, key=str.upper))
         raise UnknownValueSetError(f"no {what} value set for country {country!r}; choose from {names}")
+    if len(found) > 1 and method is None and {s.type for s in found} == {"RCW"}:
+        found = [s for s in found if s.method == "VH"] or found  # R eq5d's default method
     if len(found) > 1:
         options = ", ".join(f"{s.type}{'/' + s.method if s.method else ''} ({s.country})" for s in found)
         raise UnknownValueSetError(
