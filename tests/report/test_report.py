@@ -598,6 +598,27 @@ def test_follow_up_complementary_suppression(sample: dict[str, Any]) -> None:
         ("13", "3", "10", "0", "56.5%", "5")  # 13 / 23 = 0.5652
 
 
+def test_deaths_by_window_end_never_give_away_a_small_number_who_answered_then_died(sample: dict[str, Any]) -> None:
+    """Demo: at 3 months 7 died before answering and 9 by the window's end, so 9 - 7 = 2 answered and then died."""
+    doc = build_document(_on(sample))
+    rows = {r.cells[0]: r for r in _table(doc, "table-follow-up").rows}
+    assert rows["3 months"].cells[3:] == ("13", "7", "6", "0", "68.4%", DASH)
+    assert rows["3 months"].marks[-1]
+    # 1 year: 4 alive without an answer -> <5; the smallest other non-zero count (9 answered) withheld, and with
+    # it the response rate 9/13; the deaths (15, of whom 2 had answered) withheld as at 3 months
+    assert rows["1 year"].cells[3:] == (DASH, "13", "<5", "0", DASH, DASH)
+    text = _text(doc)
+    assert "Deaths by the end of each window" in text and "a withheld number at 3 months" in text
+    assert "9 at 3 months" not in text and "15 at 1 year" not in text
+    assert "answered and then died in the window, which is below the suppression threshold" in text
+    # 5 or more who answered and then died: nothing to protect, the deaths are shown
+    res = _on(sample)
+    row = next(r for r in res["tables"]["follow_up"] if r["timepoint"] == "3m")
+    row.update(answered_then_died=5, died_by_window_end=12)
+    assert next(r for r in _table(build_document(res), "table-follow-up").rows
+                if r.cells[0] == "3 months").cells[-1] == "12"
+
+
 def test_table1_complementary_suppression_and_empty_cancer_rows(sample: dict[str, Any]) -> None:
     res = _on(sample)
     t1 = res["tables"]["table1"]

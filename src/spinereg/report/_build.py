@@ -194,7 +194,10 @@ def _follow_up_text(ctx: Ctx, table: Table | None) -> str:
         rate = tb.follow_up_response(ctx, r, secondary)
         if rate != NA_TEXT:
             rates.append(f"{rate} at {when}")
-        if not is_missing(r.get("died_by_window_end")):
+        if tb.follow_up_deaths_withheld(ctx, r, secondary):
+            withheld = True
+            deaths.append(f"a withheld number at {when}")
+        elif not is_missing(r.get("died_by_window_end")):
             deaths.append(f"{ctx.count(r.get('died_by_window_end'))} at {when}")
     if not parts:
         return ""
@@ -208,7 +211,7 @@ def _follow_up_text(ctx: Ctx, table: Table | None) -> str:
                  f"window, as the survival analysis does: {join_words(deaths, 'and')}.")
     if withheld:
         text += (" A withheld number is hidden so that a count below "
-                 f"{ctx.sup.threshold} cannot be calculated back from the number of patients.")
+                 f"{ctx.sup.threshold} cannot be calculated back from the other numbers shown.")
     return text
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "change_table",
     "compare",
     "flow_table",
+    "follow_up_deaths_withheld",
     "follow_up_response",
     "follow_up_secondary",
     "follow_up_table",
@@ -159,6 +160,24 @@ def follow_up_response(ctx: Ctx, r: Rec, secondary: set[str]) -> str:
                           sup=ctx.sup)
 
 
+_DEATHS_NOTE = ("withheld: with the deaths before answering shown, it would give away the number of patients who "
+                "answered and then died in the window, which is below the suppression threshold")
+
+
+def follow_up_deaths_withheld(ctx: Ctx, r: Rec, secondary: set[str]) -> bool:
+    """Whether the deaths by the window's end are withheld by complementary suppression.
+
+    They are the deaths before answering plus the patients who answered and
+    died later in the window; the latter are not shown, and when they are
+    fewer than the threshold the two shown numbers would give them back by
+    subtraction.  Then the deaths by the window's end are withheld, unless
+    the deaths before answering are hidden already.
+    """
+    if not ctx.sup.hides(r.get("answered_then_died")) or ctx.hidden(r.get("died_by_window_end")):
+        return False
+    return "died_before_answering" not in secondary and not ctx.hidden(r.get("died_before_answering"))
+
+
 def follow_up_table(ctx: Ctx) -> Table | None:
     """Follow-up per time point: the four groups, the response among those alive, deaths by the window's end."""
     rows = ctx.table_rows("follow_up")
@@ -169,10 +188,13 @@ def follow_up_table(ctx: Ctx) -> Table | None:
     for r in rows:
         secondary = follow_up_secondary(ctx, r)
         cells = [NA_TEXT if k in secondary else ctx.count(r.get(k)) for k in FOLLOW_UP_COUNTS]
+        deaths_withheld = follow_up_deaths_withheld(ctx, r, secondary)
         body.append(Row((ctx.tp(r.get("timepoint")), _window(ctx, r.get("timepoint")), ctx.count(r.get("n")),
-                         *cells, follow_up_response(ctx, r, secondary), ctx.count(r.get("died_by_window_end"))),
+                         *cells, follow_up_response(ctx, r, secondary),
+                         NA_TEXT if deaths_withheld else ctx.count(r.get("died_by_window_end"))),
                         marks=("", "", "", *(marks.mark(SECONDARY_NOTE) if k in secondary else ""
-                                             for k in FOLLOW_UP_COUNTS))))
+                                             for k in FOLLOW_UP_COUNTS), "",
+                               marks.mark(_DEATHS_NOTE) if deaths_withheld else "")))
     return ctx.table("table-follow-up", "Follow-up questionnaires at each time point",
                      ("Time point", "Window, days (target)", "Patients", "Answered", "Died before answering",
                       "Alive, no answer", "Not yet due", "Response among those alive", "Deaths by the window's end"),
