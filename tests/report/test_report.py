@@ -106,7 +106,7 @@ def all_dead(engine: tuple[StudySpec, str, Extract]) -> dict[str, Any]:
     t["proms"] = proms[keep.fillna(False).to_numpy(dtype=bool)].reset_index(drop=True)
     res = _run(spec, Extract(t, dict(x.meta)), sha)
     one_year = next(r for r in res["tables"]["follow_up"] if r["timepoint"] == "1y")
-    assert one_year["answered"] == 0 and one_year["died"] == one_year["n"] > 0
+    assert one_year["answered"] == 0 and one_year["died_before_answering"] == one_year["n"] > 0
     return res
 
 
@@ -396,10 +396,43 @@ def test_all_dead_by_one_year(all_dead: dict[str, Any],
     fu = next(x for x in all_dead["tables"]["follow_up"] if x["timepoint"] == "1y")
     window = "270 to 545 (365)"
     row = next(row for row in r.docx_rows() if len(row) > 1 and row[1] == window)
-    assert row[2:] == [str(fu["n"]), "0", str(fu["died"]), "0", "0"]
+    # nobody alive and due: no response rate; every death came before an answer
+    assert row[2:] == [str(fu["n"]), "0", str(fu["n"]), "0", "0", DASH, str(fu["n"])]
     change = next(x for x in all_dead["tables"]["paired_change"] if x["timepoint"] == "1y")
     assert change["n_pairs"] == 0 and change["mean_diff"] is None
-    assert f"{fu['died']} had died" in r.html_text()
+    assert f"{fu['n']} had died before answering" in r.html_text()
+
+
+def test_follow_up_rows_of_the_demo_registry(report: Rendered, sample: dict[str, Any]) -> None:
+    """The demo's follow-up in every format: deaths by the window's end as the Kaplan-Meier curve counts them."""
+    # 3m: 13 answered, 7 died before answering, 6 alive without an answer; 13 / 19 = 0.6842; 9 deaths by day 150
+    # (2 of them after answering).  1y: 9 / 13 = 0.6923; 15 deaths by day 545.
+    want = {"60 to 150 (90)": ["26", "13", "7", "6", "0", "68.4%", "9"],
+            "270 to 545 (365)": ["26", "9", "13", "4", "0", "69.2%", "15"]}
+    for rows in (report.docx_rows(), report.html_rows()):
+        got = {row[1]: row[2:] for row in rows if len(row) > 1 and row[1] in want}
+        assert got == want
+    pdf = report.pdf_compact()
+    for window, cells in want.items():
+        assert re.sub(r"\s+", "", window + "".join(cells)) in pdf
+    text = " ".join(report.html_text().split())
+    assert ("Deaths by the end of each window, counting also the patients who answered and died later in the "
+            "window, as the survival analysis does: 9 at 3 months and 15 at 1 year.") in text
+    assert "Of the patients alive and due, 68.4% at 3 months and 69.2% at 1 year answered." in text
+    header = next(row for row in report.docx_rows() if row and row[0] == "Time point")
+    assert header[3:] == ["Answered", "Died before answering", "Alive, no answer", "Not yet due",
+                          "Response among those alive", "Deaths by the window's end"]
+
+
+def test_version_1_results_still_render(sample: dict[str, Any]) -> None:
+    """A results.json of schema version 1 (follow-up columns died and missing) reads as version 2."""
+    old = copy.deepcopy(sample)
+    old["schema_version"] = 1
+    old["tables"]["follow_up"] = [{"timepoint": "3m", "n": 26, "answered": 13, "died": 7, "not_yet_due": 0,
+                                   "missing": 6}]
+    doc = build_document(load_results(old))
+    row = next(r for r in _table(doc, "table-follow-up").rows if r.cells[0] == "3 months")
+    assert row.cells[3:] == ("13", "7", "6", "0", "68.4%", DASH)  # version 1 did not count deaths after answers
 
 
 def test_suppression_hides_small_counts_everywhere(suppressed: dict[str, Any],
@@ -546,19 +579,44 @@ def _text(doc: Any) -> str:
 def test_follow_up_complementary_suppression(sample: dict[str, Any]) -> None:
     res = _on(sample)
     row = next(r for r in res["tables"]["follow_up"] if r["timepoint"] == "3m")
-    row.update(answered=13, died=3, missing=10, not_yet_due=0)
+    row.update(answered=13, died_before_answering=3, alive_not_answered=10, not_yet_due=0, response_rate=13 / 23,
+               died_by_window_end=5, answered_then_died=2)
     assert row["n"] == 26
     doc = build_document(res)
     t = _table(doc, "table-follow-up")
     cells = next(r for r in t.rows if r.cells[0] == "3 months")
-    # died (3) is hidden; the smallest other non-zero count (missing, 10) too, else 10 = 26 - 13 - 3 gives it away
-    assert cells.cells[3:] == ("13", "<5", DASH, "0")
+    # died (3) is hidden; the smallest other non-zero count (alive without an answer, 10) too, else
+    # 10 = 26 - 13 - 3 gives it away; the response rate 13/23 would give the 10 back as well
+    assert cells.cells[3:] == ("13", "<5", DASH, "0", DASH, "5")
     assert cells.marks[5] and any("calculated back" in f.text for f in t.footnotes)
     text = _text(doc)
-    assert "at 3 months, 13 answered, <5 had died and a withheld number were alive without an answer" in text
-    assert "10 were alive" not in text
+    assert ("at 3 months, 13 answered, <5 had died before answering and a withheld number were alive without an "
+            "answer") in text
+    assert "10 were alive" not in text and "56.5%" not in text
     plain = _table(build_document(copy.deepcopy(sample) | {"tables": res["tables"]}), "table-follow-up")
-    assert next(r for r in plain.rows if r.cells[0] == "3 months").cells[3:] == ("13", "3", "10", "0")
+    assert next(r for r in plain.rows if r.cells[0] == "3 months").cells[3:] == \
+        ("13", "3", "10", "0", "56.5%", "5")  # 13 / 23 = 0.5652
+
+
+def test_deaths_by_window_end_never_give_away_a_small_number_who_answered_then_died(sample: dict[str, Any]) -> None:
+    """Demo: at 3 months 7 died before answering and 9 by the window's end, so 9 - 7 = 2 answered and then died."""
+    doc = build_document(_on(sample))
+    rows = {r.cells[0]: r for r in _table(doc, "table-follow-up").rows}
+    assert rows["3 months"].cells[3:] == ("13", "7", "6", "0", "68.4%", DASH)
+    assert rows["3 months"].marks[-1]
+    # 1 year: 4 alive without an answer -> <5; the smallest other non-zero count (9 answered) withheld, and with
+    # it the response rate 9/13; the deaths (15, of whom 2 had answered) withheld as at 3 months
+    assert rows["1 year"].cells[3:] == (DASH, "13", "<5", "0", DASH, DASH)
+    text = _text(doc)
+    assert "Deaths by the end of each window" in text and "a withheld number at 3 months" in text
+    assert "9 at 3 months" not in text and "15 at 1 year" not in text
+    assert "answered and then died in the window, which is below the suppression threshold" in text
+    # 5 or more who answered and then died: nothing to protect, the deaths are shown
+    res = _on(sample)
+    row = next(r for r in res["tables"]["follow_up"] if r["timepoint"] == "3m")
+    row.update(answered_then_died=5, died_by_window_end=12)
+    assert next(r for r in _table(build_document(res), "table-follow-up").rows
+                if r.cells[0] == "3 months").cells[-1] == "12"
 
 
 def test_table1_complementary_suppression_and_empty_cancer_rows(sample: dict[str, Any]) -> None:
@@ -627,7 +685,11 @@ def test_methods_state_what_the_code_does(sample: dict[str, Any]) -> None:
                   "Age is in completed years at the day of the operation",
                   "patients whose age was unknown were excluded",
                   "treated levels with at least one post-operative imaging finding at that level",
-                  "died before a window closed, or on its last day, counts as died",
+                  "died before answering (died before the window's end, or on its last day, without an answer",
+                  "answered (a questionnaire in the window, also when the patient died later in the window)",
+                  "not yet due (the window ended after the extract date, without an answer)",
+                  "answered / (answered + alive without an answer)",
+                  "equal the deaths the survival analysis counts by then",
                   "linked to the operation they follow by the registry's operation id",
                   "each recorded with its source", "spinereg's validation report",
                   "complementary suppression is applied", "shown together with the next step",

@@ -110,9 +110,14 @@ def test_follow_up_accounting_with_deaths() -> None:
     spec, _ = load_spec(SPEC)
     x = build()
     acc = follow_up(select_cohort(x, spec), x, spec).set_index("timepoint")
-    # 3m: answered P01, P02; P03 died day 138 < day 150; P04 (day 160), P09, P10 missing
-    assert acc.loc["3m"].to_dict() == {"n": 6, "answered": 2, "died": 1, "not_yet_due": 0, "missing": 3}
-    # 1y: answered P01, P04; P03 died; P10's window closes 2019-02-28, after the 2018-12-31 extract;
-    # P02 and P09 missing
-    assert acc.loc["1y"].to_dict() == {"n": 6, "answered": 2, "died": 1, "not_yet_due": 1, "missing": 2}
-    assert acc.loc["baseline"].to_dict() == {"n": 6, "answered": 6, "died": 0, "not_yet_due": 0, "missing": 0}
+    counts = ["n", "answered", "died_before_answering", "alive_not_answered", "not_yet_due", "died_by_window_end",
+              "answered_then_died"]
+    # 3m: answered P01, P02; P03 died day 138 < day 150; P04 (day 160), P09, P10 alive without an answer;
+    # response 2 / (2 + 3)
+    assert acc.loc["3m", counts].tolist() == [6, 2, 1, 3, 0, 1, 0]
+    assert acc.loc["3m", "response_rate"] == 0.4
+    # 1y: answered P01, P04 (P04 dies in 2018, after its window); P03 died; P10's window closes 2019-02-28, after the
+    # 2018-12-31 extract; P02 and P09 alive without an answer; response 2 / (2 + 2)
+    assert acc.loc["1y", counts].tolist() == [6, 2, 1, 2, 1, 1, 0]
+    assert acc.loc["1y", "response_rate"] == 0.5
+    assert acc.loc["baseline", counts].tolist() == [6, 6, 0, 0, 0, 0, 0]

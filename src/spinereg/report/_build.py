@@ -40,7 +40,7 @@ __all__ = ["BANNER", "SUPPORTED_SCHEMA_VERSIONS", "build_document", "load_result
 BANNER = ("SYNTHETIC DATA \u2013 simulated patients, not real people. For demonstration and testing only; "
           "not for clinical or scientific conclusions.")
 
-SUPPORTED_SCHEMA_VERSIONS = (1,)
+SUPPORTED_SCHEMA_VERSIONS = (1, 2)
 
 Rec = Mapping[str, Any]
 
@@ -73,7 +73,29 @@ def load_results(results: Mapping[str, Any] | str | Path) -> Mapping[str, Any]:
     if version not in SUPPORTED_SCHEMA_VERSIONS:
         raise SpineregError(f"{where}: results schema version {version!r} is not supported by this spinereg "
                             f"(supported: {', '.join(map(str, SUPPORTED_SCHEMA_VERSIONS))})")
-    return data
+    return _upgrade(data) if version == 1 else data
+
+
+def _upgrade(data: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Version 1 results as version 2: the follow-up columns renamed, the response rate added.
+
+    Version 1's ``died`` and ``missing`` were the patients who died before
+    answering and those alive without an answer; it did not record the deaths
+    of patients who answered, so ``died_by_window_end`` and
+    ``answered_then_died`` are unknown (null).
+    """
+    rows = []
+    for r in (data.get("tables") or {}).get("follow_up") or []:
+        a, m = number(r.get("answered")), number(r.get("missing"))
+        rows.append({"timepoint": r.get("timepoint"), "n": r.get("n"), "answered": r.get("answered"),
+                     "died_before_answering": r.get("died"), "alive_not_answered": r.get("missing"),
+                     "not_yet_due": r.get("not_yet_due"),
+                     "response_rate": a / (a + m) if a is not None and m is not None and a + m > 0 else None,
+                     "died_by_window_end": None, "answered_then_died": None})
+    tables = dict(data["tables"])
+    if "follow_up" in tables:
+        tables["follow_up"] = rows
+    return {**data, "tables": tables}
 
 
 # -- results text --------------------------------------------------------------------------------------------------
@@ -156,28 +178,40 @@ def _key_results(ctx: Ctx) -> list[str]:
 
 
 def _follow_up_text(ctx: Ctx, table: Table | None) -> str:
-    rows = ctx.table_rows("follow_up") or []
-    parts = []
+    rows = [r for r in ctx.table_rows("follow_up") or [] if r.get("timepoint") != "baseline"]
+    parts, rates, deaths = [], [], []
     withheld = False
     for r in rows:
-        if r.get("timepoint") == "baseline":
-            continue
         secondary = tb.follow_up_secondary(ctx, r)
         withheld |= bool(secondary)
         c = {k: "a withheld number" if k in secondary else ctx.count(r.get(k)) for k in tb.FOLLOW_UP_COUNTS}
-        s = (f"at {ctx.tp(r.get('timepoint')).lower()}, {c['answered']} answered, {c['died']} had died and "
-             f"{c['missing']} were alive without an answer")
+        when = ctx.tp(r.get("timepoint")).lower()
+        s = (f"at {when}, {c['answered']} answered, {c['died_before_answering']} had died before answering and "
+             f"{c['alive_not_answered']} were alive without an answer")
         if not is_missing(r.get("not_yet_due")) and r.get("not_yet_due"):
             s += f" ({c['not_yet_due']} not yet due)"
         parts.append(s)
+        rate = tb.follow_up_response(ctx, r, secondary)
+        if rate != NA_TEXT:
+            rates.append(f"{rate} at {when}")
+        if tb.follow_up_deaths_withheld(ctx, r, secondary):
+            withheld = True
+            deaths.append(f"a withheld number at {when}")
+        elif not is_missing(r.get("died_by_window_end")):
+            deaths.append(f"{ctx.count(r.get('died_by_window_end'))} at {when}")
     if not parts:
         return ""
     ref = f" ({table.label})" if table else ""
     n = rows[0].get("n")
     text = f"Of the {ctx.count(n)} patients, {join_words(parts, 'and')}{ref}."
+    if rates:
+        text += f" Of the patients alive and due, {join_words(rates, 'and')} answered."
+    if deaths:
+        text += (f" Deaths by the end of each window, counting also the patients who answered and died later in the "
+                 f"window, as the survival analysis does: {join_words(deaths, 'and')}.")
     if withheld:
         text += (" A withheld number is hidden so that a count below "
-                 f"{ctx.sup.threshold} cannot be calculated back from the number of patients.")
+                 f"{ctx.sup.threshold} cannot be calculated back from the other numbers shown.")
     return text
 
 
@@ -198,7 +232,8 @@ def _sensitivity_text(ctx: Ctx) -> tuple[list[str], str]:
         cmp = tb.compare(ctx, outcome, c, r)
         what = f"{ctx.outcome_label(outcome)} at {ctx.tp(r.get('timepoint')).lower()}"
         if cmp.diff is None:
-            why = (reader_note(r.get("note")) or reader_note(c.get("note"))
+            why = (reader_note(ctx.note(r.get("note"), r.get("n_patients")))
+                   or reader_note(ctx.note(c.get("note"), c.get("n_pairs")))
                    or "an estimate is not estimable or not shown")
             items.append(f"{what}: the two analyses cannot be compared ({why}).")
             not_compared += 1

@@ -162,6 +162,15 @@ class Ctx:
     def hidden(self, *counts: Any) -> bool:
         return hidden(counts, self.sup)
 
+    def note(self, note: Any, *counts: Any) -> str:
+        """An engine note, or ``""`` when any of ``counts`` is suppressed.
+
+        The notes of a small group give its size away ("CI not estimable: one
+        value", "fewer than 2 complete pairs" beside a ``<5``); the statistics
+        they explain are hidden anyway, and the ``<5`` legend says why.
+        """
+        return "" if hidden(counts, self.sup) else str(note or "")
+
     # -- numbering -----------------------------------------------------------------------------------------------
 
     def table(self, id: str, caption: str, header: Sequence[str], rows: Sequence[Row], *,

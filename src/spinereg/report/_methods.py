@@ -45,8 +45,8 @@ def _design(ctx: Ctx) -> list[Block]:
         span = f", operated from {d['period_start']} to {d['period_end']}"
     size = ""
     if not is_missing(d.get("n_operations")) and not is_missing(d.get("n_patients")):
-        size = (f" The extract held {fmt_count(d.get('n_operations'))} operations of "
-                f"{fmt_count(d.get('n_patients'))} patients{span}.")
+        size = (f" The extract held {ctx.count(d.get('n_operations'))} operations of "
+                f"{ctx.count(d.get('n_patients'))} patients{span}.")
     extract = ""
     if d.get("extract_date"):
         how = f" ({d['extract_date_source']})" if d.get("extract_date_source") else ""
@@ -132,8 +132,15 @@ def _follow_up(ctx: Ctx) -> list[Block]:
             f"They were assigned to time points by the day of the answer counted from the day of the "
             f"operation: {join_words(windows)}. When a patient answered more than once within a window, the answer "
             f"nearest the target day was used (the earlier of two equally near). Questionnaires without an answer "
-            f"date, or dated after the patient's death, were disregarded. Deaths were taken from the registry; a "
-            f"patient who died before a window closed, or on its last day, counts as died at that time point.")
+            f"date, or dated after the patient's death, were disregarded. Deaths were taken from the registry, up to "
+            f"the extract date. At each time point every patient was counted in exactly one group: answered (a "
+            f"questionnaire in the window, also when the patient died later in the window); died before answering "
+            f"(died before the window's end, or on its last day, without an answer in the window); alive without an "
+            f"answer (the window had ended by the extract date and the patient was alive at its end); or not yet "
+            f"due (the window ended after the extract date, without an answer). The response rate is the share who "
+            f"answered among the patients alive and due: answered / (answered + alive without an answer). Deaths by "
+            f"the end of a window count every patient who died by its last day, whether or not the patient "
+            f"answered first, and so equal the deaths the survival analysis counts by then.")
     return [Heading("Follow-up"), Paragraph(text)]
 
 
@@ -225,10 +232,10 @@ def _missing(ctx: Ctx) -> list[Block]:
         parts.append("The mixed model uses every available score of every patient and stays valid when scores are "
                      "missing at random (MAR), that is when whether a score is missing may depend on the patient's "
                      "observed scores.")
-    parts.append("Patients who died before a time point's window closed, or on its last day, are counted as deaths "
-                 "in the follow-up table, apart from the patients alive without an answer, and are not treated as "
-                 "missing scores; no analysis estimates what they would have scored, so the outcome results "
-                 "describe survivors.")
+    parts.append("Patients who died before answering at a time point (by the window's end, or on its last day) are "
+                 "counted apart from the patients alive without an answer, and are not treated as missing scores; "
+                 "no analysis estimates what they would have scored, so the outcome results describe survivors. A "
+                 "patient who answered and died later in the window keeps the answer.")
     return [Heading("Missing data and deaths"), Paragraph(" ".join(parts))]
 
 

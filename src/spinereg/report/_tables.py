@@ -36,6 +36,8 @@ __all__ = [
     "change_table",
     "compare",
     "flow_table",
+    "follow_up_deaths_withheld",
+    "follow_up_response",
     "follow_up_secondary",
     "follow_up_table",
     "mixed_model_table",
@@ -113,7 +115,7 @@ def baseline_table(ctx: Ctx) -> Table | None:
         first = recs[0]
         label = str(first.get("label") or human(variable))
         n = first.get("n")
-        note_marks = {marks.mark(r.get("note")) for r in recs} - {""}
+        note_marks = {marks.mark(ctx.note(r.get("note"), n)) for r in recs} - {""}
         head = Row((label, ctx.count(n), "", ctx.count(first.get("missing"))),
                    marks=(",".join(sorted(note_marks)),))
         body.append(head)
@@ -137,7 +139,7 @@ def baseline_table(ctx: Ctx) -> Table | None:
                      widths=(3.2, 0.7, 2.0, 0.9))
 
 
-FOLLOW_UP_COUNTS = ("answered", "died", "missing", "not_yet_due")
+FOLLOW_UP_COUNTS = ("answered", "died_before_answering", "alive_not_answered", "not_yet_due")
 
 
 def follow_up_secondary(ctx: Ctx, r: Rec) -> set[str]:
@@ -145,8 +147,39 @@ def follow_up_secondary(ctx: Ctx, r: Rec) -> set[str]:
     return {FOLLOW_UP_COUNTS[i] for i in complementary([r.get(k) for k in FOLLOW_UP_COUNTS], ctx.sup)}
 
 
+def follow_up_response(ctx: Ctx, r: Rec, secondary: set[str]) -> str:
+    """The response rate among those alive as a percentage.
+
+    Hidden when the number who answered or the number alive without an
+    answer is hidden (suppressed, or withheld by complementary
+    suppression): with the other count shown, the rate would give it back.
+    """
+    if {"answered", "alive_not_answered"} & secondary:
+        return NA_TEXT
+    return fmt_proportion(r.get("response_rate"), 1, counts=(r.get("answered"), r.get("alive_not_answered")),
+                          sup=ctx.sup)
+
+
+_DEATHS_NOTE = ("withheld: with the deaths before answering shown, it would give away the number of patients who "
+                "answered and then died in the window, which is below the suppression threshold")
+
+
+def follow_up_deaths_withheld(ctx: Ctx, r: Rec, secondary: set[str]) -> bool:
+    """Whether the deaths by the window's end are withheld by complementary suppression.
+
+    They are the deaths before answering plus the patients who answered and
+    died later in the window; the latter are not shown, and when they are
+    fewer than the threshold the two shown numbers would give them back by
+    subtraction.  Then the deaths by the window's end are withheld, unless
+    the deaths before answering are hidden already.
+    """
+    if not ctx.sup.hides(r.get("answered_then_died")) or ctx.hidden(r.get("died_by_window_end")):
+        return False
+    return "died_before_answering" not in secondary and not ctx.hidden(r.get("died_before_answering"))
+
+
 def follow_up_table(ctx: Ctx) -> Table | None:
-    """Follow-up per time point: answered, died, alive without an answer, not yet due."""
+    """Follow-up per time point: the four groups, the response among those alive, deaths by the window's end."""
     rows = ctx.table_rows("follow_up")
     if rows is None:
         return None
@@ -155,17 +188,25 @@ def follow_up_table(ctx: Ctx) -> Table | None:
     for r in rows:
         secondary = follow_up_secondary(ctx, r)
         cells = [NA_TEXT if k in secondary else ctx.count(r.get(k)) for k in FOLLOW_UP_COUNTS]
+        deaths_withheld = follow_up_deaths_withheld(ctx, r, secondary)
         body.append(Row((ctx.tp(r.get("timepoint")), _window(ctx, r.get("timepoint")), ctx.count(r.get("n")),
-                         *cells),
+                         *cells, follow_up_response(ctx, r, secondary),
+                         NA_TEXT if deaths_withheld else ctx.count(r.get("died_by_window_end"))),
                         marks=("", "", "", *(marks.mark(SECONDARY_NOTE) if k in secondary else ""
-                                             for k in FOLLOW_UP_COUNTS))))
+                                             for k in FOLLOW_UP_COUNTS), "",
+                               marks.mark(_DEATHS_NOTE) if deaths_withheld else "")))
     return ctx.table("table-follow-up", "Follow-up questionnaires at each time point",
-                     ("Time point", "Window, days (target)", "Patients", "Answered", "Died by the end of the window",
-                      "Alive, no answer", "Not yet due"), body, marks=marks,
-                     notes=["Days are counted from the day of the operation. Patients who died are counted apart "
-                            "from those alive without an answer; \u201cnot yet due\u201d: the window had not closed "
-                            "by the extract date. A patient who died on the last day of a window counts as died."],
-                     widths=(1.3, 1.5, 0.9, 0.9, 1.2, 1.0, 0.9))
+                     ("Time point", "Window, days (target)", "Patients", "Answered", "Died before answering",
+                      "Alive, no answer", "Not yet due", "Response among those alive", "Deaths by the window's end"),
+                     body, marks=marks,
+                     notes=["Days are counted from the day of the operation. Each patient is counted once per time "
+                            "point: answered (including patients who answered and died later in the window); died "
+                            "before answering (died by the window's last day, or on it, without an answer); alive, "
+                            "no answer (the window had closed by the extract date); not yet due (the window had not "
+                            "closed by the extract date). Response among those alive: answered / (answered + alive, "
+                            "no answer). Deaths by the window's end: every patient who died by the window's last day, "
+                            "answered or not, as counted by the survival analysis."],
+                     widths=(1.2, 1.4, 0.8, 0.8, 0.9, 0.8, 0.8, 0.9, 0.9))
 
 
 def outcome_table(ctx: Ctx) -> Table | None:
@@ -184,7 +225,7 @@ def outcome_table(ctx: Ctx) -> Table | None:
                              fmt_mean_sd(r.get("mean"), r.get("sd"), d, counts=(n,), sup=ctx.sup),
                              fmt_ci(r.get("ci_low"), r.get("ci_high"), d, counts=(n,), sup=ctx.sup),
                              fmt_est_ci(r.get("median"), r.get("q1"), r.get("q3"), d, counts=(n,), sup=ctx.sup)),
-                            indent=1, marks=(marks.mark(r.get("note")),)))
+                            indent=1, marks=(marks.mark(ctx.note(r.get("note"), n)),)))
     return ctx.table("table-outcomes", "Patient-reported outcomes at each time point (all patients who answered)",
                      ("Outcome and time point", "n", "Mean (SD)", f"{ctx.level} CI of the mean", "Median (IQR)"),
                      body, marks=marks, widths=(2.2, 0.6, 1.4, 1.6, 1.8))
@@ -222,7 +263,7 @@ def change_table(ctx: Ctx) -> Table | None:
                  fmt_est_ci(r.get("hl_estimate"), r.get("hl_ci_low"), r.get("hl_ci_high"), d, counts=(n,),
                             sup=ctx.sup),
                  wp),
-                indent=1, marks=(marks.mark(r.get("note")), "", "", "", "", "", "", wmark)))
+                indent=1, marks=(marks.mark(ctx.note(r.get("note"), n)), "", "", "", "", "", "", wmark)))
     return ctx.table("table-change", "Change from baseline in patients with scores at both times (complete pairs)",
                      ("Outcome and time point", "Pairs", "Baseline, mean (SD)", "Follow-up, mean (SD)",
                       f"Mean change ({ctx.level} CI)", "p, paired t-test", f"Hodges-Lehmann change ({ctx.level} CI)",
@@ -247,7 +288,7 @@ def responder_table(ctx: Ctx) -> Table | None:
             resp = ctx.count(x) if pct == NA_TEXT else f"{ctx.count(x)} ({pct})"
             body.append(Row((ctx.tp(r.get("timepoint")), ctx.count(n), resp,
                              fmt_ci(r.get("ci_low"), r.get("ci_high"), 1, percent=True, counts=(x, n), sup=ctx.sup)),
-                            indent=1, marks=(marks.mark(r.get("note")),)))
+                            indent=1, marks=(marks.mark(ctx.note(r.get("note"), x, n)),)))
     return ctx.table("table-responders", "Responders: patients improving by at least the minimal clinically "
                      "important difference (MCID), complete pairs",
                      ("Outcome and time point", "Pairs", "Responders, n (%)", f"{ctx.level} CI (exact)"), body,
@@ -276,7 +317,7 @@ def pchc_table(ctx: Ctx) -> Table | None:
                 cells.append(NA_TEXT if r is None else
                              fmt_count_pct(r.get("n"), r.get("percent"), total=n_pairs, sup=ctx.sup))
             note = "; ".join(dict.fromkeys(str(r.get("note")) for r in trs if r.get("note")))
-            body.append(Row(tuple(cells), indent=1, marks=(marks.mark(note),)))
+            body.append(Row(tuple(cells), indent=1, marks=(marks.mark(ctx.note(note, n_pairs)),)))
     return ctx.table("table-pchc", "Change in EQ-5D health profile from baseline by the Paretian classification "
                      "(PCHC), n (%) of complete pairs",
                      ("Outcome and time point", "Pairs", *(category_label(c) for c in cats)), body, marks=marks,
@@ -313,7 +354,8 @@ def rates_table(ctx: Ctx) -> Table | None:
         for category, crs in _group(recs, "category").items():
             by = {str(r.get("unit")): r for r in crs}
             pat, lev = by.get("patient"), by.get("level")
-            note = "; ".join(dict.fromkeys(str(r.get("note")) for r in crs if r.get("note")))
+            shown = (ctx.note(r.get("note"), r.get("x"), r.get("n")) for r in crs)
+            note = "; ".join(dict.fromkeys(t for t in shown if t))
             body.append(Row((category_label(category), *_rate_cells(ctx, pat), *_rate_cells(ctx, lev)), indent=1,
                             marks=(marks.mark(note),)))
     return ctx.table("table-rates", "Cement leaks per patient and per treated level, and complications per patient",
@@ -361,13 +403,13 @@ def survival_table(ctx: Ctx) -> Table | None:
         body.append(Row((f"Survival at {months} month{'' if months == '1' else 's'}", ctx.count(r.get("n_risk")),
                          fmt_est_ci(r.get("survival"), r.get("ci_low"), r.get("ci_high"), 1, percent=True,
                                     counts=(n_all,), sup=ctx.sup)),
-                        marks=(marks.mark(r.get("note")),)))
+                        marks=(marks.mark(ctx.note(r.get("note"), n_all)),)))
     if med:
         median = fmt_est_ci(m.get("median_months"), m.get("ci_low"), m.get("ci_high"), 1, counts=(n_all,),
                             sup=ctx.sup)
         if median != NA_TEXT:
             median = f"{fmt_num(m.get('median_months'), 1)} ({fmt_median_ci(m.get('ci_low'), m.get('ci_high'))})"
-        body.append(Row(("Median survival, months", "", median), marks=(marks.mark(m.get("note")),)))
+        body.append(Row(("Median survival, months", "", median), marks=(marks.mark(ctx.note(m.get("note"), n_all)),)))
         body.append(Row(("Deaths/patients", "", fmt_fraction(m.get("events"), m.get("n"), ctx.sup))))
     return ctx.table("table-survival", "Survival after the operation (Kaplan-Meier)",
                      ("", "At risk", f"Estimate ({ctx.level} CI)"), body, marks=marks,
@@ -399,7 +441,7 @@ def mixed_model_table(ctx: Ctx) -> Table | None:
                  fmt_est_ci(r.get("estimate"), r.get("ci_low"), r.get("ci_high"), d, counts=(npat,), sup=ctx.sup),
                  NA_TEXT if ctx.hidden(npat) else fmt_p(r.get("p_value")),
                  NA_TEXT if cmp.diff is None else fmt_num(cmp.diff, d)),
-                indent=1, marks=(marks.mark(r.get("note")),)))
+                indent=1, marks=(marks.mark(ctx.note(r.get("note"), npat)),)))
     return ctx.table("table-mixed", "Sensitivity analysis: change from baseline by complete-case analysis and by "
                      "a mixed model using every available score",
                      ("Outcome and time point", "Complete pairs", f"Complete-case change ({ctx.level} CI)",

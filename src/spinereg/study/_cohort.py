@@ -24,14 +24,32 @@ nearest the target day; equally near: the earlier one.  Questionnaires
 without an answer date, or dated after the patient's death (a data error),
 are not placed.
 
-Follow-up accounting per time point, for every cohort patient, in this order:
-``answered`` (a matched questionnaire); ``died`` (died before the window
-closed, or on its last day); ``not_yet_due`` (the window had not closed at the extract date);
-``missing`` (alive, due, not answered).
+Follow-up accounting per time point puts every cohort patient in exactly one
+of four categories, tested in this order (they add up to the cohort):
+
+* ``answered``: a questionnaire matched to the time point (a patient who
+  answered and died later in the window counts here: the answer exists);
+* ``died_before_answering``: no answer in the window, and died on or before
+  the window's last day (and on or before the extract date);
+* ``not_yet_due``: no answer, not known to have died, and the window's last
+  day falls after the extract date;
+* ``alive_not_answered``: the window has ended by the extract date, the
+  patient was alive at its end, and did not answer.
+
+Besides, ``response_rate`` = answered / (answered + alive_not_answered): the
+share who answered among those alive and due (patients who answered and died
+later in the window stay in numerator and denominator; NaN when nobody is in
+the denominator); and ``died_by_window_end``, every cohort patient who died
+on or before the window's last day and the extract date, answered or not
+(``answered_then_died`` are those who answered).  ``died_by_window_end``
+counts the same deaths as the Kaplan-Meier analysis, whose time is the days
+from the operation to death and which censors at the extract date: it equals
+the number of events at or before the window's last day.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -41,8 +59,8 @@ import pandas as pd
 from spinereg.data import Extract
 from spinereg.study._spec import StudySpec
 
-__all__ = ["OUTCOME_ITEMS", "CohortResult", "completed_years", "extract_date", "follow_up", "match_timepoints",
-           "select_cohort"]
+__all__ = ["FOLLOW_UP_CATEGORIES", "FOLLOW_UP_COLUMNS", "OUTCOME_ITEMS", "CohortResult", "completed_years",
+           "extract_date", "follow_up", "match_timepoints", "select_cohort"]
 
 OUTCOME_ITEMS: dict[str, list[str]] = {
     "eq5d3l": [f"eq5d3l_{d}" for d in ("mo", "sc", "ua", "pd", "ad")],
@@ -208,27 +226,54 @@ def extract_date(extract: Extract) -> tuple[pd.Timestamp, str]:
     return pd.Timestamp(max(found)), "latest date in the data (no extract date recorded)"
 
 
+FOLLOW_UP_CATEGORIES = ("answered", "died_before_answering", "alive_not_answered", "not_yet_due")
+FOLLOW_UP_COLUMNS = ["timepoint", "n", *FOLLOW_UP_CATEGORIES, "response_rate", "died_by_window_end",
+                     "answered_then_died"]
+
+
 def follow_up(cohort: CohortResult, extract: Extract, spec: StudySpec,
               cutoff: pd.Timestamp | None = None) -> pd.DataFrame:
-    """Follow-up accounting per time point (see module docstring).
+    """Follow-up accounting per time point (see the module docstring for the rule).
+
+    Parameters
+    ----------
+    cohort : CohortResult
+        The selected cohort; ``operations`` needs ``date`` and ``death_date``.
+    extract : Extract
+        Its ``proms`` are matched to the time points (:func:`match_timepoints`).
+    spec : StudySpec
+        The time points and their windows (days from the operation).
+    cutoff : Timestamp, optional
+        The extract date (:func:`extract_date` when not given).  A death
+        recorded after it is not counted, as in the survival analysis.
 
     Returns
     -------
     DataFrame
-        ``timepoint, n, answered, died, not_yet_due, missing``.
+        ``timepoint, n, answered, died_before_answering, alive_not_answered,
+        not_yet_due, response_rate, died_by_window_end, answered_then_died``.
+        The four categories add up to ``n``; ``died_by_window_end =
+        died_before_answering + answered_then_died``.
     """
     ops = cohort.operations
     matched = match_timepoints(extract["proms"], ops, spec)
     if cutoff is None:
         cutoff, _ = extract_date(extract)
+    death = ops["death_date"]
+    known_dead = (death.notna() & (death <= cutoff)).to_numpy(dtype=bool)
     rows = []
     for name, tp in spec.timepoints.items():
         closes = ops["date"] + pd.to_timedelta(tp.window[1], unit="D")
         answered = ops["operation_id"].isin(
             matched.loc[matched["timepoint_matched"] == name, "operation_id"]).to_numpy(dtype=bool)
-        died = ~answered & (ops["death_date"] <= closes).fillna(False).to_numpy(dtype=bool)
+        dead_by_end = known_dead & (death <= closes).fillna(False).to_numpy(dtype=bool)
+        died = ~answered & dead_by_end
         not_due = ~answered & ~died & (closes > cutoff).to_numpy(dtype=bool)
-        missing = ~answered & ~died & ~not_due
-        rows.append({"timepoint": name, "n": len(ops), "answered": int(answered.sum()), "died": int(died.sum()),
-                     "not_yet_due": int(not_due.sum()), "missing": int(missing.sum())})
-    return pd.DataFrame(rows)
+        alive_missing = ~answered & ~died & ~not_due
+        n_ans, n_alive = int(answered.sum()), int(alive_missing.sum())
+        rows.append({"timepoint": name, "n": len(ops), "answered": n_ans, "died_before_answering": int(died.sum()),
+                     "alive_not_answered": n_alive, "not_yet_due": int(not_due.sum()),
+                     "response_rate": n_ans / (n_ans + n_alive) if n_ans + n_alive else math.nan,
+                     "died_by_window_end": int(dead_by_end.sum()),
+                     "answered_then_died": int((answered & dead_by_end).sum())})
+    return pd.DataFrame(rows, columns=FOLLOW_UP_COLUMNS)

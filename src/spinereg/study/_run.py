@@ -38,7 +38,7 @@ from spinereg.study._spec import StudySpec
 
 __all__ = ["RESULTS_SCHEMA_VERSION", "EmptyCohortError", "StudyResult", "results_schema", "run_study"]
 
-RESULTS_SCHEMA_VERSION = 1
+RESULTS_SCHEMA_VERSION = 2
 
 
 class EmptyCohortError(SpineregError):
