@@ -194,9 +194,9 @@ def test_orm_writes_outside_the_service_are_refused(registry: str) -> None:
         Patient.objects.using(registry).bulk_create([Patient(patient_id="p9")])
     with pytest.raises(UnauditedWriteError, match=r"QuerySet.delete"):
         AuditEntry.objects.using(registry).all().delete()
+    o = ops.get(operation_id="o1")
+    o.asa_class = 5
     with pytest.raises(UnauditedWriteError, match=r"Model.save"):
-        o = ops.get(operation_id="o1")
-        o.asa_class = 5
         o.save(using=registry)
     with pytest.raises(UnauditedWriteError, match=r"Model.delete"):
         ops.get(operation_id="o2").delete()
@@ -223,9 +223,9 @@ def test_raw_writes_are_refused(registry: str, sql: str) -> None:
     import_extract(registry, small_extract())
     counts = registry_counts(registry)
     audit = audit_entries(registry)
-    with pytest.raises(DatabaseError, match=r"not authorized|outside the audited write service|append-only"):
-        with transaction.atomic(using=registry), connections[registry].cursor() as cursor:
-            cursor.execute(sql)
+    with pytest.raises(DatabaseError, match=r"not authorized|outside the audited write service|append-only"), \
+            transaction.atomic(using=registry), connections[registry].cursor() as cursor:
+        cursor.execute(sql)
     assert registry_counts(registry) == counts
     pd.testing.assert_frame_equal(audit_entries(registry), audit)
 

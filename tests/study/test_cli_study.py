@@ -59,8 +59,8 @@ def test_example_study_produces_every_table(extract_dir: Path, tmp_path: Path) -
         ("eq5d", "3m"), ("eq5d", "1y"), ("odi", "3m"), ("odi", "1y")}
     fu = {r["timepoint"]: r for r in tables["follow_up"]}
     for r in fu.values():
-        assert r["answered"] + r["died"] + r["not_yet_due"] + r["missing"] == n
-    assert fu["1y"]["died"] > 0
+        assert r["answered"] + r["died_before_answering"] + r["not_yet_due"] + r["alive_not_answered"] == n
+    assert fu["1y"]["died_before_answering"] > 0
     units = {(r["measure"], r["unit"]) for r in tables["leaks"]}
     assert ("cement leak", "patient") in units and ("cement leak", "level") in units
 

@@ -227,7 +227,7 @@ def test_everyone_dead_gives_zero_survival_not_a_gap() -> None:
     med = res.tables["survival_median"].iloc[0]
     assert med["median_months"] == pytest.approx(100 / (365.25 / 12))
     fu = res.tables["follow_up"].set_index("timepoint")
-    assert fu.loc["1y", "died"] + fu.loc["1y", "answered"] == 6
+    assert fu.loc["1y", "died_before_answering"] + fu.loc["1y", "answered"] == 6
 
 
 def one_patient_extract(death: str | None, answers: list[tuple[str, str, int]], birth: str = "1950-01-01",
@@ -256,16 +256,16 @@ def follow(x: object) -> pd.DataFrame:
 def test_death_on_the_last_day_of_a_window_counts_as_died() -> None:
     # the 3-month window closes on day 150 = 2015-05-31
     fu = follow(one_patient_extract("2015-05-31", [("B", "baseline", -3)]))
-    assert fu.loc["3m", ["died", "missing"]].tolist() == [1, 0]
+    assert fu.loc["3m", ["died_before_answering", "alive_not_answered"]].tolist() == [1, 0]
     fu = follow(one_patient_extract("2015-06-01", [("B", "baseline", -3)]))
-    assert fu.loc["3m", ["died", "missing"]].tolist() == [0, 1]
+    assert fu.loc["3m", ["died_before_answering", "alive_not_answered"]].tolist() == [0, 1]
 
 
 def test_an_answer_dated_after_death_is_disregarded() -> None:
     # died day 100, "answered" day 120: a data error, not an answer
     x = one_patient_extract("2015-04-11", [("B", "baseline", -3), ("Q", "3m", 120)])
     fu = follow(x)
-    assert fu.loc["3m", ["answered", "died"]].tolist() == [0, 1]
+    assert fu.loc["3m", ["answered", "died_before_answering"]].tolist() == [0, 1]
 
 
 def test_follow_up_uses_the_same_extract_date_as_survival() -> None:
@@ -281,7 +281,8 @@ def test_follow_up_uses_the_same_extract_date_as_survival() -> None:
     assert res.data["extract_date"] == "2017-01-01"
     # P1's 1-year window closed on 2016-06-28, before 2017-01-01: due and missing (the cohort's own latest
     # date, 2015-01-01, would have made it look not yet due)
-    assert res.tables["follow_up"].set_index("timepoint").loc["1y", ["not_yet_due", "missing"]].tolist() == [0, 1]
+    fu = res.tables["follow_up"].set_index("timepoint")
+    assert fu.loc["1y", ["not_yet_due", "alive_not_answered"]].tolist() == [0, 1]
 
 
 def test_age_limits_use_completed_years() -> None:

@@ -21,6 +21,8 @@ from spinereg.instruments._valuesets import (
     ValueSet,
     all_valuesets,
     find_valueset,
+    rcw_vh_index,
+    rcw_vh_probabilities,
     valueset_catalogue,
 )
 
@@ -44,6 +46,8 @@ __all__ = [
     "odi",
     "odi_band",
     "pchc",
+    "rcw_vh_index",
+    "rcw_vh_probabilities",
     "round_half_away",
     "shannon",
     "valueset_catalogue",
