@@ -182,8 +182,9 @@ def register(app: typer.Typer) -> None:
         Writes no database file and no key file."""
         from spinereg.registry import import_files
 
+        day = _extract_date(extract_date)
         alias = _open_existing(db) if db else None
-        result = import_files(alias, mapping, files, key_file=key_file, extract_date=_extract_date(extract_date),
+        result = import_files(alias, mapping, files, key_file=key_file, extract_date=day,
                               dataset={"name": dataset} if dataset else None, dry_run=True)
         rep, extract = result.report, result.extract
         _print_report(rep, report)
