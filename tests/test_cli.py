@@ -56,7 +56,7 @@ def test_bad_rows_one_line_each_then_count(tmp_path: Path) -> None:
     assert res.returncode == 1
     lines = res.stderr.strip().splitlines()
     assert lines[0] == (f"{src}:line 3: column 'SC': value 7: not a level of EQ-5D-3L (integers 1..3)")
-    assert lines[1].startswith(f"{src}:line 5: column 'UA': value nan: missing")
+    assert lines[1].startswith(f"{src}:line 5: column 'UA': value (empty): missing")
     assert lines[2] == f"2 invalid row(s) in {src}; nothing written."
     assert "Traceback" not in res.stderr
     assert not dst.exists()
@@ -89,16 +89,16 @@ def test_bad_choices(tmp_path: Path, args: list[str], message: str) -> None:
 
 
 def test_bad_files(tmp_path: Path) -> None:
-    txt = tmp_path / "in.txt"
-    txt.write_text("x")
-    res = run("score", "eq5d", txt, "-o", tmp_path / "o.csv")
-    assert res.returncode == 1 and "unsupported file type '.txt'" in res.stderr
+    doc = tmp_path / "in.doc"
+    doc.write_text("x")
+    res = run("score", "eq5d", doc, "-o", tmp_path / "o.csv")
+    assert res.returncode == 1 and "unknown file type '.doc'" in res.stderr
     res = run("score", "eq5d", tmp_path / "missing.csv", "-o", tmp_path / "o.csv")
     assert res.returncode == 1 and "no such file" in res.stderr
     broken = tmp_path / "broken.xlsx"
     broken.write_bytes(b"not a zip file")
     res = run("score", "eq5d", broken, "-o", tmp_path / "o.csv")
-    assert res.returncode == 1 and "cannot read as XLSX" in res.stderr
+    assert res.returncode == 1 and "cannot read as an Excel workbook" in res.stderr
     nocols = tmp_path / "nocols.csv"
     nocols.write_text("a,b\n1,2\n")
     res = run("score", "eq5d", nocols, "-o", tmp_path / "o.csv")
