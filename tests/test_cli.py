@@ -298,7 +298,7 @@ def test_score_output_has_no_binary_noise(tmp_path: Path) -> None:
         "0.8480000000000001", "0.41400000000000003"]  # the doubles carry noise ...
     res = run("score", "eq5d", "--version", "3L", "--country", "UK", src, "-o", dst)
     assert res.returncode == 0, res.stderr
-    assert dst.read_text().splitlines() == ["state,index", "11112,0.848", "11113,0.414", "33333,-0.594"]  # ... the file not
+    assert dst.read_text().splitlines() == ["state,index", "11112,0.848", "11113,0.414", "33333,-0.594"]
     src.write_text("MO,SC,UA,PD,AD\n1,1,1,1,3\n1,1,1,1,4\n")
     res = run("score", "eq5d", "--version", "5L", src, "-o", dst)
     assert res.returncode == 0, res.stderr

@@ -62,12 +62,15 @@ def csv_float(x: float) -> str:
     The price: the value read back may differ from the double in memory.  For
     noise it is the noise that goes: typically 1 ulp (``0.7270000000000001`` ->
     ``0.727``; ``-0.2849999999999999`` -> ``-0.285``), at most a few ulp after long
-    sums.  A value that genuinely needs 16 or 17 digits (``1/3``) loses at most
-    half a unit in its 15th significant digit, a relative change of at most
-    5e-15 (about 22 ulp near a power of ten), far below the precision of any
-    published coefficient or reported statistic.  A double that is already a
-    15-digit decimal (anything typed or read from a file with 15 or fewer
-    significant digits) reads back bit for bit.
+    sums.  A value that genuinely needs 16 or 17 digits (``1/3`` is written
+    ``0.333333333333333``) moves by at most half a unit in its 15th significant
+    digit plus the half ulp of reading that decimal back: a relative change below
+    5.2e-15, which is between 4.5 and 45 ulp depending on where the value lies
+    between powers of two and ten; far below the precision of any published
+    coefficient or reported statistic.  A double that is already a decimal of at
+    most 15 significant digits (anything typed, or read from a file with 15 or
+    fewer) reads back bit for bit.  The largest doubles, which 15 digits would
+    round up past the largest finite double, are written as ``repr(x)``.
 
     Parameters
     ----------
@@ -82,7 +85,8 @@ def csv_float(x: float) -> str:
         return ""
     if math.isinf(v):
         return "inf" if v > 0 else "-inf"
-    return repr(float(f"{v:.{SIGNIFICANT_DIGITS}g}"))
+    rounded = float(f"{v:.{SIGNIFICANT_DIGITS}g}")
+    return repr(v if math.isinf(rounded) else rounded)
 
 
 def _float_text(s: pd.Series) -> npt.NDArray[np.object_]:
