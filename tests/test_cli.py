@@ -325,3 +325,23 @@ def test_score_odi_cannot_mislead(tmp_path: Path) -> None:
         "odi_followup", "odi_followup_band", "odi_followup_missing"]
     res = run("score", "odi", "--column", "x", dst, "-o", dst)
     assert res.returncode == 1 and "is the input file" in res.stderr
+
+
+def test_pass_through_columns_between_formats(tmp_path: Path) -> None:
+    book = tmp_path / "in.xlsx"
+    pd.DataFrame({"id": ["007", "008"], "weight": [0.1 + 0.2, 80.0], "state": [33333, 11111]}).to_excel(
+        book, index=False)
+    dst = tmp_path / "out.csv"
+    res = run("score", "eq5d", "--version", "3L", book, "-o", dst)
+    assert res.returncode == 0, res.stderr
+    assert dst.read_text().splitlines() == ["id,weight,state,index", "007,0.3,33333,-0.624", "008,80,11111,1.0"]
+    src = tmp_path / "in.csv"
+    src.write_text("id;weight;state;code\n007;72,5;33333;1234567890123456\n008;80;11111;12\n")
+    res = run("score", "eq5d", "--version", "3L", src, "-o", tmp_path / "out.parquet")
+    assert res.returncode == 0, res.stderr
+    out = pd.read_parquet(tmp_path / "out.parquet")
+    assert out["id"].tolist() == ["007", "008"]  # a leading zero keeps a column text
+    assert out["weight"].tolist() == [72.5, 80.0]  # decimal comma read as a number
+    assert out["state"].tolist() == [33333, 11111]
+    assert out["code"].tolist() == ["1234567890123456", "12"]  # more than 15 digits: an identifier, kept as text
+    assert out["index"].tolist() == [-0.624, 1.0]

@@ -96,3 +96,11 @@ def test_to_csv_formats_every_float_column_and_nothing_else() -> None:
     assert buf.getvalue().splitlines() == ["a,a", "0.3,0.3"]
     with pytest.raises(TypeError, match="float_format"):
         to_csv(df, index=False, float_format="%.3f")
+
+
+def test_floats_among_other_values_are_written_alike() -> None:
+    """Cells read from a spreadsheet: Python floats in an object column (Excel itself shows 15 digits)."""
+    cells = pd.DataFrame({"row": range(6),
+                          "value": pd.Series([0.1 + 0.2, 7, "n/a", None, float("nan"), True], dtype=object)})
+    assert to_csv(cells, index=False, lineterminator="\n").splitlines() == [
+        "row,value", "0,0.3", "1,7", "2,n/a", "3,", "4,", "5,True"]

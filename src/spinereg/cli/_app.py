@@ -164,7 +164,7 @@ def _high_levels(frame: pd.DataFrame) -> tuple[int, int | None, str]:
     error, not a sign of 5L.
     """
     if "state" in frame.columns and not set(DIMENSIONS) <= set(frame.columns):
-        txt = frame["state"].astype("string").str.strip().fillna("")
+        txt = frame["state"].astype("string[pyarrow]").str.strip().fillna("")
         ok = txt.str.fullmatch("[1-5]{5}").to_numpy(dtype=bool, na_value=False)
         high = ok & txt.str.contains("[45]").to_numpy(dtype=bool, na_value=False)
         rows = np.flatnonzero(high)

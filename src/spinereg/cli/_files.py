@@ -61,7 +61,7 @@ def numbers(values: pd.Series) -> npt.NDArray[Any]:
     if not (pd.api.types.is_string_dtype(values.dtype) or values.dtype == object):
         return values.to_numpy()
     raw = values.to_numpy(dtype=object)
-    txt = values.astype("string").str.strip()
+    txt = values.astype("string[pyarrow]").str.strip()
     blank = (txt.isna() | txt.eq("")).to_numpy(dtype=bool, na_value=True)
     number = txt.str.fullmatch(NUMBER).to_numpy(dtype=bool, na_value=False)
     parsed = pd.to_numeric(txt.where(number).str.replace(",", ".", regex=False), errors="coerce")
@@ -78,8 +78,9 @@ def typed_columns(frame: pd.DataFrame) -> pd.DataFrame:
     """Text columns that hold only numbers (and blanks) as numbers, for XLSX and Parquet output.
 
     A column is converted when every non-blank value is a plain number
-    (``.`` or ``,`` as decimal mark) without a leading zero: ``007`` stays text.
-    Whole numbers become ``Int64``, others ``float64``.
+    (``.`` or ``,`` as decimal mark) of at most 15 digits without a leading zero:
+    ``007`` and long identifiers stay text.  Whole numbers become ``Int64``,
+    others ``float64``.
     """
     out = frame.copy()
     plain = re.compile(r"[+-]?(?:0|[1-9][0-9]*)(?:[.,][0-9]+)?")
@@ -87,10 +88,11 @@ def typed_columns(frame: pd.DataFrame) -> pd.DataFrame:
         s = frame.iloc[:, j]
         if not pd.api.types.is_string_dtype(s.dtype) or s.dtype == object:
             continue
-        txt = s.astype("string").str.strip()
+        txt = s.astype("string[pyarrow]").str.strip()
         filled = txt.fillna("")
         given = filled.ne("").to_numpy(dtype=bool)
-        if not given.any() or not filled[given].str.fullmatch(plain.pattern).all():
+        if not given.any() or not filled[given].str.fullmatch(plain.pattern).all() or (
+                filled[given].str.count("[0-9]").max() > 15):
             continue
         num = pd.to_numeric(filled.where(given, None).str.replace(",", ".", regex=False), errors="coerce")
         whole = (num.dropna() % 1 == 0).all()

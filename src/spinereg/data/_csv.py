@@ -106,19 +106,26 @@ def to_csv(df: pd.DataFrame, path_or_buf: str | Path | IO[str], **kwargs: Any) -
 
 
 def to_csv(df: pd.DataFrame, path_or_buf: str | Path | IO[str] | None = None, **kwargs: Any) -> str | None:
-    """``df.to_csv(path_or_buf, **kwargs)``, with every float column written by :func:`csv_float`.
+    """``df.to_csv(path_or_buf, **kwargs)``, with every float written by :func:`csv_float`.
 
-    Other columns are written as pandas writes them.  ``float_format`` is not
+    Float columns, and Python floats in object columns (cells read from a
+    spreadsheet), are written by :func:`csv_float`; everything else as pandas
+    writes it.  ``float_format`` is not
     accepted (floats are always written the one way).  Returns the CSV text when
     ``path_or_buf`` is None, as pandas does.
     """
     if "float_format" in kwargs:
         raise TypeError("to_csv writes floats with csv_float; float_format is not accepted")
     floats = [j for j in range(df.shape[1]) if pd.api.types.is_float_dtype(df.iloc[:, j].dtype)]
-    if floats:
+    mixed = [j for j in range(df.shape[1]) if df.iloc[:, j].dtype == object
+             and any(isinstance(v, float) for v in df.iloc[:, j].tolist())]
+    if floats or mixed:
         df = df.copy()
         for j in floats:
             df.isetitem(j, _float_text(df.iloc[:, j]))
+        for j in mixed:  # Python floats among other values (cells read from a spreadsheet)
+            df.isetitem(j, np.array([csv_float(v) if isinstance(v, float) and not math.isnan(v) else v
+                                     for v in df.iloc[:, j].tolist()], dtype=object))
     return df.to_csv(path_or_buf, **kwargs)
 
 
