@@ -147,7 +147,7 @@ def _new_columns(table: SourceTable, names: Sequence[str]) -> None:
                             "it: name the new column with --column NAME")
 
 
-def _cli_valueset_versions() -> dict[str, set[str]]:
+def _type_versions() -> dict[str, set[str]]:
     """Value-set type (upper case) -> the descriptive systems it scores."""
     cat = valueset_catalogue()
     versions: dict[str, set[str]] = {}
@@ -195,7 +195,7 @@ def _choose_version(version: Version | None, type: str | None, table: SourceTabl
     n_high, first, col = _high_levels(frame)
     if version is not None:
         chosen = version.value
-    elif type is not None and len(versions := _cli_valueset_versions().get(type.strip().upper(), set())) == 1:
+    elif type is not None and len(versions := _type_versions().get(type.strip().upper(), set())) == 1:
         chosen = next(iter(versions))
         notes.append(f"EQ-5D-{chosen}: implied by --type {type}")
     elif n_high:
