@@ -345,3 +345,12 @@ def test_pass_through_columns_between_formats(tmp_path: Path) -> None:
     assert out["state"].tolist() == [33333, 11111]
     assert out["code"].tolist() == ["1234567890123456", "12"]  # more than 15 digits: an identifier, kept as text
     assert out["index"].tolist() == [-0.624, 1.0]
+
+
+def test_columns_that_differ_only_in_case_are_refused(tmp_path: Path) -> None:
+    src = tmp_path / "twice.csv"
+    src.write_text("state,STATE\n33333,11111\n")
+    res = run("score", "eq5d", "--version", "3L", src, "-o", tmp_path / "o.csv")
+    assert res.returncode == 1
+    assert res.stderr.startswith(f"error: {src}: columns 'state' and 'STATE' differ only in case")
+    assert "Traceback" not in res.stderr and not (tmp_path / "o.csv").exists()
