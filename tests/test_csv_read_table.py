@@ -32,7 +32,7 @@ def test_sheet_header_row(tmp_path: Path) -> None:
         pd.DataFrame([["Title", None, None], [None, None, None], ["id", "state", None], ["a", 33333, None],
                       [None, None, None], ["b", 11111, "x"]]).to_excel(xl, sheet_name="s", index=False, header=False)
     first = read_table(book, sheet="s")
-    assert list(first.frame.columns)[0] == "Title"
+    assert first.frame.columns[0] == "Title"
     table = read_table(book, sheet="s", header_row=3)
     assert list(table.frame.columns) == ["id", "state", "column3"]  # a column with values but no name
     assert table.frame["state"].tolist() == [33333, 11111]
