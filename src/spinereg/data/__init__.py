@@ -10,6 +10,7 @@ from spinereg.data._cpr import (
     load_site_key,
     redact_cpr,
 )
+from spinereg.data._csv import SourceTable, csv_float, read_table, to_csv
 from spinereg.data._mapped import ChunkStream, MappedTable, Provenance
 from spinereg.data._mapping import (
     NAMESPACE_SEP,
@@ -37,12 +38,14 @@ __all__ = [
     "MappedChunks",
     "MappedTable",
     "Provenance",
+    "SourceTable",
     "TimePoint",
     "ValidationReport",
     "apply_mapping",
     "check_no_cpr",
     "conform",
     "contains_cpr",
+    "csv_float",
     "default_key_path",
     "empty_table",
     "entities",
@@ -55,9 +58,11 @@ __all__ = [
     "load_site_key",
     "namespaced_id",
     "read_extract",
+    "read_table",
     "redact_cpr",
     "shipped_mappings",
     "timepoints",
+    "to_csv",
     "validate",
     "write_extract",
 ]

@@ -37,6 +37,7 @@ import pyarrow.compute as pc
 
 from spinereg._errors import SpineregError
 from spinereg._version import __version__
+from spinereg.data._csv import to_csv
 from spinereg.data._schema import Column, Entity, entities, entity
 
 __all__ = ["Extract", "conform", "empty_table", "read_extract", "write_extract"]
@@ -172,7 +173,7 @@ def write_extract(extract: Extract, directory: str | Path, fmt: Format = "csv",
         path = d / f"{name}.{fmt}"
         tmp = d / f".{name}.{fmt}.partial"
         if fmt == "csv":
-            _to_csv_frame(df).to_csv(tmp, index=False, lineterminator="\n")
+            to_csv(_to_csv_frame(df), tmp, index=False, lineterminator="\n")
         else:
             df.to_parquet(tmp, index=False)
         os.replace(tmp, path)

@@ -24,7 +24,7 @@ import pandas as pd
 
 from spinereg._errors import SpineregError
 from spinereg._version import __version__
-from spinereg.data import Extract, extract_sha256
+from spinereg.data import Extract, extract_sha256, to_csv
 from spinereg.instruments import find_valueset
 from spinereg.study import _analyses as an
 from spinereg.study._cohort import (
@@ -120,7 +120,7 @@ class StudyResult:
         tables_dir.mkdir(exist_ok=True)
         for name, df in self.tables.items():
             written.append(_atomic(tables_dir / f"{name}.csv",
-                                   df.to_csv(index=False, lineterminator="\n", float_format="%.17g")))
+                                   to_csv(df, index=False, lineterminator="\n")))
         text = json.dumps(self.to_dict(generated_at), indent=1, allow_nan=False, ensure_ascii=False) + "\n"
         written.append(_atomic(d / "results.json", text))
         return written
