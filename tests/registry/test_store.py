@@ -7,6 +7,7 @@ import json
 import pandas as pd
 import pytest
 
+from spinereg import IntegrityConflictError
 from spinereg.data import Extract, conform
 from spinereg.registry import ImportConflictError, acting_as, import_extract, load_extract, registry_counts, row_history
 
@@ -125,8 +126,9 @@ def test_failed_import_writes_nothing(registry: str) -> None:
         "procedure_category": ["fusion"]}), "operations")], ignore_index=True)
     from django.db import IntegrityError
 
-    with pytest.raises(IntegrityError, match=r"(?i)foreign key"):
+    with pytest.raises(IntegrityConflictError, match=r"(?i)foreign key") as refused:
         import_extract(registry, x)
+    assert isinstance(refused.value.__cause__, IntegrityError)  # the database's own error, translated
     assert registry_counts(registry) == before
 
 
@@ -145,21 +147,19 @@ def test_dangling_reference_is_refused_and_enforcement_restored(registry: str) -
     """SQLite checks the rows an import wrote in bulk before the commit (not row by row):
     an inserted row, or an updated one, whose reference dangles rolls everything back, and
     the connection enforces foreign keys again afterwards."""
-    from django.db import IntegrityError
-
     import_extract(registry, small_extract())
     before = registry_counts(registry)
     inserted = small_extract()
     inserted.tables["proms"] = pd.concat([inserted.tables["proms"], conform(pd.DataFrame({
         "prom_id": ["q9"], "patient_id": ["p1"], "operation_id": ["o404"], "timepoint": ["1y"]}), "proms")],
         ignore_index=True)
-    with pytest.raises(IntegrityError, match=r"operation"):
+    with pytest.raises(IntegrityConflictError, match=r"operation"):
         import_extract(registry, inserted)
     assert registry_counts(registry) == before
     assert _foreign_keys_enforced(registry) in (True, None)
     moved = small_extract()  # o2 re-imported with a patient that does not exist: an update
     moved.tables["operations"].loc[moved.tables["operations"]["operation_id"] == "o2", "patient_id"] = "p404"
-    with pytest.raises(IntegrityError, match=r"patient"):
+    with pytest.raises(IntegrityConflictError, match=r"patient"):
         import_extract(registry, moved, update=True)
     assert registry_counts(registry) == before
     assert load_extract(registry)["operations"].set_index("operation_id").loc["o2", "patient_id"] == "p2"

@@ -23,6 +23,7 @@ from spinereg._errors import IntegrityConflictError, PrivacyError, SiteKeyError,
 from spinereg.data import conform, entity
 from spinereg.registry._audit import REGISTRY_COLUMNS, actor, changes_json, json_value
 from spinereg.registry._guard import writes_allowed
+from spinereg.registry._settings import translated_errors
 
 __all__ = ["RegistryWriter", "check_site_key", "dataset_code", "key_fingerprint", "migrate", "schema_state"]
 
@@ -229,7 +230,7 @@ class RegistryWriter:
         clean = self._clean(entity_name, values)
         key = self._key(entity_name, clean)
         now, who = datetime.now(UTC), self.who or actor()
-        with writes_allowed(self.alias):
+        with translated_errors(self.alias), writes_allowed(self.alias):
             dataset = get_or_create_dataset(self.alias, self.dataset_name)
             batch = self._batch(dataset, now, who)
             if self._find(entity_name, key) is not None:
@@ -248,7 +249,7 @@ class RegistryWriter:
             raise SpineregError(f"{entity_name} {key!r}: the key cannot be changed")
         clean = self._clean(entity_name, values)
         now, who = datetime.now(UTC), self.who or actor()
-        with writes_allowed(self.alias):
+        with translated_errors(self.alias), writes_allowed(self.alias):
             dataset = get_or_create_dataset(self.alias, self.dataset_name)
             obj = self._get(entity_name, key)
             self._owned(obj, dataset, entity_name, key)
@@ -275,7 +276,7 @@ class RegistryWriter:
         if not reason.strip():
             raise SpineregError(f"{entity_name} {key!r}: deleting a record requires a reason")
         now, who = datetime.now(UTC), self.who or actor()
-        with writes_allowed(self.alias):
+        with translated_errors(self.alias), writes_allowed(self.alias):
             dataset = get_or_create_dataset(self.alias, self.dataset_name)
             obj = self._get(entity_name, key)
             self._owned(obj, dataset, entity_name, key)

@@ -19,14 +19,17 @@ variable ``SPINEREG_DATABASE_URL``, then the default SQLite file.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from spinereg._errors import DatabaseError
+from spinereg._errors import DatabaseError, IntegrityConflictError
 
-__all__ = ["connect", "default_database_url", "open_registry", "resolve_database_url", "safe_url"]
+__all__ = ["connect", "default_database_url", "open_registry", "resolve_database_url", "safe_url",
+           "translated_errors"]
 
 
 def default_database_url() -> str:
@@ -121,6 +124,28 @@ def connect(alias: str, url: str | None = None) -> None:
         where = safe_url(url) if url else alias
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DatabaseError(f"cannot open the registry database {where}: {reason}") from None
+
+
+@contextlib.contextmanager
+def translated_errors(alias: str) -> Iterator[None]:
+    """Database errors as spinereg errors a caller can tell apart: an integrity error
+    (a duplicate key, a dangling reference) as :class:`~spinereg.IntegrityConflictError`,
+    any other (locked, disk full, server gone, refused by the write guard) as
+    :class:`~spinereg.DatabaseError`; the driver's error stays attached as the cause."""
+    from django.db import DatabaseError as DjangoDatabaseError
+    from django.db import IntegrityError
+
+    try:
+        yield
+    except IntegrityError as exc:
+        raise IntegrityConflictError(f"the registry database refused the write: {_first_line(exc)}") from exc
+    except DjangoDatabaseError as exc:
+        raise DatabaseError(f"registry database error: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def safe_url(url: str) -> str:

@@ -36,6 +36,7 @@ from spinereg.registry._audit import changes_json, json_value
 from spinereg.registry._guard import writes_allowed
 from spinereg.registry._postgres import insert_postgresql
 from spinereg.registry._service import check_site_key, get_or_create_dataset
+from spinereg.registry._settings import translated_errors
 from spinereg.registry._snapshot import snapshot_blob
 from spinereg.registry._sql import Progress, RawCursor, column_values, is_sqlite, key_strings, table_name
 from spinereg.registry._sqlite import check_references, foreign_keys_off, insert_sqlite, max_rowid
@@ -281,7 +282,8 @@ def import_extract(alias: str, extract: Tables, *, mapping: str = "", files: Seq
     changes: list[RowChange] = []
     meta = dataset or {}
     # SQLite: foreign keys are checked once, in bulk, for the rows written (see Notes)
-    with foreign_keys_off(alias, sqlite) as checks_off, writes_allowed(alias), contextlib.ExitStack() as stack:
+    with translated_errors(alias), foreign_keys_off(alias, sqlite) as checks_off, writes_allowed(alias), \
+            contextlib.ExitStack() as stack:
         if site_key_fingerprint is not None:
             check_site_key(alias, site_key_fingerprint, record=True)
         owner = get_or_create_dataset(alias, str(meta.get("name") or "registry"),
