@@ -2,9 +2,19 @@
 pseudonymisation and the synthetic registry.  Imports only instruments."""
 
 from spinereg.data._schema import Column, Entity, TimePoint, entities, entity, timepoints
-from spinereg.data._tidy import Extract, conform, empty_table, extract_sha256, read_extract, write_extract
+from spinereg.data._tidy import (
+    DATASET_KEYS,
+    Extract,
+    conform,
+    empty_table,
+    extract_sha256,
+    read_dataset_meta,
+    read_extract,
+    write_extract,
+)
 
 __all__ = [
+    "DATASET_KEYS",
     "Column",
     "Entity",
     "Extract",
@@ -14,6 +24,7 @@ __all__ = [
     "entities",
     "entity",
     "extract_sha256",
+    "read_dataset_meta",
     "read_extract",
     "timepoints",
     "write_extract",

@@ -27,6 +27,7 @@ import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -36,11 +37,18 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from spinereg._errors import InvalidInputError, Problem, SpineregError, show_value
+from spinereg._errors import (
+    IntegrityConflictError,
+    InvalidInputError,
+    Problem,
+    SourceFileError,
+    SpineregError,
+    show_value,
+)
 from spinereg._version import __version__
 from spinereg.data._schema import Column, Entity, entities, entity
 
-__all__ = ["Extract", "conform", "empty_table", "read_extract", "write_extract"]
+__all__ = ["DATASET_KEYS", "Extract", "conform", "empty_table", "read_dataset_meta", "read_extract", "write_extract"]
 
 Format = Literal["csv", "parquet"]
 
@@ -514,3 +522,78 @@ def read_extract(directory: str | Path) -> Extract:
     meta.pop("format", None)
     return Extract(tables, meta)
 
+
+
+DATASET_KEYS = ("name", "synthetic", "source", "extract_date")
+"""The keys of ``dataset.json`` that describe the dataset (what the registry keeps of it)."""
+
+
+def _dataset_json(path: Path) -> Path:
+    if path.is_dir():
+        return path / "dataset.json"
+    if path.name == "dataset.json":
+        return path
+    return path.parent / "dataset.json"
+
+
+def read_dataset_meta(paths: Sequence[str | Path]) -> dict[str, Any]:
+    """The dataset metadata of the extract that ``paths`` come from: its ``dataset.json``.
+
+    Used when an extract directory is imported (``spinereg import --mapping tidy``),
+    so that the synthetic flag, the extract date, the name and the source survive
+    the round trip through the registry.  Each path may be an extract directory, a
+    file in one (``patients.csv``, ...), or the ``dataset.json`` itself; the
+    ``dataset.json`` beside each is read.
+
+    Returns
+    -------
+    dict
+        The keys of :data:`DATASET_KEYS` that the file holds: ``name``, ``source``
+        (str), ``synthetic`` (bool), ``extract_date`` (ISO date string).  Empty when
+        no path has a ``dataset.json`` beside it (e.g. hand-written tidy CSV files).
+
+    Raises
+    ------
+    SourceFileError
+        A ``dataset.json`` cannot be read, is not a JSON object, or holds a
+        ``synthetic`` that is not true/false or an ``extract_date`` that is not an
+        ISO date (YYYY-MM-DD); the message names the file.
+    IntegrityConflictError
+        The paths come from two extracts whose ``dataset.json`` disagree on one of
+        these keys; the message names both files, the key and both values.
+    """
+    found: dict[Path, dict[str, Any]] = {}
+    for p in paths:
+        meta_path = _dataset_json(Path(p))
+        key = meta_path.resolve()
+        if key in found or not meta_path.is_file():
+            continue
+        try:
+            doc = json.loads(meta_path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise SourceFileError(f"{meta_path}: cannot read the extract's dataset metadata: {exc}") from None
+        if not isinstance(doc, dict):
+            raise SourceFileError(f"{meta_path}: not an extract's dataset metadata (a JSON object)")
+        meta = {k: doc[k] for k in DATASET_KEYS if k in doc and doc[k] is not None}
+        if "synthetic" in meta and not isinstance(meta["synthetic"], bool):
+            raise SourceFileError(f"{meta_path}: \"synthetic\" must be true or false, not {meta['synthetic']!r}")
+        if "extract_date" in meta:
+            text = str(meta["extract_date"])
+            try:
+                if len(text) != 10:
+                    raise ValueError
+                meta["extract_date"] = date.fromisoformat(text).isoformat()
+            except ValueError:
+                raise SourceFileError(f"{meta_path}: \"extract_date\" must be a date (YYYY-MM-DD), "
+                                      f"not {meta['extract_date']!r}") from None
+        for k in ("name", "source"):
+            if k in meta:
+                meta[k] = str(meta[k])
+        found[key] = meta
+        first_path, first = next(iter(found.items()))
+        for k in DATASET_KEYS:
+            if first.get(k) != meta.get(k):
+                raise IntegrityConflictError(
+                    f"the files come from two extracts: {first_path} has {k} {first.get(k)!r}, {key} has "
+                    f"{meta.get(k)!r}; import one extract at a time")
+    return next(iter(found.values())) if found else {}
