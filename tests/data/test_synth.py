@@ -104,9 +104,8 @@ def test_values_are_allowed(default_extract: Extract) -> None:
             s = df[col.name]
             if col.required:
                 assert s.notna().all(), f"{e.name}.{col.name} has missing values"
-            if col.type == "category":
-                assert list(s.cat.categories) == list(col.values)
-                assert s.dropna().isin(col.values).all(), f"{e.name}.{col.name}"
+            if col.type == "category":  # the schema's vocabulary, in its order
+                assert list(s.cat.categories) == list(col.values), f"{e.name}.{col.name}"
             if col.type in ("int", "float"):
                 v = s.dropna().astype(float)
                 lo = -np.inf if col.min is None else col.min
@@ -115,6 +114,119 @@ def test_values_are_allowed(default_extract: Extract) -> None:
             if col.type == "codes":
                 codes = s.dropna().str.split(";").explode()
                 assert codes.str.fullmatch(col.pattern).all(), f"{e.name}.{col.name}"
+
+
+def test_no_drawn_category_is_lost(default_extract: Extract) -> None:
+    """A categorical value is missing only where the model leaves it missing (a value outside the
+    schema's vocabulary would have become missing in a lax conform: this is what would show it)."""
+    x = default_extract
+    pats, ops, img, cx = x["patients"], x["operations"], x["imaging_findings"], x["complications"]
+    present = {name: x[name].notna() for name in x.tables}
+    assert present["patients"]["sex"].all()
+    assert (present["patients"]["death_source"] == pats["death_date"].notna()).all()
+    assert present["operations"][["procedure_category", "indication", "anaesthesia"]].all().all()
+    cancer = ops["indication"].isin(["cancer_vcf", "tumour"])
+    assert (present["operations"]["cancer_primary_site"] == cancer).all()
+    assert present["treated_levels"]["level"].all()
+    assert present["proms"]["timepoint"].all()
+    assert present["complications"][["type", "clavien_dindo"]].all().all()
+    assert present["imaging_findings"][["level", "modality"]].all().all()
+    assert (present["imaging_findings"]["leak_type"] == img["leak"]).all()
+    assert len(pats) and len(cx)
+
+
+def _vocabulary_drift(x: Extract) -> list[str]:
+    """Where the categorical values of a synthetic extract, the model's values and the schema's
+    vocabularies part.  For each categorical column of the schema: the model declares it
+    (DRAWN); the model's values and its NOT_MODELLED values together are the schema's
+    vocabulary; and the values seen in ``x`` are exactly the model's values less the
+    NOT_MODELLED ones (every one drawn, nothing else)."""
+    from spinereg.data._synth import DRAWN, NOT_MODELLED
+
+    drift = []
+    for e in entities():
+        for col in e.columns:
+            if col.type != "category":
+                continue
+            where = f"{e.name}.{col.name}"
+            if (e.name, col.name) not in DRAWN:
+                drift.append(f"{where}: not in the model's DRAWN")
+                continue
+            model = set(DRAWN[e.name, col.name])
+            skipped = set(NOT_MODELLED.get((e.name, col.name), {}))
+            if model | skipped != set(col.values):
+                drift.append(f"{where}: model {sorted(model | skipped)} != schema {sorted(col.values)}")
+            seen = set(x[e.name][col.name].dropna().astype(str))
+            never = [v for v in col.values if v in model - skipped and v not in seen]
+            if never:
+                drift.append(f"{where}: never drawn: {', '.join(never)}")
+            if seen - (model - skipped):
+                drift.append(f"{where}: drawn, though not modelled: {sorted(seen - (model - skipped))}")
+    return drift
+
+
+@pytest.fixture(scope="module")
+def large_extract() -> Extract:
+    """300,000 patients (seed 20181): every value the model draws is drawn, the rarest (a
+    symptomatic venous leak that becomes a cement embolism) a few times."""
+    return synthesize(300_000, 20181)
+
+
+def test_every_schema_value_is_drawn_or_declared_not_modelled(large_extract: Extract) -> None:
+    assert _vocabulary_drift(large_extract) == []
+
+
+def _schema_with(monkeypatch: pytest.MonkeyPatch, name: str, column: str, values: tuple[str, ...]) -> None:
+    """Patch the loaded schema: ``name.column`` gets the vocabulary ``values``."""
+    import dataclasses
+
+    from spinereg.data import _schema
+
+    ents, tps = _schema._load()
+    ent = ents[name]
+    cols = tuple(dataclasses.replace(c, values=values) if c.name == column else c for c in ent.columns)
+    patched = {**ents, name: dataclasses.replace(ent, columns=cols)}
+    monkeypatch.setattr(_schema, "_load", lambda: (patched, tps))
+
+
+def test_a_schema_value_the_model_does_not_draw_is_caught(monkeypatch: pytest.MonkeyPatch,
+                                                          large_extract: Extract) -> None:
+    """The drift check fails when the schema gains a value (here a procedure category): the
+    generator must give it a probability or declare it NOT_MODELLED."""
+    values = entity("operations").column("procedure_category").values
+    _schema_with(monkeypatch, "operations", "procedure_category", (*values, "vesselplasty"))
+    x = synthesize(3000, 1)
+    assert list(x["operations"]["procedure_category"].cat.categories) == [*values, "vesselplasty"]
+    drift = _vocabulary_drift(Extract({**large_extract.tables, "operations": x["operations"]}))
+    assert drift == ["operations.procedure_category: model ['decompression', 'discectomy', 'fusion', 'kyphoplasty', "
+                     "'other', 'vertebroplasty'] != schema ['decompression', 'discectomy', 'fusion', 'kyphoplasty', "
+                     "'other', 'vertebroplasty', 'vesselplasty']"]
+
+
+@pytest.mark.parametrize(("name", "column", "old", "new"), [
+    ("operations", "procedure_category", "discectomy", "microdiscectomy"),
+    ("complications", "clavien_dindo", "IIIa", "III"),
+    ("imaging_findings", "leak_type", "yeom_c", "cortical"),
+    ("proms", "timepoint", "2y", "24m"),
+])
+def test_a_schema_that_drops_a_value_the_model_draws_is_an_error(monkeypatch: pytest.MonkeyPatch, name: str,
+                                                                  column: str, old: str, new: str) -> None:
+    values = entity(name).column(column).values
+    _schema_with(monkeypatch, name, column, tuple(new if v == old else v for v in values))
+    with pytest.raises(SpineregError, match=f"the synthetic model draws '{old}' for {name}.{column}, which the "
+                                            f"schema does not have"):
+        synthesize(3000, 1)
+
+
+def test_the_schema_order_of_a_vocabulary_does_not_change_the_draws(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Values are found by name: a schema listing the indications in another order gives the
+    same indications (and the schema's order of categories)."""
+    before = synthesize(3000, 9)["operations"]["indication"]
+    values = entity("operations").column("indication").values
+    _schema_with(monkeypatch, "operations", "indication", tuple(reversed(values)))
+    after = synthesize(3000, 9)["operations"]["indication"]
+    assert list(after.cat.categories) == list(reversed(values))
+    assert after.astype(str).tolist() == before.astype(str).tolist()
 
 
 def test_prom_items_use_the_instrument_ranges(default_extract: Extract) -> None:
@@ -279,7 +391,7 @@ def test_pvp_cancer_subgroup_size_at_the_default_size(seed: int) -> None:
     assert 15 <= sub["patient_id"].nunique() <= 50
 
 
-def test_model_targets_on_a_large_run() -> None:
+def test_model_targets_on_a_large_run(large_extract: Extract) -> None:
     """Checks of the generator against its own documented model targets (module docstring of
     spinereg.data._synth), not against real data: on 300,000 synthetic patients the cancer-VCF
     vertebroplasty subgroup has a mean paired Danish EQ-5D-3L gain of 0.30 +- 0.08 at 3 months,
@@ -287,7 +399,7 @@ def test_model_targets_on_a_large_run() -> None:
     0.15 +- 0.04 and a median survival between 0.7 and 1.5 years; many of its 1-year
     questionnaires are missing because the patient died.
     """
-    x = synthesize(300_000, 20181)
+    x = large_extract
     sub = _pvp_cancer_ops(x)
     p = x["proms"]
     p = p[p["operation_id"].isin(sub["operation_id"])].assign(eq=lambda d: _eq5d_3l_dk(d), odi=lambda d: _odi(d))

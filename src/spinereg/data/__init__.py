@@ -24,10 +24,20 @@ from spinereg.data._mapping import (
     shipped_mappings,
 )
 from spinereg.data._schema import Column, Entity, TimePoint, entities, entity, timepoints
-from spinereg.data._tidy import Extract, conform, empty_table, extract_sha256, read_extract, write_extract
+from spinereg.data._tidy import (
+    DATASET_KEYS,
+    Extract,
+    conform,
+    empty_table,
+    extract_sha256,
+    read_dataset_meta,
+    read_extract,
+    write_extract,
+)
 from spinereg.data._validate import ValidationReport, validate
 
 __all__ = [
+    "DATASET_KEYS",
     "HIDDEN",
     "NAMESPACE_SEP",
     "ChunkStream",
@@ -57,6 +67,7 @@ __all__ = [
     "load_mapping",
     "load_site_key",
     "namespaced_id",
+    "read_dataset_meta",
     "read_extract",
     "read_table",
     "redact_cpr",

@@ -11,6 +11,11 @@ cancer-related vertebral compression fracture treated with percutaneous vertebro
 (PVP) 2013-2017 is about 30, the size of the seed study [K18].  Output is a pure
 function of ``(n_patients, seed, start, end, extract_date)`` and ``GENERATOR_VERSION``.
 
+Categorical values are the schema's (``resources/schema.toml``): the model attaches its
+weights to named values (``DRAWN``), each looked up in the column's vocabulary when the
+tables are built, and every table is conformed strictly; a schema value the model does not
+draw is listed, with the reason, in ``NOT_MODELLED``.
+
 The generation is vectorised (no per-patient Python loop): 1,000,000 patients take
 about 10 s and 2 GB of memory (``benchmarks/bench_synth.py``).
 
@@ -255,7 +260,6 @@ Fairbank JC, Pynsent PB. The Oswestry Disability Index. Spine 2000;25(22):2940-5
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -277,7 +281,14 @@ BoolArray = npt.NDArray[np.bool_]
 GENERATOR_VERSION = 1
 DEFAULT_PATIENTS = 20_000
 
-# --- categories in schema order -------------------------------------------------------------
+# --- categorical values the model draws -------------------------------------------------------
+# Each tuple names the values of one categorical column in the order the model's weights below
+# are written in (indices into it: VP, CVCF, ...).  The values themselves come from the schema:
+# when a table is built, each drawn value is looked up by name in the column's vocabulary
+# (Column.values of resources/schema.toml) and the column gets the schema's categories, so a
+# schema that renames or drops a value the model draws is an error (SpineregError naming the
+# value) and a schema that reorders its values changes nothing.  Every schema value is either
+# drawn here or listed in NOT_MODELLED, with the reason (tests/data/test_synth.py checks both).
 CATEGORIES = ("vertebroplasty", "kyphoplasty", "decompression", "fusion", "discectomy", "other")
 VP, KP, DEC, FUS, DISC, OTH = range(6)
 INDICATIONS = ("cancer_vcf", "osteoporotic_vcf", "traumatic_fracture", "degenerative", "disc_herniation",
@@ -293,6 +304,36 @@ COMPLICATIONS = ("cement_embolism", "pulmonary_embolism", "neurological_deficit"
                  "haematoma", "dural_tear", "wound", "urinary", "cardiac", "pneumonia", "other")
 GRADES = ("I", "II", "IIIa", "IIIb", "IVa", "IVb", "V")
 TIMEPOINTS = ("baseline", "3m", "1y", "2y")
+SEXES = ("female", "male")
+DEATH_SOURCES = ("cpr_registry", "medical_record", "registry")
+ANAESTHESIA = ("local", "general")
+MODALITIES = ("xray",)
+# the categorical column of each tuple above: (entity, column) -> the model's values
+DRAWN: dict[tuple[str, str], tuple[str, ...]] = {
+    ("patients", "sex"): SEXES,
+    ("patients", "death_source"): DEATH_SOURCES,
+    ("operations", "procedure_category"): CATEGORIES,
+    ("operations", "indication"): INDICATIONS,
+    ("operations", "cancer_primary_site"): SITES,
+    ("operations", "anaesthesia"): ANAESTHESIA,
+    ("treated_levels", "level"): LEVELS,
+    ("proms", "timepoint"): TIMEPOINTS,
+    ("complications", "type"): COMPLICATIONS,
+    ("complications", "clavien_dindo"): GRADES,
+    ("imaging_findings", "level"): LEVELS,
+    ("imaging_findings", "modality"): MODALITIES,
+    ("imaging_findings", "leak_type"): LEAK_TYPES,
+}
+# schema values the model never draws, and why
+_LEVELS_NOT_DRAWN = {lv: "vertebral augmentation is modelled at T1-L5 only" for lv in
+                     ("C1", "C2", "C3", "C4", "C5", "C6", "C7", "S1")}
+NOT_MODELLED: dict[tuple[str, str], dict[str, str]] = {
+    ("patients", "death_source"): {"other": "deaths come from the CPR registry, records or the registry"},
+    ("treated_levels", "level"): _LEVELS_NOT_DRAWN,
+    ("imaging_findings", "level"): _LEVELS_NOT_DRAWN,
+    ("imaging_findings", "modality"): {"ct": "one post-operative X-ray per treated level",
+                                       "mri": "one post-operative X-ray per treated level"},
+}
 
 # --- population: indication mix, age, sex, procedure mix, re-operation, mortality -----------
 # probability of the index indication (cancer_vcf: calibrated, see the module docstring;
@@ -425,7 +466,7 @@ N_AUGMENT_HOSPITALS = 6
 NEURO_HOSPITALS = frozenset({3, 8, 12, 17})
 P_LOCAL = np.array([0.60, 0.10, 0.03, 0.0, 0.05, 0.10])
 ASA_CUTS = np.array([-0.6, 0.9, 2.4, 3.6])
-P_DEATH_SOURCE = np.array([0.95, 0.03, 0.02, 0.0])
+P_DEATH_SOURCE = np.array([0.95, 0.03, 0.02])  # over DEATH_SOURCES
 
 PROCEDURE_CODES: dict[int, tuple[tuple[str, ...], tuple[float, ...]]] = {
     VP: (("KNAG70",), (1.0,)),
@@ -516,8 +557,19 @@ def _bool(values: Any, missing: BoolArray | None = None) -> Any:
     return pd.arrays.BooleanArray(v, m)
 
 
-def _cat(codes: Any, values: Sequence[str]) -> Any:
-    return pd.Categorical.from_codes(np.asarray(codes, dtype=np.int64), dtype=pd.CategoricalDtype(list(values)))
+def _cat(codes: Any, name: str, column: str) -> Any:
+    """The model's draws ``codes`` (indices into ``DRAWN[name, column]``, -1 = missing) as a
+    Categorical with the schema's vocabulary of ``name.column``, each value found by name."""
+    values = DRAWN[name, column]
+    vocabulary = entity(name).column(column).values
+    unknown = [v for v in values if v not in vocabulary]
+    if unknown:
+        raise SpineregError(f"the synthetic model draws {', '.join(map(repr, unknown))} for {name}.{column}, "
+                            f"which the schema does not have (its values: {', '.join(vocabulary)})")
+    # position in the schema of each model value, and -1 (missing) for code -1 (the last entry)
+    lookup = np.array([vocabulary.index(v) for v in values] + [-1], dtype=np.int64)
+    return pd.Categorical.from_codes(lookup[np.asarray(codes, dtype=np.int64)],
+                                     dtype=pd.CategoricalDtype(list(vocabulary)))
 
 
 def _dates(days: IntArray, missing: BoolArray | None = None) -> npt.NDArray[np.datetime64]:
@@ -942,7 +994,8 @@ _CHUNK_ROWS = 400_000
 
 
 def _conformed(columns: dict[str, Any], name: str) -> pd.DataFrame:
-    """``conform`` the table built from ``columns``, in row chunks (bounded peak memory).
+    """``conform`` the table built from ``columns``, in row chunks (bounded peak memory); strict,
+    so a value outside the schema (a drifted vocabulary, an item out of range) is an error.
 
     :func:`conform` copies each column a few times; conforming chunks and gluing the
     conformed columns one at a time keeps the peak near the size of the result.
@@ -950,9 +1003,11 @@ def _conformed(columns: dict[str, Any], name: str) -> pd.DataFrame:
     """
     raw = pd.DataFrame(columns, copy=False)
     columns.clear()
+    where = f"synthetic {name}"
     if len(raw) <= _CHUNK_ROWS:
-        return conform(raw, name)
-    parts = [conform(raw.iloc[i:i + _CHUNK_ROWS], name) for i in range(0, len(raw), _CHUNK_ROWS)]
+        return conform(raw, name, strict=True, source=where)
+    parts = [conform(raw.iloc[i:i + _CHUNK_ROWS], name, strict=True, source=where)
+             for i in range(0, len(raw), _CHUNK_ROWS)]
     del raw
     names = list(parts[0].columns)
     glued: dict[str, pd.Series] = {}
@@ -965,11 +1020,10 @@ def _patients_table(pats: Arrays, pid: npt.NDArray[np.object_], dx: int) -> pd.D
     dead = pats["death"] <= dx
     return _conformed({
         "patient_id": _text(pid),
-        "sex": _cat(np.where(pats["female"], 0, 1), ("female", "male")),
+        "sex": _cat(np.where(pats["female"], SEXES.index("female"), SEXES.index("male")), "patients", "sex"),
         "birth_date": _dates(pats["birth"]),
         "death_date": _dates(pats["death"], ~dead),
-        "death_source": _cat(np.where(dead, pats["death_source"], -1),
-                             entity("patients").column("death_source").values),
+        "death_source": _cat(np.where(dead, pats["death_source"], -1), "patients", "death_source"),
     }, "patients")
 
 
@@ -1000,12 +1054,13 @@ def _operations_table(pats: Arrays, ops: Arrays, pid: npt.NDArray[np.object_],
         "hospital": _text(hosp_names[ops["hosp"]]),
         "department": _text(depts[ops["hosp"]]),
         "procedure_codes": _text(proc),
-        "procedure_category": _cat(ops["cat"], CATEGORIES),
-        "indication": _cat(ops["ind"], INDICATIONS),
+        "procedure_category": _cat(ops["cat"], "operations", "procedure_category"),
+        "indication": _cat(ops["ind"], "operations", "indication"),
         "diagnosis_codes": _text(_strings_by_key(dx_key, dx_make)),
-        "cancer_primary_site": _cat(np.where(cancer, ops["site"], -1), SITES),
+        "cancer_primary_site": _cat(np.where(cancer, ops["site"], -1), "operations", "cancer_primary_site"),
         "asa_class": _int(ops["asa"]),
-        "anaesthesia": _cat(np.where(ops["local"], 0, 1), ("local", "general")),
+        "anaesthesia": _cat(np.where(ops["local"], ANAESTHESIA.index("local"), ANAESTHESIA.index("general")),
+                            "operations", "anaesthesia"),
         "sins": _int(ops["sins"], ~cancer),
         "tokuhashi": _int(pats["tokuhashi"][ops["pat"]], ~cancer),
         "tomita": _int(pats["tomita"][ops["pat"]], ~cancer),
@@ -1015,7 +1070,7 @@ def _operations_table(pats: Arrays, ops: Arrays, pid: npt.NDArray[np.object_],
 def _levels_table(levels: Arrays, oid: npt.NDArray[np.object_]) -> pd.DataFrame:
     return _conformed({
         "operation_id": _text(oid[levels["op"]]),
-        "level": _cat(levels["level"], LEVELS),
+        "level": _cat(levels["level"], "treated_levels", "level"),
         "cement_volume_ml": levels["volume"],
     }, "treated_levels")
 
@@ -1025,11 +1080,11 @@ def _imaging_table(imaging: Arrays, oid: npt.NDArray[np.object_]) -> pd.DataFram
     return _conformed({
         "finding_id": _text(_ids("IF", k)),
         "operation_id": _text(oid[imaging["op"]]),
-        "level": _cat(imaging["level"], LEVELS),
-        "modality": _cat(np.zeros(k, dtype=np.int64), ("xray", "ct", "mri")),
+        "level": _cat(imaging["level"], "imaging_findings", "level"),
+        "modality": _cat(np.full(k, MODALITIES.index("xray"), dtype=np.int64), "imaging_findings", "modality"),
         "date": _dates(imaging["day"]),
         "leak": _bool(imaging["leak"]),
-        "leak_type": _cat(imaging["type"], LEAK_TYPES),
+        "leak_type": _cat(imaging["type"], "imaging_findings", "leak_type"),
         "symptomatic": _bool(imaging["symptomatic"]),
     }, "imaging_findings")
 
@@ -1039,8 +1094,8 @@ def _complications_table(compl: Arrays, oid: npt.NDArray[np.object_]) -> pd.Data
         "complication_id": _text(_ids("CX", len(compl["op"]))),
         "operation_id": _text(oid[compl["op"]]),
         "date": _dates(compl["day"]),
-        "type": _cat(compl["type"], COMPLICATIONS),
-        "clavien_dindo": _cat(compl["grade"], GRADES),
+        "type": _cat(compl["type"], "complications", "type"),
+        "clavien_dindo": _cat(compl["grade"], "complications", "clavien_dindo"),
         "symptomatic": _bool(compl["symptomatic"]),
     }, "complications")
 
@@ -1052,7 +1107,7 @@ def _proms_table(proms: Arrays, ops: Arrays, pid: npt.NDArray[np.object_],
         "prom_id": _text(_ids("PR", len(proms["op"]))),
         "patient_id": _text(pid[ops["pat"][proms["op"]]]),
         "operation_id": _text(oid[proms["op"]]),
-        "timepoint": _cat(proms["tp"], TIMEPOINTS),
+        "timepoint": _cat(proms["tp"], "proms", "timepoint"),
         "answer_date": _dates(proms["day"]),
     }
     items: dict[str, tuple[npt.NDArray[np.int8], BoolArray]] = proms["items"]
