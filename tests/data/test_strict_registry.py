@@ -21,8 +21,7 @@ from spinereg.data._synth import synthesize
 
 @pytest.fixture(scope="module")
 def written(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Extract]:
-    from spinereg.registry import open_registry
-    from spinereg.registry._store import import_extract, migrate
+    from spinereg.registry import import_extract, migrate, open_registry
 
     alias = open_registry(f"sqlite:///{tmp_path_factory.mktemp('strict') / 'registry.sqlite3'}")
     migrate(alias)
@@ -45,7 +44,7 @@ def _drop_from_schema(monkeypatch: pytest.MonkeyPatch, name: str, column: str, v
 
 def test_the_registry_reads_back_whole_under_its_own_schema(written: tuple[str, Extract]) -> None:
     """No false alarm: every value as the database returns it passes the strict read."""
-    from spinereg.registry._store import load_extract
+    from spinereg.registry import load_extract
 
     alias, x = written
     y = load_extract(alias)
@@ -61,7 +60,7 @@ def test_the_registry_reads_back_whole_under_its_own_schema(written: tuple[str, 
 ])
 def test_a_value_the_schema_no_longer_has_is_an_error(monkeypatch: pytest.MonkeyPatch, written: tuple[str, Extract],
                                                       name: str, key: str, column: str, value: str) -> None:
-    from spinereg.registry._store import load_extract
+    from spinereg.registry import load_extract
 
     alias, x = written
     rows = x[name][x[name][column] == value].sort_values(key)

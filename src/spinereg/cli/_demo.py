@@ -142,7 +142,7 @@ def _registry_has_data(db_file: Path) -> bool:
 
 
 def _create_registry(url: str, patients: int, seed: int) -> None:
-    from spinereg.data._synth import synthesize
+    from spinereg.data import synthesize
     from spinereg.registry import import_extract, migrate, open_registry
 
     extract = synthesize(patients, seed)

@@ -256,8 +256,7 @@ def register(app: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Write the tidy extract: one file per entity plus derived scores."""
-        from spinereg.data import write_extract
-        from spinereg.data._scores import derive_scores
+        from spinereg.data import derive_scores, write_extract
         from spinereg.registry import load_extract
 
         if fmt not in ("csv", "parquet"):
@@ -280,8 +279,7 @@ def register(app: typer.Typer) -> None:
         db: DbOption = None,
     ) -> None:
         """Generate a synthetic DaneSpine-like registry (clearly flagged synthetic)."""
-        from spinereg.data import write_extract
-        from spinereg.data._synth import synthesize
+        from spinereg.data import synthesize, write_extract
 
         if patients < 1:
             raise SpineregError("--patients must be at least 1")

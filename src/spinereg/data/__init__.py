@@ -24,6 +24,8 @@ from spinereg.data._mapping import (
     shipped_mappings,
 )
 from spinereg.data._schema import Column, Entity, TimePoint, entities, entity, timepoints
+from spinereg.data._scores import derive_scores
+from spinereg.data._synth import synthesize
 from spinereg.data._tidy import (
     DATASET_KEYS,
     Extract,
@@ -34,12 +36,13 @@ from spinereg.data._tidy import (
     read_extract,
     write_extract,
 )
-from spinereg.data._validate import ValidationReport, validate
+from spinereg.data._validate import REFERENCE_COLUMNS, ValidationReport, validate
 
 __all__ = [
     "DATASET_KEYS",
     "HIDDEN",
     "NAMESPACE_SEP",
+    "REFERENCE_COLUMNS",
     "ChunkStream",
     "Column",
     "Entity",
@@ -57,6 +60,7 @@ __all__ = [
     "contains_cpr",
     "csv_float",
     "default_key_path",
+    "derive_scores",
     "empty_table",
     "entities",
     "entity",
@@ -72,6 +76,7 @@ __all__ = [
     "read_table",
     "redact_cpr",
     "shipped_mappings",
+    "synthesize",
     "timepoints",
     "to_csv",
     "validate",

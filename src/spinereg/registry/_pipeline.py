@@ -59,12 +59,13 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
     spent reading and mapping the files; and, within the store, ``insert``,
     ``audit``, ``references`` and ``commit``.
     """
-    from spinereg.data import iter_mapping, load_mapping, validate
+    from spinereg.data import iter_mapping, load_mapping, read_dataset_meta, validate
 
     spent = timings if timings is not None else {}
     m = load_mapping(str(mapping))
     extract_day = parse_extract_date(extract_date)
-    meta = _tidy_dataset_meta(files) if str(mapping) == "tidy" else {}
+    # a spinereg extract read back keeps its name, source, extract date and synthetic flag
+    meta = read_dataset_meta(files) if m.ids == "registry" else {}
     name = (dataset or {}).get("name") or meta.get("name") or getattr(m, "name", None) or str(mapping)
     meta = {"synthetic": False, "source": str(mapping), **meta, **(dataset or {}), "name": name}
     if extract_day is not None:
@@ -236,19 +237,3 @@ class _Incoming:
             if name in self._ready:
                 return self._ready.pop(name)
             raise RuntimeError(f"validation stopped before {name}") from self._error
-
-
-def _tidy_dataset_meta(files: Sequence[str | Path]) -> dict[str, Any]:
-    """The dataset metadata of a spinereg tidy export (its ``dataset.json``), so that a
-    re-imported export keeps its name, source, extract date and synthetic flag."""
-    import json
-
-    for f in files:
-        meta_path = Path(f).parent / "dataset.json"
-        if meta_path.exists():
-            try:
-                doc = json.loads(meta_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                return {}
-            return {k: doc[k] for k in ("name", "synthetic", "source", "extract_date") if k in doc}
-    return {}

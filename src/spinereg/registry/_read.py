@@ -24,7 +24,9 @@ def load_extract(alias: str) -> Extract:
         cursor.execute(f"SELECT {', '.join(ent.column_names)} FROM {table_name(ent)} "
                        f"ORDER BY {', '.join(ent.key)}")
         frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(ent.column_names))
-        tables[ent.name] = conform(frame, ent)
+        # strict: a value outside the schema (a vocabulary that changed, a hand edit) is an
+        # error naming table, row, column and value, never a silent missing value
+        tables[ent.name] = conform(frame, ent, strict=True, source=f"table {table_name(ent)}")
     sets = list(Dataset.objects.using(alias).order_by("name"))
     meta: dict[str, Any] = {
         "name": "; ".join(d.name for d in sets) or "spinereg registry",
@@ -43,7 +45,7 @@ def load_references(alias: str) -> Extract:
     against them."""
     from django.db import connections
 
-    from spinereg.data._validate import REFERENCE_COLUMNS
+    from spinereg.data import REFERENCE_COLUMNS
 
     sqlite = is_sqlite(alias)
     tables: dict[str, pd.DataFrame] = {}
