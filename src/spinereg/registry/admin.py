@@ -1,22 +1,30 @@
-"""Admin registration of every registry model (read-only audit)."""
+"""Admin registration of every registry model, read-only: registry data changes only
+through the audited write service (``RegistryWriter``, imports), never through the admin."""
+
+from typing import Any
 
 from django.contrib import admin
 
 from spinereg.registry.models import ENTITY_MODELS, AuditEntry, Dataset, ImportBatch
 
-for _model in ENTITY_MODELS.values():
-    admin.site.register(_model)
-admin.site.register(Dataset)
-admin.site.register(ImportBatch)
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Lists and shows records; no add, change or delete."""
+
+    def has_add_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: Any, obj: Any = None) -> bool:
+        return False
+
+
+for _model in (*ENTITY_MODELS.values(), Dataset, ImportBatch):
+    admin.site.register(_model, ReadOnlyAdmin)
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
-    list_display = ("at", "actor", "action", "entity", "record_key")
-    readonly_fields = ("at", "actor", "action", "entity", "record_key", "changes", "batch")
-
-    def has_add_permission(self, request: object) -> bool:
-        return False
-
-    def has_delete_permission(self, request: object, obj: object = None) -> bool:
-        return False
+class AuditEntryAdmin(ReadOnlyAdmin):
+    list_display = ("at", "actor", "action", "entity", "record_key", "reason")
