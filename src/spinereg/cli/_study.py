@@ -138,13 +138,13 @@ class StudyRun:
 
     def cohort_line(self) -> str:
         """``cohort: N patients ...``, with a count below the threshold hidden as the report hides it."""
-        return (f"cohort: {self._count(self.n_patients)} patients, each with one index operation "
-                f"(of {self._count(self.n_operations)} operations in the data)")
+        return (f"cohort: {self._count(self.n_patients)} patient{'' if self.n_patients == 1 else 's'}, "
+                f"each with one index operation (of {self._count(self.n_operations)} operations in the data)")
 
 
 def _table_notes(tables: dict[str, pd.DataFrame]) -> list[str]:
     """The non-empty ``note`` cells of the result tables, as ``table (row keys): note``."""
-    keys = ("outcome", "timepoint", "measure", "unit", "category", "term")
+    keys = ("variable", "outcome", "timepoint", "measure", "unit", "category", "term")
     found: list[str] = []
     for name, df in tables.items():
         if "note" not in df.columns:
