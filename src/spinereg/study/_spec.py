@@ -442,11 +442,11 @@ def load_spec(path: str | Path) -> tuple[StudySpec, str]:
     try:
         raw = p.read_bytes()
     except OSError as exc:
-        raise SpecError(f"{p}: cannot read the study spec: {exc.strerror}") from None
+        raise StudySpecError(f"{p}: cannot read the study spec: {exc.strerror}") from None
     try:
         doc: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise SpecError(f"{p}: not valid TOML: {exc}") from None
+        raise StudySpecError(f"{p}: not valid TOML: {exc}") from None
     try:
         spec = StudySpec.model_validate(doc)
     except ValidationError as exc:
