@@ -10,7 +10,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from spinereg.cli._demo import summary_rows
+import pytest
+
+from spinereg import SpineregError
+from spinereg.cli._demo import check_reuse, summary_rows
 from spinereg.report._format import MINUS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -90,3 +93,52 @@ def test_summary_uses_the_study_confidence_level() -> None:
     text = " ".join(v for _, v in rows)
     assert "90% CI" in text and "95% CI" not in text
     assert "12/55 = 21.8% (90% CI 11.8% to 35.1%)" in text
+
+
+# --- --patients/--seed with an existing registry: refused unless they agree, or with --fresh --------
+
+
+def _small_registry(tmp_path: Path) -> Path:
+    demo = tmp_path / "spinereg-demo"
+    demo.mkdir()
+    db = demo / "registry.sqlite3"
+    env = {**os.environ, "SPINEREG_HOME": str(tmp_path / "home")}
+    env.pop("SPINEREG_DATABASE_URL", None)
+    made = subprocess.run([sys.executable, "-m", "spinereg", "synth", "--patients", "300", "--seed", "7",
+                           "--db", f"sqlite:///{db}"], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert made.returncode == 0, made.stderr
+    return db
+
+
+def test_demo_refuses_patients_or_seed_an_existing_registry_would_ignore(tmp_path: Path) -> None:
+    db = _small_registry(tmp_path)
+    before = db.read_bytes()
+    # options that agree with the registry's recorded size and seed are not ignored: nothing to refuse
+    check_reuse(db, 300, 7)
+    check_reuse(db, None, 7)
+    check_reuse(db, 300, None)
+    check_reuse(db, None, None)
+    with pytest.raises(SpineregError, match=r"\(300 patients, seed 7\); --patients 500 would be ignored"):
+        check_reuse(db, 500, None)
+    res = run(tmp_path, "--dir", str(db.parent), "--seed", "8")
+    assert res.returncode == 1
+    assert res.stderr.strip() == (f"error: {db} already holds a synthetic registry (300 patients, seed 7); "
+                                  "--seed 8 would be ignored. Add --fresh to rebuild it with these settings, "
+                                  "or leave them out to reuse it.")
+    assert "Traceback" not in res.stderr
+    assert db.read_bytes() == before
+    assert not (db.parent / "results.json").exists()
+
+
+def test_demo_refuses_when_the_registry_does_not_record_its_settings(tmp_path: Path) -> None:
+    import sqlite3
+
+    db = tmp_path / "registry.sqlite3"
+    with sqlite3.connect(db) as con:
+        con.execute("CREATE TABLE spinereg_patients (id INTEGER)")
+        con.execute("INSERT INTO spinereg_patients VALUES (1)")
+    with pytest.raises(SpineregError, match=r"\(size and seed not recorded\); --patients 10, --seed 3"):
+        check_reuse(db, 10, 3)
+    check_reuse(db, None, None)  # reusing without options is fine
+    check_reuse(tmp_path / "absent.sqlite3", 10, 3)  # nothing to reuse: the options build it

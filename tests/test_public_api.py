@@ -1,5 +1,7 @@
 """The public API is small, sorted and guarded."""
 
+import re
+
 import spinereg
 import spinereg.instruments
 
@@ -39,11 +41,29 @@ def test_all_is_sorted_and_exact() -> None:
     assert spinereg.__all__ == EXPECTED
 
 
+#: exported names that are deliberately another name for the object
+ALIASES = {"valuesets": "valueset_catalogue"}
+
+
 def test_every_name_resolves() -> None:
-    for name in spinereg.__all__:
-        assert getattr(spinereg, name) is not None
-    for name in spinereg.instruments.__all__:
-        assert getattr(spinereg.instruments, name) is not None
+    """Each exported name is the spinereg function or class of that name (or a listed
+    alias), documented; the same object wherever it is exported; data are typed."""
+    for module in (spinereg, spinereg.instruments):
+        for name in module.__all__:
+            obj = vars(module)[name]  # defined in the module's namespace, not found by __getattr__
+            if name == "__version__":
+                assert isinstance(obj, str)
+                assert re.fullmatch(r"\d+\.\d+(\.\d+)?([.-]?(a|b|rc|dev|post)\d*)*(\+[\w.]+)?", obj), obj
+                continue
+            if name == "DIMENSIONS":
+                assert isinstance(obj, tuple) and obj and all(isinstance(d, str) for d in obj), obj
+                continue
+            assert callable(obj), (module.__name__, name)
+            assert obj.__module__.startswith("spinereg."), (module.__name__, name, obj.__module__)
+            assert obj.__name__ == ALIASES.get(name, name), (module.__name__, name, obj.__name__)
+            assert (obj.__doc__ or "").strip(), f"{module.__name__}.{name} has no docstring"
+            if name in vars(spinereg.instruments) and module is spinereg:
+                assert obj is vars(spinereg.instruments)[name], name
     assert spinereg.instruments.__all__ == sorted(spinereg.instruments.__all__)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import jsonschema
@@ -200,11 +201,31 @@ def test_results_json_matches_schema_and_is_reproducible(tmp_path: Path, result:
     assert doc["data"]["synthetic"] is False
     assert doc["settings"]["suppress_small_cells"] is True     # real (non-synthetic) data: on by default
 
+    # only the timestamp may differ: without it the two documents are equal, and so are
+    # their texts once the one generated_at line is taken out
+    again_doc = json.loads(b)
+    for d in (doc, again_doc):
+        stamp = d.pop("generated_at")
+        assert datetime.fromisoformat(stamp).utcoffset() == timedelta(0), stamp
+    assert doc == again_doc
+
     def strip(text: str) -> list[str]:
-        return [line for line in text.splitlines() if '"generated_at"' not in line]
+        lines = text.splitlines()
+        stamps = [i for i, line in enumerate(lines) if line.startswith(' "generated_at": ')]
+        assert len(stamps) == 1, stamps
+        return lines[:stamps[0]] + lines[stamps[0] + 1:]
 
     assert strip(a) == strip(b)
-    assert a != b or doc["generated_at"]  # only the timestamp may differ
+    # with the timestamp fixed, the two runs write byte-identical files, tables included
+    fixed = "2026-01-01T00:00:00+00:00"
+    result.write(tmp_path / "c", generated_at=fixed)
+    again.write(tmp_path / "d", generated_at=fixed)
+    files_c = sorted(p.relative_to(tmp_path / "c") for p in (tmp_path / "c").rglob("*") if p.is_file())
+    files_d = sorted(p.relative_to(tmp_path / "d") for p in (tmp_path / "d").rglob("*") if p.is_file())
+    assert files_c == files_d and len(files_c) > 1
+    for rel in files_c:
+        assert (tmp_path / "c" / rel).read_bytes() == (tmp_path / "d" / rel).read_bytes(), rel
+    assert json.loads((tmp_path / "c" / "results.json").read_text())["generated_at"] == fixed
     for name in doc["tables"]:
         assert (tmp_path / "a" / "tables" / f"{name}.csv").exists()
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import time
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -11,10 +13,12 @@ import typer
 from spinereg._errors import SpineregError
 
 if TYPE_CHECKING:
+    import pandas as pd
+
     from spinereg.data import Extract
     from spinereg.study import StudySpec
 
-__all__ = ["load_study_data", "register"]
+__all__ = ["StudyRun", "load_study_data", "register", "run_and_write"]
 
 FORMATS = ("html", "pdf", "docx")
 
@@ -31,24 +35,28 @@ def load_study_data(spec: StudySpec, spec_path: Path, *, db: str | None = None,
     """The tidy extract a study runs on, and a description of where it came from.
 
     Precedence: ``data`` (an extract directory), then ``db`` (a database URL),
-    then the spec's ``data.database`` or ``data.extract``.  A relative
-    extract path in the spec is relative to the spec file; a relative SQLite
-    path in a URL is relative to the working directory.
+    then the spec's ``data.database`` or ``data.extract``.  Paths given on the
+    command line (``--data``, the file of a ``--db sqlite:///`` URL) are
+    relative to the working directory; relative paths in the spec, in
+    ``data.extract`` and in a ``data.database`` SQLite URL alike, are relative
+    to the spec file (:func:`spinereg.study.resolve_data_source`).
     """
     from spinereg.data import read_extract
+    from spinereg.study import resolve_data_source
 
     if data is not None:
         return read_extract(data), str(data)
-    url = db or spec.data.database
-    if url is None:
-        if spec.data.extract is None:
-            raise SpineregError(f"{spec_path}: data: give 'database' or 'extract', or --db/--data")
-        p = Path(spec.data.extract)
-        p = p if p.is_absolute() else spec_path.parent / p
-        return read_extract(p), str(p)
+    if db is not None:
+        url = db
+    else:
+        kind, where = resolve_data_source(spec, spec_path)
+        if kind == "extract":
+            return read_extract(Path(where)), where
+        url = where
     path = _sqlite_path(url)
     if path is not None and not path.exists():
-        raise SpineregError(f"no registry database at {path} (from {url}); create one with "
+        source = "--db" if db is not None else f"data.database of {spec_path}"
+        raise SpineregError(f"no registry database at {path} (from {source}: {url}); create one with "
                             "`spinereg demo` or `spinereg synth`, or give --db URL or --data DIR")
     from django.db import connections
 
@@ -62,7 +70,7 @@ def load_study_data(spec: StudySpec, spec_path: Path, *, db: str | None = None,
 
 def register(app: typer.Typer) -> None:
     """Add ``spinereg study`` to ``app``."""
-    from spinereg.cli._app import out
+    from spinereg.cli._app import err, out
 
     study_app = typer.Typer(help="Studies defined as files.", no_args_is_help=True)
     app.add_typer(study_app, name="study")
@@ -91,8 +99,11 @@ def register(app: typer.Typer) -> None:
         formats = _formats(fmt)
         if db is not None and data is not None:
             raise SpineregError("give --db or --data, not both")
-        written, _ = run_and_write(spec, out_dir, db=db, data=data, formats=formats)
-        for p in written:
+        run = run_and_write(spec, out_dir, db=db, data=data, formats=formats)
+        out.print(run.cohort_line(), markup=False, soft_wrap=True)
+        for message in run.warnings:
+            err.print(f"warning: {message}", markup=False, soft_wrap=True)
+        for p in run.written:
             out.print(str(p), markup=False)
 
 
@@ -107,9 +118,52 @@ def _formats(fmt: str) -> tuple[str, ...]:
     return chosen
 
 
+@dataclass(frozen=True)
+class StudyRun:
+    """What ``run_and_write`` did: the files written, timings in seconds, the cohort size,
+    and the warnings a reader of the results must see."""
+
+    written: list[Path]
+    timings: dict[str, float]
+    n_patients: int
+    n_operations: int
+    warnings: list[str] = field(default_factory=list)
+    #: small-cell threshold when the results suppress small counts, else None
+    suppress_below: int | None = None
+
+    def _count(self, n: int) -> str:
+        t = self.suppress_below
+        return f"<{t}" if t is not None and 0 < n < t else str(n)
+
+    def cohort_line(self) -> str:
+        """``cohort: N patients ...``, with a count below the threshold hidden as the report hides it."""
+        return (f"cohort: {self._count(self.n_patients)} patient{'' if self.n_patients == 1 else 's'}, "
+                f"each with one index operation (of {self._count(self.n_operations)} operations in the data)")
+
+
+def _table_notes(tables: dict[str, pd.DataFrame]) -> list[str]:
+    """The non-empty ``note`` cells of the result tables, as ``table (row keys): note``."""
+    keys = ("variable", "outcome", "timepoint", "measure", "unit", "category", "term")
+    found: list[str] = []
+    for name, df in tables.items():
+        if "note" not in df.columns:
+            continue
+        for _, row in df.iterrows():
+            note = row["note"]
+            if not isinstance(note, str) or not note.strip():
+                continue
+            where = ", ".join(str(row[k]) for k in keys if k in df.columns and isinstance(row[k], str))
+            found.append(f"{name}{f' ({where})' if where else ''}: {note}")
+    return found
+
+
 def run_and_write(spec_path: Path, out_dir: Path, *, db: str | None, data: Path | None,
-                  formats: tuple[str, ...]) -> tuple[list[Path], dict[str, float]]:
-    """Load the spec and data, run the study, write results and the report; return paths and timings."""
+                  formats: tuple[str, ...]) -> StudyRun:
+    """Load the spec and data, run the study, write results and the report.
+
+    Warnings raised while the study runs are caught (not printed by Python) and
+    returned, with the notes of the result tables, in :attr:`StudyRun.warnings`.
+    """
     from spinereg.study import load_spec, run_study
 
     timings: dict[str, float] = {}
@@ -118,8 +172,12 @@ def run_and_write(spec_path: Path, out_dir: Path, *, db: str | None, data: Path 
     extract, _ = load_study_data(spec, spec_path, db=db, data=data)
     timings["load"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    result = run_study(spec, extract, spec_sha256=digest)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = run_study(spec, extract, spec_sha256=digest)
     timings["analyse"] = time.perf_counter() - t0
+    messages = list(dict.fromkeys(str(w.message) for w in caught))
+    messages += _table_notes(result.tables)
     written = result.write(out_dir)
     if formats:
         from spinereg.report import render_report
@@ -127,4 +185,7 @@ def run_and_write(spec_path: Path, out_dir: Path, *, db: str | None, data: Path 
         t0 = time.perf_counter()
         written += render_report(out_dir / "results.json", out_dir, formats=formats)
         timings["report"] = time.perf_counter() - t0
-    return written, timings
+    n_ops = len(extract["operations"])
+    threshold = spec.analyses.small_cell_threshold if result.suppress_small_cells else None
+    return StudyRun(written, timings, n_patients=len(result.cohort.operations), n_operations=n_ops,
+                    warnings=messages, suppress_below=threshold)

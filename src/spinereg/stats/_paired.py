@@ -4,7 +4,8 @@ The numbers reproduce R (``stats::t.test(after, before, paired = TRUE)`` and
 ``stats::wilcox.test(after, before, paired = TRUE, conf.int = TRUE)``, R 4.2)
 to floating-point precision, including R's root-finding for the asymptotic
 Wilcoxon interval and estimate, which is ported here step for step
-(:func:`_zeroin`).
+(:func:`_zeroin`), and R's normal quantile function (:func:`_qnorm`) that
+sets the targets of that root-finding.
 """
 
 from __future__ import annotations
@@ -128,6 +129,54 @@ def _zeroin(f: Callable[[float], float], ax: float, bx: float, fa: float, fb: fl
     return b
 
 
+# Wichura's AS 241 (PPND16) rational approximations, coefficients as published
+# (Appl Stat 1988;37:477-484); R's qnorm() evaluates them in this Horner order.
+_AS241_A = (3.387132872796366608, 133.14166789178437745, 1971.5909503065514427, 13731.693765509461125,
+            45921.953931549871457, 67265.770927008700853, 33430.575583588128105, 2509.0809287301226727)
+_AS241_B = (1.0, 42.313330701600911252, 687.1870074920579083, 5394.1960214247511077,
+            21213.794301586595867, 39307.89580009271061, 28729.085735721942674, 5226.495278852854561)
+_AS241_C = (1.42343711074968357734, 4.6303378461565452959, 5.7694972214606914055, 3.64784832476320460504,
+            1.27045825245236838258, .24178072517745061177, .0227238449892691845833, 7.7454501427834140764e-4)
+_AS241_D = (1.0, 2.05319162663775882187, 1.6763848301838038494, .68976733498510000455,
+            .14810397642748007459, .0151986665636164571966, 5.475938084995344946e-4, 1.05075007164441684324e-9)
+_AS241_E = (6.6579046435011037772, 5.4637849111641143699, 1.7848265399172913358, .29656057182850489123,
+            .026532189526576123093, .0012426609473880784386, 2.71155556874348757815e-5, 2.01033439929228813265e-7)
+_AS241_F = (1.0, .59983220655588793769, .13692988092273580531, .0148753612908506148525,
+            7.868691311456132591e-4, 1.8463183175100546818e-5, 1.4215117583164458887e-7, 2.04426310338993978564e-15)
+
+
+def _horner(coef: tuple[float, ...], r: float) -> float:
+    """coef[0] + coef[1] r + ... + coef[7] r^7, evaluated from the top as R does."""
+    acc = r * coef[7] + coef[6]
+    for c in coef[5::-1]:
+        acc = acc * r + c
+    return acc
+
+
+def _qnorm(p: float, lower_tail: bool = True) -> float:
+    """R's ``qnorm(p, lower.tail = lower_tail)`` for 0 < p < 1, bit for bit.
+
+    SciPy's ``ndtri`` (Cephes) differs from R's AS 241 in the last bits, and
+    ``ndtri(1 - p)`` rounds ``1 - p`` first; R computes the upper quantile
+    from ``p`` itself.  The Wilcoxon interval is a root of a step function, so
+    a one-ulp change of the target can move the root by a whole step.
+    """
+    p_ = p if lower_tail else 0.5 - p + 0.5  # lower-tail probability, as R_DT_qIv
+    q = p_ - 0.5
+    if abs(q) <= 0.425:
+        r = 0.180625 - q * q
+        return q * _horner(_AS241_A, r) / _horner(_AS241_B, r)
+    tail = (0.5 - p + 0.5 if lower_tail else p) if q > 0 else p_  # min(p, 1 - p)
+    r = math.sqrt(-math.log(tail))
+    if r <= 5.0:
+        r += -1.6
+        val = _horner(_AS241_C, r) / _horner(_AS241_D, r)
+    else:
+        r += -5.0
+        val = _horner(_AS241_E, r) / _horner(_AS241_F, r)
+    return -val if q < 0.0 else val
+
+
 def _signrank_probs(n: int) -> FloatArray:
     """P(V = v), v = 0..n(n+1)/2, of the signed-rank statistic without ties.
 
@@ -245,7 +294,8 @@ def _wilcoxon_normal(d: FloatArray, n_pairs: int, conf_level: float) -> pd.DataF
     n = x.size
     method = "wilcoxon_normal_cc"
     if n == 0:
-        return _row(n_pairs, method, "not estimable: all paired differences are zero")
+        # V is the sum over an empty set (0, as R reports); z = 0/0, so no p-value
+        return _row(n_pairs, method, "not estimable: all paired differences are zero", statistic=0.0)
     v, r = _ranks_v(x)
     sigma = _tie_sigma(n, r)
     z = v - n * (n + 1) / 4
@@ -272,8 +322,8 @@ def _wilcoxon_normal(d: FloatArray, n_pairs: int, conf_level: float) -> pd.DataF
                     p_value=pval)
     alpha = 1.0 - conf_level
     while True:  # R doubles alpha until the limits fall inside [min, max]
-        mindiff = w_min - float(special.ndtri(1.0 - alpha / 2.0))
-        maxdiff = w_max - float(special.ndtri(alpha / 2.0))
+        mindiff = w_min - _qnorm(alpha / 2.0, lower_tail=False)
+        maxdiff = w_max - _qnorm(alpha / 2.0)
         if mindiff < 0 or maxdiff > 0:
             alpha *= 2.0
         else:
@@ -287,8 +337,8 @@ def _wilcoxon_normal(d: FloatArray, n_pairs: int, conf_level: float) -> pd.DataF
             return _zeroin(lambda s: w_stat(s, True) - zq, mumin, mumax, w_min - zq, w_max - zq,
                            _TOL_ROOT)
 
-        lo = root(float(special.ndtri(1.0 - alpha / 2.0)))
-        hi = root(float(special.ndtri(alpha / 2.0)))
+        lo = root(_qnorm(alpha / 2.0, lower_tail=False))
+        hi = root(_qnorm(alpha / 2.0))
     else:
         lo = hi = _median(x)
     est = _zeroin(lambda s: w_stat(s, False), mumin, mumax, w_stat(mumin, False),
@@ -329,17 +379,56 @@ def paired_change(before: Any, after: Any, method: Literal["t", "wilcoxon"] = "t
         :math:`q`-th smallest to the :math:`q`-th largest Walsh average with
         :math:`q` = ``qsignrank(alpha/2, n)`` (Bauer 1972).
 
-        *Normal approximation* (otherwise): zero differences are dropped,
-        :math:`z = (V - n(n+1)/4 - \\tfrac12\\,\\mathrm{sign}) / \\sigma`
-        with :math:`\\sigma^2 = n(n+1)(2n+1)/24 - \\sum (t^3 - t)/48`
-        (:math:`t` the tie-group sizes).  The CI limits are the shifts
-        :math:`\\mu` at which the corrected z of :math:`d - \\mu` equals
-        :math:`\\pm z_{1-\\alpha/2}`, and the estimate the shift at which the
-        uncorrected z is 0, both found by R's ``uniroot`` (tol 1e-4) between
-        min(d) and max(d).  This differs slightly from the median of the Walsh
-        averages; it is what R reports.  Where the requested level cannot be
-        reached inside [min(d), max(d)] R widens alpha (doubling it) and warns:
-        so does this function (``RuntimeWarning``).
+        *Normal approximation* (otherwise): zero differences are dropped
+        (Wilcoxon's convention; ``n`` below counts the non-zero ones) and
+        :math:`z = (V - n(n+1)/4 - \\tfrac12\\,\\mathrm{sign}) / \\sigma` with
+        :math:`\\sigma^2 = n(n+1)(2n+1)/24 - \\sum (t^3 - t)/48`
+        (:math:`t` the tie-group sizes of :math:`|d_i|`).
+
+        The estimate and the CI are not read off the Walsh averages.  For a
+        shift :math:`\\mu` let :math:`W_c(\\mu)` be the standardized statistic of
+        :math:`d - \\mu`, recomputed from scratch: zeros of :math:`d - \\mu`
+        dropped, ranks, tie correction and :math:`n` redone, and with the
+        continuity correction :math:`c \\in \\{0, \\tfrac12\\}`:
+
+        .. math::
+            W_c(\\mu) = \\frac{V(\\mu) - n_\\mu(n_\\mu+1)/4 - c\\,\\mathrm{sign}(\\cdot)}{\\sigma_\\mu}.
+
+        The CI limits solve :math:`W_{1/2}(\\mu) = z_{1-\\alpha/2}` and
+        :math:`W_{1/2}(\\mu) = z_{\\alpha/2}`; the estimate solves
+        :math:`W_0(\\mu) = 0` (R drops the continuity correction for it).
+        :math:`W` is a decreasing step function, so "solves" means: the point
+        that R's ``uniroot`` returns when started on the bracket
+        :math:`[\\min d, \\max d]` (with :math:`W` at both ends already
+        evaluated) and ``tol = 1e-4`` (``wilcox.test``'s ``tol.root``, not
+        uniroot's own default ``.Machine$double.eps^0.25``).  That point lies
+        within about ``tol`` of a jump of :math:`W` but is not the jump itself,
+        and which jump it lands on depends on the path of Brent's iteration.
+        This function runs the same iteration (:func:`_zeroin`, R's
+        ``R_zeroin2``) on the same doubles, with R's ``qnorm`` (AS 241,
+        :func:`_qnorm`) for the targets, and so returns R's numbers to the
+        last bit.
+
+        *Difference from the median of the Walsh averages.*  The classical
+        Hodges-Lehmann estimate, :math:`\\mathrm{median}\\{(d_i + d_j)/2\\}`, is
+        the centre of the set where :math:`W_0` changes sign.  R's root is one
+        point of that set chosen by the iteration, and a tie-corrected,
+        zero-dropping :math:`W_0` can jump at other places than the Walsh
+        averages.  With ties (integer scores) the two often differ by about
+        ``tol`` only (d = -18, -18, -20, -20, -18, -18: R -18.999996, Walsh
+        median -19), but on small samples they can differ by whole steps:
+        -15.437 against -16.047 (3.8 %) on a continuous sample of 8 pairs,
+        3.428 against 4.75 for the non-zero differences 8, -3, 7 (both in
+        tests/stats/reference).  This function reports R's value; the exact
+        branch above reports the Walsh median, as R does there.
+
+        Where the requested level cannot be reached inside
+        :math:`[\\min d, \\max d]` R widens alpha (doubling it) and warns: so
+        does this function (``RuntimeWarning``).  When all non-zero
+        differences are equal :math:`W` is 0/0 at both ends: the estimate is
+        their value (R's midrange), the CI is NaN and ``note`` says why.
+        When every difference is zero, ``statistic`` is 0 (R's V) and the rest
+        is NaN.
     conf_level : float
         Confidence level, strictly between 0 and 1.
     exact : bool or None
@@ -373,7 +462,11 @@ def paired_change(before: Any, after: Any, method: Literal["t", "wilcoxon"] = "t
 
     References
     ----------
-    R Core Team, ``?t.test`` and ``?wilcox.test`` (package stats), R 4.2.
+    R Core Team, ``?t.test``, ``?wilcox.test`` and ``?uniroot`` (package stats), R 4.2;
+    the Brent iteration is ``R_zeroin2`` in src/library/stats/src/zeroin.c.
+    Brent RP (1973). Algorithms for Minimization without Derivatives. Prentice-Hall, ch. 4.
+    Wichura MJ (1988). Algorithm AS 241: the percentage points of the normal
+    distribution. Appl Stat 37:477-484.
     Wilcoxon F (1945). Individual comparisons by ranking methods. Biometrics 1:80-83.
     Hodges JL, Lehmann EL (1963). Estimates of location based on rank tests.
     Ann Math Stat 34:598-611.

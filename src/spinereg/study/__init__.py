@@ -5,7 +5,7 @@ Works on the tidy extract; never imports Django.
 
 from spinereg.study._cohort import CohortResult
 from spinereg.study._run import EmptyCohortError, StudyResult, results_schema, run_study
-from spinereg.study._spec import SpecError, StudySpec, load_spec
+from spinereg.study._spec import SpecError, StudySpec, load_spec, resolve_data_source
 
 __all__ = [
     "CohortResult",
@@ -14,6 +14,7 @@ __all__ = [
     "StudyResult",
     "StudySpec",
     "load_spec",
+    "resolve_data_source",
     "results_schema",
     "run_study",
 ]
