@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from spinereg import SpineregError
-from spinereg.cli._demo import check_reuse, summary_rows
+from spinereg.cli._demo import check_reuse
+from spinereg.report import summary_rows
 from spinereg.report._format import MINUS
 
 ROOT = Path(__file__).resolve().parent.parent

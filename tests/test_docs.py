@@ -10,7 +10,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 @pytest.mark.parametrize(("tool", "doc"), [("gen_valueset_docs", "valuesets.md"),
-                                           ("gen_data_dictionary", "data-dictionary.md")])
+                                           ("gen_data_dictionary", "data-dictionary.md"),
+                                           ("gen_study_spec_docs", "study-spec.md")])
 def test_generated_doc_is_current(tool: str, doc: str) -> None:
     sys.path.insert(0, str(ROOT / "tools"))
     try:

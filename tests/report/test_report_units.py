@@ -111,7 +111,7 @@ def test_default_column_widths_and_alignment() -> None:
 
 
 def test_public_api_is_sorted_and_resolves() -> None:
-    from spinereg.report import _build, _docx, _html, _model, _pdf, _render
+    from spinereg.report import _build, _docx, _html, _model, _pdf, _render, _summary
 
     # the documented public API (docs/report.md), written out: each name and the object it must be
     expected = {"BulletList": _model.BulletList, "Document": _model.Document, "Figure": _model.Figure,
@@ -119,7 +119,7 @@ def test_public_api_is_sorted_and_resolves() -> None:
                 "Row": _model.Row, "Section": _model.Section, "Table": _model.Table,
                 "build_document": _build.build_document, "load_results": _build.load_results,
                 "render_docx": _docx.render_docx, "render_html": _html.render_html, "render_pdf": _pdf.render_pdf,
-                "render_report": _render.render_report}
+                "render_report": _render.render_report, "summary_rows": _summary.summary_rows}
     assert spinereg.report.__all__ == sorted(expected)
     for name, obj in expected.items():
         assert getattr(spinereg.report, name) is obj, name

@@ -7,13 +7,13 @@ import re
 import time
 from importlib import resources
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from spinereg._errors import SpineregError
 
-__all__ = ["PATIENTS", "SEED", "check_reuse", "example_spec", "register", "summary_rows"]
+__all__ = ["PATIENTS", "SEED", "check_reuse", "example_spec", "register"]
 
 EXAMPLE = "pvp-cancer-vcf"
 #: The demo registry's default size and seed.
@@ -32,60 +32,10 @@ def example_spec(name: str = EXAMPLE) -> Path:
     raise SpineregError(f"the example study {name!r} is not installed")
 
 
-def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
-    """The terminal summary: (label, value) rows, formatted and suppressed as in the report.
-
-    As in the report's change table, the means, change, CI and p-value of
-    fewer than ``small_cell_threshold`` pairs are not shown when suppression
-    is on; the confidence level is the study's.
-    """
-    from spinereg.report._context import suppression_of
-    from spinereg.report._format import (
-        NA_TEXT,
-        digits_for,
-        fmt_ci,
-        fmt_count,
-        fmt_level,
-        fmt_num,
-        fmt_p,
-        fmt_proportion,
-        hidden,
-    )
-    from spinereg.report._text import timepoint_label
-
-    sup = suppression_of(results)
-    conf = results.get("settings", {}).get("conf_level")
-    level = fmt_level(0.95 if conf is None else conf)
-    tables = results["tables"]
-    rows: list[tuple[str, str]] = []
-    flow = tables["flow"]
-    rows.append(("Cohort", f"{fmt_count(flow[-1]['n_patients'], sup)} patients "
-                           f"(of {fmt_count(flow[0]['n_operations'], sup)} operations in the registry)"))
-    instruments = {o["name"]: o for o in results["outcomes"]}
-    for r in tables.get("paired_change", []):
-        o = instruments[r["outcome"]]
-        d = digits_for(o["instrument"])
-        label = o["label"].split(" (")[0]
-        n = fmt_count(r["n_pairs"], sup)
-        if hidden((r["n_pairs"],), sup):
-            value = f"{NA_TEXT} (not shown: fewer than {sup.threshold} complete pairs); n = {n}"
-        else:
-            value = (f"{fmt_num(r['mean_before'], d)} \u2192 {fmt_num(r['mean_after'], d)}, change "
-                     f"{fmt_num(r['mean_diff'], d, signed=True)} ({level} CI {fmt_ci(r['ci_low'], r['ci_high'], d)}), "
-                     f"p {fmt_p(r['p_value'])}; n = {n}")
-        rows.append((f"{label}, {timepoint_label(str(r['timepoint'])).lower()}", value))
-    for r in tables.get("leaks", []):
-        if r["measure"] == "cement leak" and r["category"] == "any":
-            rows.append((f"Cement leak per {r['unit']}",
-                         f"{fmt_count(r['x'], sup)}/{fmt_count(r['n'], sup)} = "
-                         f"{fmt_proportion(r['proportion'], counts=(r['x'], r['n']), sup=sup)} ({level} CI "
-                         f"{fmt_ci(r['ci_low'], r['ci_high'], 1, percent=True, counts=(r['x'], r['n']), sup=sup)})"))
-    return rows
-
-
 def register(app: typer.Typer) -> None:
     """Add ``spinereg demo`` to ``app``."""
     from spinereg.cli._app import err, out
+    from spinereg.report import summary_rows
 
     @app.command("demo")
     def demo(

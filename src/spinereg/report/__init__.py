@@ -29,6 +29,7 @@ from spinereg.report._model import (
 )
 from spinereg.report._pdf import render_pdf
 from spinereg.report._render import render_report
+from spinereg.report._summary import summary_rows
 
 __all__ = [
     "BulletList",
@@ -46,4 +47,5 @@ __all__ = [
     "render_html",
     "render_pdf",
     "render_report",
+    "summary_rows",
 ]
