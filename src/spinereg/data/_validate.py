@@ -15,9 +15,12 @@ Errors (an import with any error writes nothing):
 * ``code``: a category value not in the code list (e.g. a vertebra not in C1-S1);
 * ``pattern``: a procedure or diagnosis code of the wrong form;
 * ``cpr``: an invalid CPR number (the value is never shown);
-* ``cpr-in-text``: a CPR-shaped number anywhere in a text value, of any
-  column of any entity (``pt 020255-4322 called``; see
-  :func:`spinereg.data.contains_cpr`); the value is never shown.  A mapping may
+* ``cpr-in-text``: a CPR-shaped number anywhere in a text value (a column of
+  type str, codes or category, of any entity: ``pt 020255-4322 called``; see
+  :func:`spinereg.data.contains_cpr`); the value is never shown.  Number,
+  date and boolean columns cannot keep one (it is no valid value there, and
+  every numeric column has a small range); any value shown in a problem is
+  redacted all the same.  A mapping may
   ask for the number to be hidden instead (``cpr_in_text = "redact"``): the
   CPR-shaped part is replaced by ``[CPR number hidden]`` and the problem is a
   warning;
@@ -392,13 +395,19 @@ def _concat(chunks: Sequence[MappedTable], ent: Entity, out: _Collector) -> pd.D
     return rows.assign(**extra)
 
 
+_TEXT_TYPES = ("str", "codes", "category")
+
+
 def _scan_cpr(rows: pd.DataFrame, ent: Entity, out: _Collector) -> npt.NDArray[np.bool_]:
     """Find CPR-shaped numbers in every text column of ``rows``: an error (the rows
     returned as bad), or, where the chunk's mapping asks for it, hidden in place
     (``rows`` is changed) with a warning.  Values are never shown."""
     bad = np.zeros(len(rows), dtype=bool)
     for col in ent.columns:
-        if col.name not in rows.columns or not _is_text(rows[col.name]):
+        # number, date and boolean columns cannot keep a CPR-shaped text: such a value is no
+        # valid number (every numeric column has a small range), date or boolean, so it is
+        # refused by its own check (and shown hidden, see _Collector.frame)
+        if col.type not in _TEXT_TYPES or col.name not in rows.columns or not _is_text(rows[col.name]):
             continue
         s = rows[col.name]
         hits = find_cpr(s)
