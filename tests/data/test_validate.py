@@ -3,6 +3,8 @@ and problems naming the file and source column of each chunk."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -84,7 +86,7 @@ def test_categories_and_booleans_keep_their_tidy_dtypes() -> None:
 # =========================================================================== keys given twice
 
 
-def _chunk(entity: str, data: dict[str, list[object]], file: str, label: str = "line") -> MappedTable:
+def _chunk(entity: str, data: dict[str, Any], file: str, label: str = "line") -> MappedTable:
     return MappedTable(entity, pd.DataFrame(data), Provenance(file, label))
 
 
@@ -121,3 +123,21 @@ def test_a_key_twice_in_one_file_names_the_other_line() -> None:
     pats = MappedTable("patients", pats.frame, Provenance("pat.csv", "line", {"patient_id": "Year+_row"}))
     _, report = validate([pats], extract_date="2020-01-01")
     assert report.problems["column"].tolist() == ["patient_id"]
+
+
+def test_many_conflicts_cost_time_in_proportion() -> None:
+    """Two files with the same 30,000 keys and other values: one vectorised pass (the
+    old per-row report took about 1 ms a row, 30 s here; this takes well under 1 s)."""
+    import time
+
+    n = 30_000
+    ids = [f"P{i}" for i in range(n)]
+    a = _chunk("patients", {"patient_id": ids, "sex": ["male"] * n, "_row": np.arange(2, n + 2)}, "a.csv")
+    b = _chunk("patients", {"patient_id": ids, "sex": ["female"] * n, "_row": np.arange(2, n + 2)}, "b.csv")
+    started = time.perf_counter()
+    _, report = validate([a, b], extract_date="2020-01-01")
+    spent = time.perf_counter() - started
+    assert len(report.errors) == n
+    assert report.errors["message"].iloc[-1] == (f"conflicting re-entry of patient_id 'P{n - 1}': b.csv line {n + 1} "
+                                                 f"differs from a.csv line {n + 1} in sex")
+    assert spent < 10, f"{spent:.1f} s"
