@@ -134,7 +134,8 @@ def test_every_text_column_of_every_entity_is_scanned() -> None:
     cpr = "0202554322"
     chunks = [
         MappedTable("patients", pd.DataFrame({"patient_id": ["p1", f"x{cpr}"], "sex": ["male", cpr],
-                                              "_row": [2, 3]}), Provenance("pat.csv", "line")),
+                                              "birth_date": [f"{cpr}", "1950-01-01"], "_row": [2, 3]}),
+                    Provenance("pat.csv", "line")),
         MappedTable("operations", pd.DataFrame({
             "operation_id": ["o1"], "patient_id": ["p1"], "date": ["2015-01-10"], "hospital": [f"H {cpr}"],
             "procedure_codes": [f"KNAG40;{cpr}"], "procedure_category": ["vertebroplasty"], "_row": [2]}),
@@ -148,6 +149,10 @@ def test_every_text_column_of_every_entity_is_scanned() -> None:
     got = sorted(zip(hits["file"], hits["row"], hits["column"], strict=True))
     assert got == [("compl.csv", 7, "complication_id"), ("ops.csv", 2, "procedure_codes"),
                    ("ops.csv", 2, "sygehus"), ("pat.csv", 3, "patient_id"), ("pat.csv", 3, "sex")]
+    # a date column cannot keep it (not a date): refused as such, the value hidden all the same
+    bad_date = report.errors[(report.errors["column"] == "birth_date")]
+    assert list(zip(bad_date["row"], bad_date["rule"], bad_date["value"], strict=True)) == [
+        (2, "type", "'[CPR number hidden]'")]
     assert not DIGITS.search(report.problems.to_csv(index=False))
     assert not DIGITS.search(report.to_text())
 

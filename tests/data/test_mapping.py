@@ -438,7 +438,7 @@ def test_nhs_proms_counts_and_missing_codes(nhs: tuple[Path, list[MappedTable]])
     path, chunks = nhs
     pats, ops = table(chunks, "patients"), table(chunks, "operations")
     assert len(pats) == len(ops) == 40_432
-    assert pats["patient_id"].iloc[0] == "NHS1819-2" and pats["patient_id"].iloc[-1] == "NHS1819-40433"
+    assert pats["patient_id"].iloc[0] == "NHS1819-hip-ccg-2" and pats["patient_id"].iloc[-1] == "NHS1819-hip-ccg-40433"
     assert ops["patient_id"].equals(ops["operation_id"])
     assert set(ops["date"]) == {"2018-10-01"}
     assert set(ops["procedure_category"]) == {"other"} and set(ops["indication"]) == {"other"}
@@ -470,7 +470,7 @@ def test_nhs_proms_hand_checked_rows(nhs: tuple[Path, list[MappedTable]]) -> Non
     assert values(base, 2) == ["2", "1", None, None, None, None]
     assert values(post, 2) == ["2", "2", "2", "2", "2", "70"]
     assert post.loc[2, "global_assessment"] == "1"
-    assert base.loc[2, "prom_id"] == "NHS1819-2-baseline" and post.loc[2, "prom_id"] == "NHS1819-2-3m"
+    assert base.loc[2, "prom_id"] == "NHS1819-hip-ccg-2-baseline" and post.loc[2, "prom_id"] == "NHS1819-hip-ccg-2-3m"
     assert post.loc[2, "timepoint"] == "3m"
     # line 3 and the last line
     assert values(base, 3) == ["2", "2", "3", "3", "2", "20"]

@@ -3,6 +3,8 @@ and problems naming the file and source column of each chunk."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import pandas as pd
 
@@ -79,3 +81,63 @@ def test_categories_and_booleans_keep_their_tidy_dtypes() -> None:
     tp = x["proms"]["timepoint"]
     assert isinstance(tp.dtype, pd.CategoricalDtype)
     assert tp.tolist() == ["baseline", "3m"]
+
+
+# =========================================================================== keys given twice
+
+
+def _chunk(entity: str, data: dict[str, Any], file: str, label: str = "line") -> MappedTable:
+    return MappedTable(entity, pd.DataFrame(data), Provenance(file, label))
+
+
+def _parents(file: str = "a.xlsx") -> list[MappedTable]:
+    return [_chunk("patients", {"patient_id": ["p1"], "_row": [2]}, file, "sheet row"),
+            _chunk("operations", {"operation_id": ["o1"], "patient_id": ["p1"], "date": ["2015-01-01"],
+                                  "procedure_category": ["fusion"], "_row": [2]}, file, "sheet row")]
+
+
+def test_a_key_in_two_files_names_both_files_lines_and_columns() -> None:
+    levels_a = _chunk("treated_levels", {"operation_id": ["o1", "o1"], "level": ["L1", "L2"],
+                                         "cement_volume_ml": ["2", "3"], "_row": [5, 6]}, "a.xlsx", "sheet row")
+    levels_b = _chunk("treated_levels", {"operation_id": ["o1", "o1"], "level": ["L1", "L2"],
+                                         "cement_volume_ml": ["2.5", "3"], "_row": [7, 9]}, "b.xlsx", "sheet row")
+    x, report = validate([*_parents(), levels_a, levels_b], extract_date="2020-01-01")
+    got = report.problems[["file", "row", "column", "value", "rule", "severity", "message"]].values.tolist()
+    assert got == [
+        ["b.xlsx", 7, "operation_id", "'o1'", "conflict", "error",
+         "conflicting re-entry of operation_id/level 'o1/L1': b.xlsx sheet row 7 differs from a.xlsx sheet row 5 "
+         "in cement_volume_ml"],
+        ["b.xlsx", 9, "operation_id", "'o1'", "duplicate", "warning",
+         "duplicate of the identical row at a.xlsx sheet row 6 (kept once)"],
+    ]
+    assert len(x["treated_levels"]) == 2  # o1/L1 (a.xlsx) and o1/L2 once
+
+
+def test_a_key_twice_in_one_file_names_the_other_line() -> None:
+    pats = _chunk("patients", {"patient_id": ["p1", "p2", "p1"], "sex": ["male", "female", "female"],
+                               "birth_date": ["1950-01-01"] * 3, "_row": [2, 3, 4]}, "pat.csv")
+    _, report = validate([pats], extract_date="2020-01-01")
+    assert report.problems["message"].tolist() == [
+        "conflicting re-entry of patient_id 'p1': pat.csv line 4 differs from line 2 in sex"]
+    # the tidy key column is named, whatever source column the key was built from
+    pats = MappedTable("patients", pats.frame, Provenance("pat.csv", "line", {"patient_id": "Year+_row"}))
+    _, report = validate([pats], extract_date="2020-01-01")
+    assert report.problems["column"].tolist() == ["patient_id"]
+
+
+def test_many_conflicts_cost_time_in_proportion() -> None:
+    """Two files with the same 30,000 keys and other values: one vectorised pass (the
+    old per-row report took about 1 ms a row, 30 s here; this takes well under 1 s)."""
+    import time
+
+    n = 30_000
+    ids = [f"P{i}" for i in range(n)]
+    a = _chunk("patients", {"patient_id": ids, "sex": ["male"] * n, "_row": np.arange(2, n + 2)}, "a.csv")
+    b = _chunk("patients", {"patient_id": ids, "sex": ["female"] * n, "_row": np.arange(2, n + 2)}, "b.csv")
+    started = time.perf_counter()
+    _, report = validate([a, b], extract_date="2020-01-01")
+    spent = time.perf_counter() - started
+    assert len(report.errors) == n
+    assert report.errors["message"].iloc[-1] == (f"conflicting re-entry of patient_id 'P{n - 1}': b.csv line {n + 1} "
+                                                 f"differs from a.csv line {n + 1} in sex")
+    assert spent < 10, f"{spent:.1f} s"

@@ -333,9 +333,12 @@ def _text_array(values: Any) -> Any:
                 arr = arr.combine_chunks()
         else:
             obj = s.to_numpy(dtype=object)
-            miss = np.asarray(pd.isna(s), dtype=bool)
-            txt = [None if m else (v if isinstance(v, str) else str(v)) for v, m in zip(obj, miss, strict=True)]
-            arr = pa.array(txt, pa.large_string())
+            try:  # text and missing values only: no Python loop
+                arr = pa.array(obj, pa.large_string(), from_pandas=True)
+            except (pa.ArrowTypeError, pa.ArrowInvalid):
+                miss = np.asarray(pd.isna(s), dtype=bool)
+                txt = [None if m else (v if isinstance(v, str) else str(v)) for v, m in zip(obj, miss, strict=True)]
+                arr = pa.array(txt, pa.large_string())
     if not (pa.types.is_string(arr.type) or pa.types.is_large_string(arr.type)):
         arr = arr.cast(pa.large_string())
     return arr

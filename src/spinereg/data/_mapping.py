@@ -21,8 +21,15 @@ by the keyed pseudonym (or sex / birth date).  An invalid CPR number gives the
 marker :data:`INVALID_CPR` in place of the pseudonym and its reason (never the
 value) in the frame column ``_cpr_error``; the validator reports it as
 "invalid CPR number (value hidden)".  A column read *without* a CPR transform
-whose values look like CPR numbers stops the import (unless the column spec
-says ``cpr_check = false``).
+whose values look like CPR numbers stops the import with
+:class:`~spinereg.PrivacyError` (unless the column spec says
+``cpr_check = false``).  CPR-shaped numbers *inside* text are found by the
+validator (rule ``cpr-in-text``); a mapping's ``cpr_in_text = "redact"`` is
+handed to it in :attr:`Provenance.redact_cpr <spinereg.data.Provenance>`.
+
+Ids: with ``namespace`` (the dataset), every id column (:func:`id_columns`) of
+a mapping with ``ids = "source"`` becomes ``namespace:id``, except keyed CPR
+pseudonyms, which identify a person across the registry.
 """
 
 from __future__ import annotations

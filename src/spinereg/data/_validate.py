@@ -15,9 +15,12 @@ Errors (an import with any error writes nothing):
 * ``code``: a category value not in the code list (e.g. a vertebra not in C1-S1);
 * ``pattern``: a procedure or diagnosis code of the wrong form;
 * ``cpr``: an invalid CPR number (the value is never shown);
-* ``cpr-in-text``: a CPR-shaped number anywhere in a text value, of any
-  column of any entity (``pt 020255-4322 called``; see
-  :func:`spinereg.data.contains_cpr`); the value is never shown.  A mapping may
+* ``cpr-in-text``: a CPR-shaped number anywhere in a text value (a column of
+  type str, codes or category, of any entity: ``pt 020255-4322 called``; see
+  :func:`spinereg.data.contains_cpr`); the value is never shown.  Number,
+  date and boolean columns cannot keep one (it is no valid value there, and
+  every numeric column has a small range); any value shown in a problem is
+  redacted all the same.  A mapping may
   ask for the number to be hidden instead (``cpr_in_text = "redact"``): the
   CPR-shaped part is replaced by ``[CPR number hidden]`` and the problem is a
   warning;
@@ -115,6 +118,7 @@ class _Collector:
         self._entities: list[str] = []
         self._sources: list[dict[str, str]] = []
         self._redact: list[frozenset[str]] = []
+        self._labels: list[str] = []
         self._src_cache: dict[str, npt.NDArray[np.object_]] = {}
 
     def chunk(self, ch: MappedTable, ent: Entity) -> int:
@@ -123,6 +127,7 @@ class _Collector:
         self._entities.append(ent.name)
         self._sources.append({c: ch.provenance.columns.get(c, c) for c in ent.column_names})
         self._redact.append(ch.provenance.redact_cpr)
+        self._labels.append(ch.provenance.row_label)
         self._src_cache.clear()
         return len(self._files) - 1
 
@@ -138,9 +143,16 @@ class _Collector:
         out: npt.NDArray[np.object_] = self._src_cache[column][chunk_ids]
         return out
 
+    def where(self, chunk_ids: npt.NDArray[np.int64]) -> tuple[npt.NDArray[np.object_], npt.NDArray[np.object_]]:
+        """The file and the row label (``line``, ``row``...) of each chunk id."""
+        return np.array(self._files, dtype=object)[chunk_ids], np.array(self._labels, dtype=object)[chunk_ids]
+
     def add(self, rows: pd.DataFrame, mask: npt.NDArray[np.bool_] | pd.Series, column: str,
-            rule: str, message: str, severity: str = "error", values: Any = None,
-            hide: bool = False) -> None:
+            rule: str, message: str | npt.NDArray[np.object_], severity: str = "error", values: Any = None,
+            hide: bool = False, source_column: bool = True) -> None:
+        """Report the rows of ``rows`` where ``mask`` is true.  ``message`` is one text, or
+        one per row of ``rows``; ``column`` is shown as the source column it was read from
+        unless ``source_column`` is false (then as the tidy column)."""
         m = np.asarray(mask, dtype=bool)
         if not m.any():
             return
@@ -150,16 +162,21 @@ class _Collector:
         elif values is not None:
             shown = [_show(v) for v in np.asarray(values, dtype=object)[m]]
         elif column in sub.columns:
-            shown = [_show(v) for v in sub[column].to_numpy(dtype=object)]
+            col = sub[column]
+            if isinstance(col.dtype, pd.StringDtype):  # the common case of keys: text, quoted
+                shown = [repr(v) if isinstance(v, str) and v.strip() else "(empty)"
+                         for v in col.astype(object).to_numpy()]
+            else:
+                shown = [_show(v) for v in col.to_numpy(dtype=object)]
         else:
             shown = ""
         ids = sub["_chunk"].to_numpy(dtype=np.int64)
         self.parts.append(pd.DataFrame({
             "file": np.array(self._files, dtype=object)[ids], "row": sub["_row"].to_numpy(),
-            "column": self._source_columns(column, ids),
+            "column": self._source_columns(column, ids) if source_column else column,
             "value": shown, "rule": rule, "severity": severity,
             "entity": np.array(self._entities, dtype=object)[ids],
-            "message": message,
+            "message": message if isinstance(message, str) else np.asarray(message, dtype=object)[m],
         }))
 
     def frame(self) -> pd.DataFrame:
@@ -378,13 +395,19 @@ def _concat(chunks: Sequence[MappedTable], ent: Entity, out: _Collector) -> pd.D
     return rows.assign(**extra)
 
 
+_TEXT_TYPES = ("str", "codes", "category")
+
+
 def _scan_cpr(rows: pd.DataFrame, ent: Entity, out: _Collector) -> npt.NDArray[np.bool_]:
     """Find CPR-shaped numbers in every text column of ``rows``: an error (the rows
     returned as bad), or, where the chunk's mapping asks for it, hidden in place
     (``rows`` is changed) with a warning.  Values are never shown."""
     bad = np.zeros(len(rows), dtype=bool)
     for col in ent.columns:
-        if col.name not in rows.columns or not _is_text(rows[col.name]):
+        # number, date and boolean columns cannot keep a CPR-shaped text: such a value is no
+        # valid number (every numeric column has a small range), date or boolean, so it is
+        # refused by its own check (and shown hidden, see _Collector.frame)
+        if col.type not in _TEXT_TYPES or col.name not in rows.columns or not _is_text(rows[col.name]):
             continue
         s = rows[col.name]
         hits = find_cpr(s)
@@ -404,6 +427,78 @@ def _scan_cpr(rows: pd.DataFrame, ent: Entity, out: _Collector) -> npt.NDArray[n
             vals[redact] = [redact_cpr(str(v)) for v in vals[redact]]
             rows[col.name] = pd.Series(vals, index=rows.index, dtype=s.dtype)
     return bad
+
+
+def _check_keys(frame: pd.DataFrame, ent: Entity, out: _Collector) -> pd.DataFrame:
+    """Rows that repeat a key: an identical repeat is a duplicate (warning, kept once), a
+    repeat with other values a conflicting re-entry (error).  Each message names the key,
+    the columns that differ, and where the key came first (file and line), which matters
+    when two files of one import give the same key.  Returns ``frame`` without the
+    duplicates; conflicting rows are marked bad.  Vectorised: the cost grows with the
+    number of rows, not with the number of problems."""
+    key = list(ent.key)
+    if not all(k in frame.columns for k in key):
+        return frame
+    good = np.flatnonzero(~frame["_bad"].to_numpy(dtype=bool))
+    keys = frame[key].iloc[good]
+    dup_key = keys.duplicated(keep=False).to_numpy(dtype=bool)
+    if not dup_key.any():
+        return frame
+    grp = frame.iloc[good[dup_key]]
+    n = len(grp)
+    # group of each row (rows sharing the key) and the position of the group's first row
+    gid = grp.groupby([grp[k].astype("string") for k in key], sort=False, dropna=False).ngroup().to_numpy()
+    first = pd.Series(np.arange(n)).groupby(gid).transform("first").to_numpy(dtype=np.int64)
+    later = np.arange(n) != first
+    data_cols = [c for c in ent.column_names if c in grp.columns and c not in key]
+    differs = np.zeros((n, len(data_cols)), dtype=bool)
+    for j, c in enumerate(data_cols):
+        h = pd.util.hash_pandas_object(grp[c], index=False).to_numpy()  # parsed values; NA hashes alike
+        differs[:, j] = h != h[first]
+    in_conflict = np.bincount(gid, weights=differs.any(axis=1), minlength=gid.max() + 1)[gid] > 0
+    conf = in_conflict & later
+    dup_only = ~in_conflict & later
+    report = np.flatnonzero(conf | dup_only)  # messages are built for these rows only
+    chunk = grp["_chunk"].to_numpy(dtype=np.int64)[report]
+    first_chunk = grp["_chunk"].to_numpy(dtype=np.int64)[first[report]]
+    files, labels = out.where(chunk)
+    rows = grp["_row"].to_numpy()
+    lines, first_lines = rows[report], rows[first[report]]
+    key_vals = [grp[k].astype("string").fillna("").to_numpy(dtype=object)[report] for k in key]
+    what = "/".join(key)
+    # where the key came first: "line 2" in the same file, "hip.csv line 2" in another
+    prefixes: dict[tuple[int, int], str] = {}
+    for c, fc in set(zip(chunk.tolist(), first_chunk.tolist(), strict=True)):
+        f, ff = out.where(np.array([c, fc], dtype=np.int64))[0]
+        lab = out.where(np.array([fc], dtype=np.int64))[1][0]
+        prefixes[(c, fc)] = f"{lab} " if f == ff else f"{ff} {lab} "
+    there = [prefixes[(c, fc)] + str(ln)
+             for c, fc, ln in zip(chunk.tolist(), first_chunk.tolist(), first_lines.tolist(), strict=True)]
+    msg = np.full(n, "", dtype=object)
+    conf_r = conf[report]
+    if conf_r.any():
+        # the names of the differing columns, once per distinct pattern
+        d = differs[report[conf_r]]
+        if d.shape[1] <= 63:  # one integer per pattern: a fast 1-d unique
+            bits = d.astype(np.uint64) @ (np.uint64(1) << np.arange(d.shape[1], dtype=np.uint64))
+            codes, inverse = np.unique(bits, return_inverse=True)
+            patterns = ((codes[:, None] >> np.arange(d.shape[1], dtype=np.uint64)) & np.uint64(1)).astype(bool)
+        else:  # pragma: no cover - no entity has that many columns
+            patterns, inverse = np.unique(d, axis=0, return_inverse=True)
+        names = [", ".join(c for c, d in zip(data_cols, pat, strict=True) if d) for pat in patterns]
+        inv = iter(inverse.ravel().tolist())
+        for i in np.flatnonzero(conf_r).tolist():
+            kv = "/".join(str(v[i]) for v in key_vals)
+            msg[report[i]] = (f"conflicting re-entry of {what} {kv!r}: {files[i]} {labels[i]} {lines[i]} differs "
+                              f"from {there[i]} in {names[next(inv)]}")
+        out.add(grp, conf, key[0], "conflict", msg, source_column=False)
+        frame.loc[grp.index[conf], "_bad"] = True
+    if dup_only.any():
+        for i in np.flatnonzero(~conf_r).tolist():
+            msg[report[i]] = f"duplicate of the identical row at {there[i]} (kept once)"
+        out.add(grp, dup_only, key[0], "duplicate", msg, severity="warning", source_column=False)
+        frame = frame.drop(index=grp.index[dup_only])
+    return frame
 
 
 def _date_formats(chunks: Sequence[MappedTable]) -> dict[str, str]:
@@ -497,35 +592,7 @@ def validate(chunks: Iterable[MappedTable], *, existing: Extract | Callable[[], 
         parsed["_row"] = rows["_row"].to_numpy()
         parsed["_chunk"] = rows["_chunk"].to_numpy()
         frame = pd.DataFrame(parsed, index=rows.index)
-        # keys: identical repeats are duplicates (warning), differing ones conflicts (error)
-        key = list(ent.key)
-        if all(k in frame.columns for k in key):
-            data_cols = [c for c in ent.column_names if c in frame.columns]
-            good = np.flatnonzero(~frame["_bad"].to_numpy(dtype=bool))
-            dup_key = frame[key].iloc[good].duplicated(keep=False).to_numpy(dtype=bool)
-            if dup_key.any():
-                grp = frame.iloc[good[dup_key]]
-                sig = pd.util.hash_pandas_object(grp[data_cols].astype("string"), index=False)
-                first_sig = sig.groupby([grp[k].astype("string") for k in key]).transform("first")
-                conflict = (sig != first_sig)
-                conflict_keys = grp.loc[conflict, key].drop_duplicates()
-                marked = grp.merge(conflict_keys.assign(_c=1), on=key, how="left")["_c"]
-                in_conflict = marked.notna().to_numpy(dtype=bool)
-                first_row = grp.groupby([grp[k].astype("string") for k in key])["_row"].transform("first")
-                later = grp.duplicated(subset=key, keep="first").to_numpy(dtype=bool)
-                conf_mask = in_conflict & later
-                if conf_mask.any():
-                    sub = grp.loc[conf_mask]
-                    msgs = [f"conflicting re-entry: {'/'.join(key)} {'/'.join(str(sub[k].iloc[i]) for k in key)} "
-                            f"also at row {first_row.loc[sub.index[i]]} with different values"
-                            for i in range(len(sub))]
-                    for i, idx in enumerate(sub.index):
-                        out.add(frame.loc[[idx]], np.array([True]), key[0], "conflict", msgs[i])
-                    frame.loc[grp.index[conf_mask], "_bad"] = True
-                dup_only = ~in_conflict & later
-                out.add(grp, dup_only, key[0], "duplicate",
-                        "duplicate of an earlier identical row (kept once)", severity="warning")
-                frame = frame.drop(index=grp.index[dup_only])
+        frame = _check_keys(frame, ent, out)
         tables[ent.name] = frame
         if on_table is not None:
             early[ent.name] = (int(frame["_bad"].sum()), _clean(frame, ent))
