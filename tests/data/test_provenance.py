@@ -112,9 +112,10 @@ def test_the_report_of_a_synthetic_registry_carries_the_banner(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("how", ["files", "directory"])
-def test_the_values_are_carried_not_defaulted(synth_dir: Path, tmp_path: Path, how: str) -> None:
-    """Control: an extract whose dataset.json says "not synthetic", with another extract date and
-    name, comes out so (and a study of it has no banner)."""
+def test_the_values_are_carried_not_defaulted(tmp_path: Path, how: str) -> None:
+    """Control: a (CSV) extract whose dataset.json says "not synthetic", with another extract date,
+    name and source, comes out so."""
+    synth_dir = _synth(tmp_path, "csv")
     src = tmp_path / "extract"
     src.mkdir()
     for p in synth_dir.iterdir():
