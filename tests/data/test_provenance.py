@@ -112,9 +112,10 @@ def test_the_report_of_a_synthetic_registry_carries_the_banner(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("how", ["files", "directory"])
-def test_the_values_are_carried_not_defaulted(synth_dir: Path, tmp_path: Path, how: str) -> None:
-    """Control: an extract whose dataset.json says "not synthetic", with another extract date and
-    name, comes out so (and a study of it has no banner)."""
+def test_the_values_are_carried_not_defaulted(tmp_path: Path, how: str) -> None:
+    """Control: a (CSV) extract whose dataset.json says "not synthetic", with another extract date,
+    name and source, comes out so."""
+    synth_dir = _synth(tmp_path, "csv")
     src = tmp_path / "extract"
     src.mkdir()
     for p in synth_dir.iterdir():
@@ -130,3 +131,70 @@ def test_the_values_are_carried_not_defaulted(synth_dir: Path, tmp_path: Path, h
         "synthetic": False, "extract_date": "2021-09-30", "name": "Hospital A extract", "source": "hospital"}
     assert (data["synthetic"], data["extract_date"], data["extract_date_source"], data["name"]) == (
         False, "2021-09-30", "recorded with the dataset", "Hospital A extract")
+
+
+# --- read_dataset_meta: where the dataset.json of an imported extract is found ------------------
+def _extract_dir(root: Path, **meta: object) -> Path:
+    """An extract directory as write_extract leaves it: two entity files and dataset.json."""
+    root.mkdir(parents=True)
+    (root / "patients.csv").write_text("patient_id\nP1\n")
+    (root / "operations.csv").write_text("operation_id,patient_id,date,procedure_category\n")
+    doc = {"name": "n", "synthetic": True, "source": "s", "extract_date": "2021-06-30", "format": "csv",
+           "spinereg_version": "0", "tables": ["operations", "patients"], **meta}
+    (root / "dataset.json").write_text(json.dumps(doc))
+    return root
+
+
+@pytest.mark.parametrize("given", ["directory", "a file", "the files", "dataset.json", "relative"])
+def test_the_dataset_json_is_found_however_the_extract_is_given(tmp_path: Path, given: str,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from spinereg.data import read_dataset_meta
+
+    d = _extract_dir(tmp_path / "x", name="Hospital A", extract_date="2020-02-29")
+    paths: list[str | Path] = {
+        "directory": [d], "a file": [d / "operations.csv"], "the files": sorted(d.iterdir()),
+        "dataset.json": [d / "dataset.json", d / "patients.csv"], "relative": ["x/patients.csv"]}[given]
+    monkeypatch.chdir(tmp_path)
+    assert read_dataset_meta(paths) == {"name": "Hospital A", "synthetic": True, "source": "s",
+                                        "extract_date": "2020-02-29"}
+
+
+def test_files_without_a_dataset_json_have_no_metadata(tmp_path: Path) -> None:
+    from spinereg.data import read_dataset_meta
+
+    d = _extract_dir(tmp_path / "x")
+    (d / "dataset.json").unlink()
+    assert read_dataset_meta([d, d / "patients.csv"]) == {}
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    ("{not json", "cannot read the extract's dataset metadata"),
+    ("[1, 2]", "not an extract's dataset metadata (a JSON object)"),
+    ('{"synthetic": "yes"}', "\"synthetic\" must be true or false, not 'yes'"),
+    ('{"synthetic": 1}', "\"synthetic\" must be true or false, not 1"),
+    ('{"extract_date": "03-04-2017"}', "\"extract_date\" must be a date (YYYY-MM-DD), not '03-04-2017'"),
+    ('{"extract_date": "2017-13-45"}', "\"extract_date\" must be a date (YYYY-MM-DD), not '2017-13-45'"),
+])
+def test_a_bad_dataset_json_is_refused_naming_the_file(tmp_path: Path, text: str, message: str) -> None:
+    from spinereg import SourceFileError
+    from spinereg.data import read_dataset_meta
+
+    d = _extract_dir(tmp_path / "x")
+    (d / "dataset.json").write_text(text)
+    with pytest.raises(SourceFileError) as info:
+        read_dataset_meta([d / "patients.csv"])
+    assert str(info.value).startswith(f"{d / 'dataset.json'}: {message}")
+
+
+def test_two_extracts_that_disagree_are_refused_naming_both(tmp_path: Path) -> None:
+    from spinereg import IntegrityConflictError
+    from spinereg.data import read_dataset_meta
+
+    a = _extract_dir(tmp_path / "a")
+    b = _extract_dir(tmp_path / "b", synthetic=False)
+    with pytest.raises(IntegrityConflictError) as info:
+        read_dataset_meta([a / "patients.csv", b / "operations.csv"])
+    assert str(info.value) == (f"the files come from two extracts: {(a / 'dataset.json').resolve()} has synthetic "
+                               f"True, {(b / 'dataset.json').resolve()} has False; import one extract at a time")
+    c = _extract_dir(tmp_path / "c")  # same metadata as a: one dataset in two directories
+    assert read_dataset_meta([a / "patients.csv", c / "operations.csv"])["synthetic"] is True

@@ -74,6 +74,7 @@ def test_valid_text_values_pass_and_give_the_canonical_types() -> None:
     ("date", "03-04-2017", "not a date (YYYY-MM-DD)"),
     ("asa_class", "two", "not a number"),
     ("asa_class", "2.5", "not a whole number"),
+    ("asa_class", "1e20", "too large a whole number"),
     ("asa_class", "7", "outside the range 1..5 of asa_class"),
     ("asa_class", 0, "outside the range 1..5 of asa_class"),
     ("procedure_category", "Vertebroplasty", "not in the vocabulary of procedure_category: vertebroplasty, "

@@ -104,8 +104,7 @@ def test_values_are_allowed(default_extract: Extract) -> None:
             s = df[col.name]
             if col.required:
                 assert s.notna().all(), f"{e.name}.{col.name} has missing values"
-            if col.type == "category":  # the schema's vocabulary, in its order
-                assert list(s.cat.categories) == list(col.values), f"{e.name}.{col.name}"
+            # categories: see test_no_drawn_category_is_lost and the vocabulary drift tests below
             if col.type in ("int", "float"):
                 v = s.dropna().astype(float)
                 lo = -np.inf if col.min is None else col.min

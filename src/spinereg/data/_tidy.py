@@ -16,7 +16,14 @@ category   pandas ``Categorical`` with the schema's values
 
 On disk a directory holds ``<entity>.csv`` or ``<entity>.parquet`` per
 entity and ``dataset.json`` with the metadata (``synthetic`` flag,
-``extract_date``, ``source``, ``spinereg_version``).
+``extract_date``, ``source``, ``spinereg_version``); :func:`read_dataset_meta`
+finds it for the files of an extract being imported, so that the flag and the
+date survive the registry.
+
+Reading is strict: :func:`read_extract` (and the registry's reader) conform
+with ``strict=True``, so a value outside its column's vocabulary or range, or
+a date or number that does not parse, is an error naming the file or table,
+the row by its key, the column and the value, never a missing value.
 """
 
 from __future__ import annotations
@@ -221,8 +228,10 @@ def _strict_column(s: pd.Series, col: Column, dt: Any, problems: _Problems) -> p
     if col.type == "int":
         with np.errstate(invalid="ignore"):
             frac = present & ~bad & (np.floor(v) != v)
+            huge = present & ~bad & ~frac & (np.abs(v) > 2.0 ** 53)  # not exact as a double
         problems.add(col, frac, "not a whole number")
-        bad |= frac
+        problems.add(col, huge, "too large a whole number")
+        bad |= frac | huge
     lo = -np.inf if col.min is None else col.min
     hi = np.inf if col.max is None else col.max
     with np.errstate(invalid="ignore"):
