@@ -20,9 +20,8 @@ from typing import Any
 
 import pytest
 
-from spinereg.cli._demo import summary_rows
 from spinereg.data._synth import synthesize
-from spinereg.report import BulletList, Document, Figure, Heading, Paragraph, Table, build_document
+from spinereg.report import BulletList, Document, Figure, Heading, Paragraph, Table, build_document, summary_rows
 from spinereg.report._figures import make_figures
 from spinereg.report._format import Suppression
 from spinereg.study import load_spec, run_study
