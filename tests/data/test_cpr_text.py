@@ -241,6 +241,10 @@ def test_bad_cpr_in_text_setting(tmp_path: Path) -> None:
     m.write_text(REDACT_MAPPING.format(top='cpr_in_text = "hide"', department="", hospital=""), encoding="utf-8")
     with pytest.raises(MappingError, match="cpr_in_text"):
         load_mapping(m)
+    m.write_text(REDACT_MAPPING.format(top="", department="", hospital="").replace(
+        'transform = "cpr" }', 'transform = "cpr", cpr_in_text = "redact" }'), encoding="utf-8")
+    with pytest.raises(MappingError, match=r"derive\.pid\.cpr_in_text: belongs to the tidy column"):
+        load_mapping(m)
 
 
 # =========================================================================== end to end

@@ -3,6 +3,7 @@ and problems naming the file and source column of each chunk."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -141,3 +142,49 @@ def test_many_conflicts_cost_time_in_proportion() -> None:
     assert report.errors["message"].iloc[-1] == (f"conflicting re-entry of patient_id 'P{n - 1}': b.csv line {n + 1} "
                                                  f"differs from a.csv line {n + 1} in sex")
     assert spent < 10, f"{spent:.1f} s"
+
+
+class _Stream:
+    """A hand-made ChunkStream that records which chunks were pulled."""
+
+    def __init__(self, chunks: list[MappedTable], pulled: list[str]) -> None:
+        self._chunks = iter(chunks)
+        self._pulled = pulled
+        self._out: list[str] = []
+        self._all = [c.entity for c in chunks]
+
+    def __iter__(self) -> _Stream:
+        return self
+
+    def __next__(self) -> MappedTable:
+        ch = next(self._chunks)
+        self._pulled.append(ch.entity)
+        self._out.append(ch.entity)
+        return ch
+
+    def complete(self, entity: str) -> bool:
+        return self._out.count(entity) == self._all.count(entity)
+
+
+def test_a_chunk_stream_is_read_one_entity_at_a_time() -> None:
+    from spinereg.data import ChunkStream
+
+    pulled: list[str] = []
+    seen: list[tuple[str, list[str]]] = []
+    stream = _Stream(_parents("a.csv"), pulled)
+    assert isinstance(stream, ChunkStream)
+    validate(stream, extract_date="2020-01-01", on_table=lambda name, rows: seen.append((name, list(pulled))))
+    # patients were handed over before the operations chunk was asked for (mapped)
+    assert seen[0] == ("patients", ["patients"])
+    assert seen[1] == ("operations", ["patients", "operations"])
+    # a plain iterator is read up to the first chunk of the next entity instead
+    pulled2: list[str] = []
+
+    def plain() -> Iterator[MappedTable]:
+        for ch in _parents("a.csv"):
+            pulled2.append(ch.entity)
+            yield ch
+
+    seen.clear()
+    validate(plain(), extract_date="2020-01-01", on_table=lambda name, rows: seen.append((name, list(pulled2))))
+    assert seen[0] == ("patients", ["patients", "operations"])

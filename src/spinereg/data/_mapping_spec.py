@@ -397,6 +397,9 @@ class _Parser:
                 raise self.err(f"{where}.derive.{dname}", "a derived column needs a plain name (letters, digits, "
                                                           "_; not _row or _file)")
             derive[dname] = self.spec(dspec, f"{where}.derive.{dname}", None, ())
+            if derive[dname].cpr_in_text:
+                raise self.err(f"{where}.derive.{dname}.cpr_in_text", "belongs to the tidy column that stores the "
+                                                                      "text (a target column), or to the mapping")
         form = self.str_(raw, "form", where)
         dictionary = self.str_(raw, "redcap_dictionary", where)
         if bool(form) != bool(dictionary):
