@@ -268,3 +268,12 @@ def test_writer_create_update_delete_one_audit_entry_each(registry: str) -> None
     # another dataset's record cannot be changed through the writer either
     with pytest.raises(IntegrityConflictError, match=r"belongs to dataset 'A'"):
         RegistryWriter(registry, "B").update("operations", "o1", {"asa_class": 4})
+
+
+def test_cpr_in_a_dataset_name_is_refused(registry: str) -> None:
+    from spinereg import PrivacyError
+
+    with pytest.raises(PrivacyError, match=r"dataset name") as refused:
+        import_extract(registry, small_extract(), dataset={"name": "ward 020255 4322"})
+    assert "4322" not in str(refused.value)
+    assert registry_counts(registry) == dict.fromkeys(registry_counts(registry), 0)

@@ -66,7 +66,7 @@ def import_files(alias: str | None, mapping: str | Path, files: Sequence[str | P
     extract_day = parse_extract_date(extract_date)
     # a spinereg extract read back keeps its name, source, extract date and synthetic flag
     meta = read_dataset_meta(files) if m.ids == "registry" else {}
-    name = (dataset or {}).get("name") or meta.get("name") or getattr(m, "name", None) or str(mapping)
+    name = (dataset or {}).get("name") or meta.get("name") or m.name or str(mapping)
     meta = {"synthetic": False, "source": str(mapping), **meta, **(dataset or {}), "name": name}
     if extract_day is not None:
         meta["extract_date"] = extract_day

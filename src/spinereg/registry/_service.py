@@ -98,8 +98,11 @@ def get_or_create_dataset(alias: str, name: str, *, synthetic: bool = False, sou
                           extract_date: Any = None) -> Any:
     """The dataset called ``name`` (created when new; inside the service).  An existing
     dataset keeps its synthetic flag (it is never cleared) and gets the later extract date."""
+    from spinereg.data import check_no_cpr
     from spinereg.registry.models import Dataset
 
+    check_no_cpr(name, "dataset name")
+    check_no_cpr(source, "dataset source")
     code = dataset_code(name)
     found = Dataset.objects.using(alias).filter(name=name).first()
     if found is None:
