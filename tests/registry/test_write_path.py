@@ -277,3 +277,22 @@ def test_cpr_in_a_dataset_name_is_refused(registry: str) -> None:
         import_extract(registry, small_extract(), dataset={"name": "ward 020255 4322"})
     assert "4322" not in str(refused.value)
     assert registry_counts(registry) == dict.fromkeys(registry_counts(registry), 0)
+
+
+def test_nhs_hip_then_knee_of_one_year_are_separate_episodes(registry: str, tmp_path: Path) -> None:
+    """The issue's defect: the knee file after the hip file of the same year updated
+    135,464 hip rows with knee answers.  Now each file's episodes have their own ids."""
+    from tests.test_nhs_proms import _nhs_file
+
+    hip = import_files(registry, "nhs-proms", [_nhs_file(tmp_path, "Hip Replacement CCG 1819.csv", "Hip", 3)],
+                       key=KEY, extract_date="2020-02-13")
+    assert hip.written, hip.report.to_text()
+    before = load_extract(registry)
+    knee = import_files(registry, "nhs-proms", [_nhs_file(tmp_path, "Knee Replacement CCG 1819.csv", "Knee", 3,
+                                                          vas=40)], key=KEY, extract_date="2020-02-13")
+    assert knee.summary is not None, knee.report.to_text()
+    assert (knee.summary.total_created, knee.summary.total_updated) == (3 + 3 + 6, 0)
+    after = load_extract(registry)
+    hip_proms = after["proms"][after["proms"]["prom_id"].str.contains("-hip-")]
+    pd.testing.assert_frame_equal(hip_proms.reset_index(drop=True), before["proms"].reset_index(drop=True))
+    assert set(after["proms"]["eqvas"]) == {70, 40}
