@@ -35,3 +35,12 @@ def test_python_quickstart_runs_as_written() -> None:
     result = runner.summarize(verbose=False)
     assert result.attempted >= 10
     assert result.failed == 0, "the README's Python quickstart does not run as written (see the output above)"
+
+
+def test_statistics_quickstart_runs_as_written() -> None:
+    """The statistics block defines its inputs and runs (its numbers are tested against R in tests/stats)."""
+    (block,) = python_blocks(section("Quickstart: statistics"))
+    namespace: dict[str, object] = {}
+    exec(compile(block, "README.md Quickstart: statistics", "exec"), namespace)
+    km = namespace["km"]
+    assert list(km.table["time"]) == [3, 12]  # type: ignore[attr-defined]
