@@ -109,8 +109,8 @@ def raw_value(v: Any) -> str | None:
 
 def _chunk(entity_name: str, rows: list[Mapping[str, Any]]) -> MappedTable:
     ent = entity(entity_name)
-    cols = [c for c in ent.column_names if any(c in r for r in rows)]
-    frame = pd.DataFrame({c: pd.Series([raw_value(r.get(c)) for r in rows], dtype=object) for c in cols})
+    # every column: a field left out of a form is an empty cell (as in a file with the column)
+    frame = pd.DataFrame({c: pd.Series([raw_value(r.get(c)) for r in rows], dtype=object) for c in ent.column_names})
     frame["_row"] = pd.Series(["/".join(str(r.get(k)) for k in ent.key) for r in rows], dtype=object)
     return MappedTable(entity_name, frame, Provenance(entity_name, "record"))
 
