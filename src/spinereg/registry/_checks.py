@@ -25,7 +25,7 @@ Which registry rows are read (only these, never the whole registry):
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -107,7 +107,7 @@ def raw_value(v: Any) -> str | None:
     return str(v)
 
 
-def _chunk(entity_name: str, rows: list[Mapping[str, Any]]) -> MappedTable:
+def _chunk(entity_name: str, rows: Sequence[Mapping[str, Any]]) -> MappedTable:
     ent = entity(entity_name)
     # every column: a field left out of a form is an empty cell (as in a file with the column)
     frame = pd.DataFrame({c: pd.Series([raw_value(r.get(c)) for r in rows], dtype=object) for c in ent.column_names})
