@@ -19,11 +19,14 @@ __all__ = ["MISSING_FORMS", "missing_forms", "quality_problems"]
 
 #: The forms :func:`missing_forms` looks for, and when one is missing.
 MISSING_FORMS: dict[str, str] = {
-    "treated_levels": "the operation has no treated level (the operation form is incomplete)",
+    "treated_levels": "a vertebroplasty or kyphoplasty has no treated level (the operation form is incomplete)",
     "imaging_review": "a treated level has no imaging finding (post-operative images await review)",
     "baseline_questionnaire": "the operation has no baseline questionnaire",
 }
 
+#: Operations whose form lists treated levels (with the cement volume of each).
+CEMENT_PROCEDURES = ("vertebroplasty", "kyphoplasty")
+_CEMENT = ", ".join(f"'{p}'" for p in CEMENT_PROCEDURES)
 _SITE_COLUMNS = ["dataset", "hospital", "department"]
 
 
@@ -48,7 +51,8 @@ def missing_forms(alias: str, *, dataset: str | None = None) -> pd.DataFrame:
         sorted by dataset, hospital, date and operation.  ``form`` is one of
         :data:`MISSING_FORMS`:
 
-        * ``treated_levels``: the operation has no treated level;
+        * ``treated_levels``: a cement augmentation (vertebroplasty, kyphoplasty:
+          :data:`CEMENT_PROCEDURES`) has no treated level;
         * ``imaging_review``: at least one treated level has no imaging finding at that
           level; ``levels`` lists those levels (``;``-separated), else it is empty;
         * ``baseline_questionnaire``: no questionnaire of time point ``baseline`` for the
@@ -67,8 +71,8 @@ def missing_forms(alias: str, *, dataset: str | None = None) -> pd.DataFrame:
             "FROM spinereg_operations o LEFT JOIN spinereg_dataset d ON d.id = o.dataset_id ")
     cond = "AND" if where else "WHERE"
     queries = {
-        "treated_levels": f"{base} {where} {cond} NOT EXISTS (SELECT 1 FROM spinereg_treated_levels t "
-                          "WHERE t.operation_id = o.operation_id)",
+        "treated_levels": f"{base} {where} {cond} o.procedure_category IN ({_CEMENT}) AND NOT EXISTS "
+                          "(SELECT 1 FROM spinereg_treated_levels t WHERE t.operation_id = o.operation_id)",
         "baseline_questionnaire": f"{base} {where} {cond} NOT EXISTS (SELECT 1 FROM spinereg_proms q "
                                   "WHERE q.operation_id = o.operation_id AND q.timepoint = 'baseline')",
     }
@@ -110,6 +114,27 @@ def _registry_rows(alias: str, name: str) -> pd.DataFrame:
         cursor.execute(f"SELECT {', '.join(sel)}, dataset_id FROM {table_name(ent)}")
         rows = cursor.fetchall()
     return pd.DataFrame.from_records(rows, columns=[*ent.column_names, "dataset_id"])
+
+
+_NUMBER_TYPES = {"int": "Float64", "float": "Float64", "bool": "boolean"}
+
+
+def _typed(frame: pd.DataFrame, ent: Any) -> pd.DataFrame:
+    """Numeric and boolean columns as nullable arrays when every stored value is one (the
+    validator checks those without going through text: several times faster); a column
+    holding anything else (a hand edit) stays as stored, for the validator to report."""
+    out = {}
+    for col in ent.columns:
+        values = frame[col.name].to_numpy(dtype=object)
+        dtype = _NUMBER_TYPES.get(col.type)
+        if dtype is not None:
+            try:
+                out[col.name] = pd.Series(pd.array(values, dtype=dtype), index=frame.index)
+                continue
+            except (TypeError, ValueError):
+                pass
+        out[col.name] = pd.Series(values, index=frame.index, dtype=object)
+    return pd.DataFrame(out, index=frame.index)
 
 
 def quality_problems(alias: str, *, dataset: str | None = None) -> pd.DataFrame:
@@ -154,8 +179,7 @@ def quality_problems(alias: str, *, dataset: str | None = None) -> pd.DataFrame:
         if frame.empty:
             continue
         keys = frame[list(ent.key)].astype(str)
-        raw = frame[list(ent.column_names)].astype(object)
-        raw = raw.where(pd.notna(raw), None)
+        raw = _typed(frame[list(ent.column_names)], ent)
         raw["_row"] = keys.iloc[:, 0] if len(ent.key) == 1 else keys.agg("/".join, axis=1)
         chunks.append(MappedTable(ent.name, raw, Provenance(ent.name, "key")))
     problems = validate(chunks)[1].problems
