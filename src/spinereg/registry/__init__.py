@@ -6,8 +6,13 @@ standalone (the command line), :func:`open_registry` configures Django from
 :mod:`spinereg.registry.standalone` on first use.  Every write to registry data
 goes through :class:`RegistryWriter` (single records) or :func:`import_files` /
 :func:`import_extract` (bulk), each audited; other writes are refused
-(:class:`UnauditedWriteError`, or the database's own refusal).  The study engine
-never imports this package.
+(:class:`UnauditedWriteError`, or the database's own refusal).  A single record
+is checked by the import's validator (:meth:`RegistryWriter.check`,
+:class:`RecordValidationError`) and may be locked with an e-signature
+(:meth:`RegistryWriter.lock`); patients are registered by CPR number through their
+keyed pseudonym (:func:`register_patient`, :func:`find_patient`); the worklists are
+:func:`missing_forms` and :func:`quality_problems`.  The study engine never imports
+this package.
 """
 
 from spinereg.registry._audit import acting_as, actor

@@ -22,6 +22,7 @@ import pandas as pd
 from spinereg._errors import IntegrityConflictError, PrivacyError, SiteKeyError, SpineregError
 from spinereg.data import conform, entity
 from spinereg.registry._audit import REGISTRY_COLUMNS, actor, changes_json, json_value
+from spinereg.registry._checks import RecordProblem
 from spinereg.registry._guard import writes_allowed
 from spinereg.registry._locks import LockInfo, lock_state
 from spinereg.registry._settings import translated_errors
@@ -134,9 +135,12 @@ class RegistryWriter:
     who : str, optional
         The actor recorded in the audit trail (default :func:`spinereg.registry.actor`).
 
-    Every value is conformed to the tidy schema and every text value scanned for
-    CPR numbers before anything is written; a record of another dataset is never
-    changed.  Each call is one transaction with one write batch (kind ``edit``) and
+    Every record is checked by the import's validator before anything is written
+    (:meth:`check`: the same rules and messages as an import report; any error
+    refuses it with :class:`~spinereg.registry.RecordValidationError`), so every text
+    value is scanned for CPR numbers; a record of another dataset is never changed.
+    A locked record (:meth:`lock`) changes only with a ``reason``.
+    Each call is one transaction with one write batch (kind ``edit``) and
     one audit entry.
     """
 
@@ -251,7 +255,7 @@ class RegistryWriter:
         if locks:
             raise RecordLockedError(what, locks[0])
 
-    def check(self, entity_name: str, values: Mapping[str, Any], *, key: str | None = None) -> list[Any]:
+    def check(self, entity_name: str, values: Mapping[str, Any], *, key: str | None = None) -> list[RecordProblem]:
         """The problems of a record by the import's rules, without writing anything.
 
         ``values`` are a new record's fields (``key`` None) or the changed fields of the
@@ -268,7 +272,7 @@ class RegistryWriter:
         row = {**model_row(obj), **values}
         return self._problems(entity_name, key, row, update=True)
 
-    def _problems(self, entity_name: str, key: str, row: Mapping[str, Any], *, update: bool) -> list[Any]:
+    def _problems(self, entity_name: str, key: str, row: Mapping[str, Any], *, update: bool) -> list[RecordProblem]:
         from spinereg.registry._checks import problems_of
 
         return list(problems_of(self.alias, entity_name, key, row, update=update))
@@ -286,7 +290,10 @@ class RegistryWriter:
         self._unknown(entity_name, values)
         now, who = datetime.now(UTC), self.who or actor()
         with translated_errors(self.alias), writes_allowed(self.alias):
-            self._validated(entity_name, self._row_key(entity_name, values), values, update=False)
+            given = self._row_key(entity_name, values)
+            if self._find(entity_name, given) is not None:
+                raise IntegrityConflictError(f"{entity_name} {given!r} exists already")
+            self._validated(entity_name, given, values, update=False)
             clean = self._clean(entity_name, values)
             key = self._key(entity_name, clean)
             if self._find(entity_name, key) is not None:

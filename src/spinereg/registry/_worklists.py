@@ -126,15 +126,20 @@ def _typed(frame: pd.DataFrame, ent: Any) -> pd.DataFrame:
     out = {}
     for col in ent.columns:
         values = frame[col.name].to_numpy(dtype=object)
-        dtype = _NUMBER_TYPES.get(col.type)
-        if dtype is not None:
-            try:
-                out[col.name] = pd.Series(pd.array(values, dtype=dtype), index=frame.index)
-                continue
-            except (TypeError, ValueError):
-                pass
-        out[col.name] = pd.Series(values, index=frame.index, dtype=object)
+        typed = _as_array(values, _NUMBER_TYPES.get(col.type))
+        out[col.name] = pd.Series(values if typed is None else typed, index=frame.index,
+                                  dtype=object if typed is None else None)
     return pd.DataFrame(out, index=frame.index)
+
+
+def _as_array(values: Any, dtype: str | None) -> Any:
+    """``values`` as a nullable array of ``dtype``; None when there is none or a value does not fit."""
+    if dtype is None:
+        return None
+    try:
+        return pd.array(values, dtype=dtype)
+    except (TypeError, ValueError):
+        return None
 
 
 def quality_problems(alias: str, *, dataset: str | None = None) -> pd.DataFrame:
