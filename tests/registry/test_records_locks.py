@@ -10,7 +10,7 @@ import json
 
 import pytest
 
-from spinereg import IntegrityConflictError, SpineregError
+from spinereg import IntegrityConflictError, PrivacyError, SpineregError
 from spinereg.registry import (
     RecordLockedError,
     RegistryWriter,
@@ -61,6 +61,12 @@ def test_a_locked_operation_changes_only_with_a_reason(registry: str, writer: Re
     # ... but not the imaging review, a form of its own, nor another operation's levels
     writer.update("imaging_findings", "f2", {"leak": True, "leak_type": "yeom_c"})
     writer.update("treated_levels", "o2/T12", {"cement_volume_ml": 4.0})
+    # a reason is stored in the audit trail: a CPR number in it is refused, the value hidden
+    with pytest.raises(PrivacyError, match=r"operations 'o1', reason") as priv:
+        writer.update("operations", "o1", {"asa_class": 3}, reason="asked pt 020255-4322")
+    assert "4322" not in str(priv.value)
+    with pytest.raises(PrivacyError):
+        writer.unlock("operations", "o1", reason="asked pt 0202554322")
     # with a reason: changed, and the reason is in the audit trail
     writer.update("operations", "o1", {"asa_class": 3}, reason="ASA class mistyped (chart: 3)")
     writer.update("treated_levels", "o1/L1", {"cement_volume_ml": 2.5}, reason="volume from the op note")

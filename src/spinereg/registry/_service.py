@@ -20,7 +20,7 @@ from typing import Any
 import pandas as pd
 
 from spinereg._errors import IntegrityConflictError, PrivacyError, SiteKeyError, SpineregError
-from spinereg.data import conform, entity
+from spinereg.data import check_no_cpr, conform, entity
 from spinereg.registry._audit import REGISTRY_COLUMNS, actor, changes_json, json_value
 from spinereg.registry._checks import RecordProblem
 from spinereg.registry._guard import writes_allowed
@@ -288,6 +288,7 @@ class RegistryWriter:
 
         model = self._model(entity_name)
         self._unknown(entity_name, values)
+        check_no_cpr(reason, f"{entity_name}, reason")
         now, who = datetime.now(UTC), self.who or actor()
         with translated_errors(self.alias), writes_allowed(self.alias):
             given = self._row_key(entity_name, values)
@@ -318,6 +319,7 @@ class RegistryWriter:
         if set(values) & set(ent.key):
             raise SpineregError(f"{entity_name} {key!r}: the key cannot be changed")
         self._unknown(entity_name, values)
+        check_no_cpr(reason, f"{entity_name} {key!r}, reason")
         now, who = datetime.now(UTC), self.who or actor()
         with translated_errors(self.alias), writes_allowed(self.alias):
             dataset = get_or_create_dataset(self.alias, self.dataset_name)
@@ -350,6 +352,7 @@ class RegistryWriter:
             with translated_errors(self.alias):
                 self._locked(f"deleting {entity_name} {key!r}", entity_name, key, None, reason)
             raise SpineregError(f"{entity_name} {key!r}: deleting a record requires a reason")
+        check_no_cpr(reason, f"{entity_name} {key!r}, reason")
         now, who = datetime.now(UTC), self.who or actor()
         with translated_errors(self.alias), writes_allowed(self.alias):
             dataset = get_or_create_dataset(self.alias, self.dataset_name)
@@ -375,8 +378,6 @@ class RegistryWriter:
         ("authored", "reviewed", "approved" ...).  One audit entry, action ``lock``,
         ``{"new": {"locked": true, "signed_by": who, "signature_meaning": ...}}``.  A lock
         on an operation covers its treated levels; see :mod:`spinereg.registry._locks`."""
-        from spinereg.data import check_no_cpr
-
         if not who.strip():
             raise SpineregError(f"{entity_name} {key!r}: a lock needs a signer")
         if not signature_meaning.strip():
@@ -401,8 +402,6 @@ class RegistryWriter:
     def unlock(self, entity_name: str, key: str, *, reason: str, who: str | None = None) -> None:
         """Unlock a locked record (a reason is required); one audit entry, action ``unlock``,
         ``{"old": {"locked": true, ...}}``, with the reason."""
-        from spinereg.data import check_no_cpr
-
         if not reason.strip():
             raise SpineregError(f"{entity_name} {key!r}: unlocking a record requires a reason")
         check_no_cpr(reason, f"{entity_name} {key!r}, reason")
