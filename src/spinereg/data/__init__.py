@@ -8,6 +8,7 @@ from spinereg.data._cpr import (
     default_key_path,
     find_cpr,
     load_site_key,
+    parse_cpr,
     redact_cpr,
 )
 from spinereg.data._csv import SourceTable, csv_float, read_table, to_csv
@@ -71,6 +72,7 @@ __all__ = [
     "load_mapping",
     "load_site_key",
     "namespaced_id",
+    "parse_cpr",
     "read_dataset_meta",
     "read_extract",
     "read_table",

@@ -20,9 +20,11 @@ from typing import Any
 import pandas as pd
 
 from spinereg._errors import IntegrityConflictError, PrivacyError, SiteKeyError, SpineregError
-from spinereg.data import conform, entity
+from spinereg.data import check_no_cpr, conform, entity
 from spinereg.registry._audit import REGISTRY_COLUMNS, actor, changes_json, json_value
+from spinereg.registry._checks import RecordProblem
 from spinereg.registry._guard import writes_allowed
+from spinereg.registry._locks import LockInfo, lock_state
 from spinereg.registry._settings import translated_errors
 
 __all__ = ["RegistryWriter", "check_site_key", "dataset_code", "key_fingerprint", "migrate", "schema_state"]
@@ -136,9 +138,12 @@ class RegistryWriter:
     who : str, optional
         The actor recorded in the audit trail (default :func:`spinereg.registry.actor`).
 
-    Every value is conformed to the tidy schema and every text value scanned for
-    CPR numbers before anything is written; a record of another dataset is never
-    changed.  Each call is one transaction with one write batch (kind ``edit``) and
+    Every record is checked by the import's validator before anything is written
+    (:meth:`check`: the same rules and messages as an import report; any error
+    refuses it with :class:`~spinereg.registry.RecordValidationError`), so every text
+    value is scanned for CPR numbers; a record of another dataset is never changed.
+    A locked record (:meth:`lock`) changes only with a ``reason``.
+    Each call is one transaction with one write batch (kind ``edit``) and
     one audit entry.
     """
 
@@ -224,45 +229,115 @@ class RegistryWriter:
             raise IntegrityConflictError(f"{entity_name} {key!r} belongs to dataset {other.name!r}; "
                                          f"it cannot be changed from dataset {self.dataset_name!r}")
 
+    def _unknown(self, entity_name: str, values: Mapping[str, Any]) -> None:
+        self._model(entity_name)
+        unknown = sorted(set(values) - set(entity(entity_name).column_names))
+        if unknown:
+            raise SpineregError(f"{entity_name}: unknown field(s) {', '.join(unknown)}")
+
+    def _row_key(self, entity_name: str, values: Mapping[str, Any]) -> str:
+        from spinereg.registry._checks import raw_value
+
+        return "/".join(str(raw_value(values.get(k))) for k in entity(entity_name).key)
+
+    def _validated(self, entity_name: str, key: str, row: Mapping[str, Any], *, update: bool) -> None:
+        """Refuse a record that breaks the import's rules (:class:`RecordValidationError`)."""
+        from spinereg.registry._checks import RecordValidationError, problems_of
+
+        errors = [p for p in problems_of(self.alias, entity_name, key, row, update=update) if p.severity == "error"]
+        if errors:
+            raise RecordValidationError(entity_name, key, errors)
+
+    def _locked(self, what: str, entity_name: str, key: str, row: Mapping[str, Any] | None, reason: str) -> None:
+        """Refuse a change to a record under a lock without a reason (:class:`RecordLockedError`)."""
+        from spinereg.registry._locks import RecordLockedError, covering_locks
+
+        if reason.strip():
+            return
+        locks = covering_locks(self.alias, entity_name, key, dict(row) if row is not None else None)
+        if locks:
+            raise RecordLockedError(what, locks[0])
+
+    def check(self, entity_name: str, values: Mapping[str, Any], *, key: str | None = None) -> list[RecordProblem]:
+        """The problems of a record by the import's rules, without writing anything.
+
+        ``values`` are a new record's fields (``key`` None) or the changed fields of the
+        record ``key`` (merged with its stored values).  Returns a list of
+        :class:`spinereg.registry.RecordProblem` (entity, key, column, value, rule,
+        severity, message), errors and warnings, empty when the record is fine: the
+        rules and messages of an import report (:func:`spinereg.data.validate`)."""
+        from spinereg.registry._audit import model_row
+
+        self._unknown(entity_name, values)
+        if key is None:
+            return self._problems(entity_name, self._row_key(entity_name, values), values, update=False)
+        obj = self._get(entity_name, key)
+        row = {**model_row(obj), **values}
+        return self._problems(entity_name, key, row, update=True)
+
+    def _problems(self, entity_name: str, key: str, row: Mapping[str, Any], *, update: bool) -> list[RecordProblem]:
+        from spinereg.registry._checks import problems_of
+
+        return list(problems_of(self.alias, entity_name, key, row, update=update))
+
     # -- the writes ------------------------------------------------------------------
     def create(self, entity_name: str, values: Mapping[str, Any], *, reason: str = "") -> str:
-        """Create one record; returns its key.  Its key must be new."""
+        """Create one record; returns its key.  Its key must be new.
+
+        The record is checked by the import's rules first (:meth:`check`); any error
+        refuses it (:class:`spinereg.registry.RecordValidationError`).  A new treated
+        level of a locked operation needs a ``reason``."""
         from spinereg.registry._audit import model_row
 
         model = self._model(entity_name)
-        clean = self._clean(entity_name, values)
-        key = self._key(entity_name, clean)
+        self._unknown(entity_name, values)
+        check_no_cpr(reason, f"{entity_name}, reason")
         now, who = datetime.now(UTC), self.who or actor()
         with translated_errors(self.alias), writes_allowed(self.alias):
-            dataset = get_or_create_dataset(self.alias, self.dataset_name)
-            batch = self._batch(dataset, now, who)
+            given = self._row_key(entity_name, values)
+            if self._find(entity_name, given) is not None:
+                raise IntegrityConflictError(f"{entity_name} {given!r} exists already")
+            self._validated(entity_name, given, values, update=False)
+            clean = self._clean(entity_name, values)
+            key = self._key(entity_name, clean)
             if self._find(entity_name, key) is not None:
                 raise IntegrityConflictError(f"{entity_name} {key!r} exists already")
+            self._locked(f"creating {entity_name} {key!r}", entity_name, key, clean, reason)
+            dataset = get_or_create_dataset(self.alias, self.dataset_name)
+            batch = self._batch(dataset, now, who)
             obj = model(**_fields(clean), dataset=dataset, batch=batch)
             obj.save(using=self.alias, force_insert=True)
             self._audit("create", entity_name, key, None, model_row(obj), batch, now, who, reason)
         return key
 
     def update(self, entity_name: str, key: str, values: Mapping[str, Any], *, reason: str = "") -> dict[str, Any]:
-        """Change fields of one record; returns ``{"old": ..., "new": ...}`` of the changed fields."""
+        """Change fields of one record; returns ``{"old": ..., "new": ...}`` of the changed fields.
+
+        The whole record as it would be stored is checked by the import's rules, with the
+        rows that refer to it (:meth:`check`); a record under a lock needs a ``reason``
+        (:class:`spinereg.registry.RecordLockedError` without one)."""
         from spinereg.registry._audit import model_row
 
         ent = entity(entity_name)
         if set(values) & set(ent.key):
             raise SpineregError(f"{entity_name} {key!r}: the key cannot be changed")
-        clean = self._clean(entity_name, values)
+        self._unknown(entity_name, values)
+        check_no_cpr(reason, f"{entity_name} {key!r}, reason")
         now, who = datetime.now(UTC), self.who or actor()
         with translated_errors(self.alias), writes_allowed(self.alias):
             dataset = get_or_create_dataset(self.alias, self.dataset_name)
             obj = self._get(entity_name, key)
             self._owned(obj, dataset, entity_name, key)
             old = model_row(obj)
+            self._validated(entity_name, key, {**old, **values}, update=True)
+            clean = self._clean(entity_name, values)
             for field, v in _fields(clean).items():
                 setattr(obj, field, v)
             new = model_row(obj)
             diff = [c for c in new if new[c] != old[c]]
             if not diff:
                 return {"old": {}, "new": {}}
+            self._locked(f"changing {entity_name} {key!r}", entity_name, key, old, reason)
             batch = self._batch(dataset, now, who)
             obj.batch = batch
             obj.save(using=self.alias)
@@ -277,7 +352,10 @@ class RegistryWriter:
         from spinereg.registry._audit import model_row
 
         if not reason.strip():
+            with translated_errors(self.alias):
+                self._locked(f"deleting {entity_name} {key!r}", entity_name, key, None, reason)
             raise SpineregError(f"{entity_name} {key!r}: deleting a record requires a reason")
+        check_no_cpr(reason, f"{entity_name} {key!r}, reason")
         now, who = datetime.now(UTC), self.who or actor()
         with translated_errors(self.alias), writes_allowed(self.alias):
             dataset = get_or_create_dataset(self.alias, self.dataset_name)
@@ -291,6 +369,57 @@ class RegistryWriter:
                 raise IntegrityConflictError(f"{entity_name} {key!r} has records that refer to it; "
                                              "delete those first") from None
             self._audit("delete", entity_name, key, old, None, batch, now, who, reason)
+            if lock_state(self.alias, entity_name, key) is not None:  # a deleted record's lock ends with it
+                self._audit("unlock", entity_name, key, None, None, batch, now, who, reason)
+
+    # -- locking and e-signature ---------------------------------------------------------
+    def lock(self, entity_name: str, key: str, *, who: str, signature_meaning: str) -> LockInfo:
+        """Lock a completed record with an e-signature; returns the lock.
+
+        ``who`` is the signer, already verified by the caller (the web registry asks for
+        the password again); ``signature_meaning`` says what the signature means
+        ("authored", "reviewed", "approved" ...).  One audit entry, action ``lock``,
+        ``{"new": {"locked": true, "signed_by": who, "signature_meaning": ...}}``.  A lock
+        on an operation covers its treated levels; see :mod:`spinereg.registry._locks`."""
+        if not who.strip():
+            raise SpineregError(f"{entity_name} {key!r}: a lock needs a signer")
+        if not signature_meaning.strip():
+            raise SpineregError(f"{entity_name} {key!r}: a lock needs the meaning of the signature")
+        check_no_cpr(signature_meaning, f"{entity_name} {key!r}, signature meaning")
+        now = datetime.now(UTC)
+        with translated_errors(self.alias), writes_allowed(self.alias):
+            dataset = get_or_create_dataset(self.alias, self.dataset_name)
+            obj = self._get(entity_name, key)
+            self._owned(obj, dataset, entity_name, key)
+            current = lock_state(self.alias, entity_name, key)
+            if current is not None:
+                raise IntegrityConflictError(f"{current.describe()} already")
+            batch = self._batch(dataset, now, who)
+            self._audit("lock", entity_name, key, None, {"locked": True, "signed_by": who,
+                                                         "signature_meaning": signature_meaning},
+                        batch, now, who, "")
+            got = lock_state(self.alias, entity_name, key)
+        assert got is not None
+        return got
+
+    def unlock(self, entity_name: str, key: str, *, reason: str, who: str | None = None) -> None:
+        """Unlock a locked record (a reason is required); one audit entry, action ``unlock``,
+        ``{"old": {"locked": true, ...}}``, with the reason."""
+        if not reason.strip():
+            raise SpineregError(f"{entity_name} {key!r}: unlocking a record requires a reason")
+        check_no_cpr(reason, f"{entity_name} {key!r}, reason")
+        now, who = datetime.now(UTC), who or self.who or actor()
+        with translated_errors(self.alias), writes_allowed(self.alias):
+            dataset = get_or_create_dataset(self.alias, self.dataset_name)
+            obj = self._get(entity_name, key)
+            self._owned(obj, dataset, entity_name, key)
+            current = lock_state(self.alias, entity_name, key)
+            if current is None:
+                raise IntegrityConflictError(f"{entity_name} {key!r} is not locked")
+            batch = self._batch(dataset, now, who)
+            self._audit("unlock", entity_name, key, {"locked": True, "signed_by": current.signed_by,
+                                                     "signature_meaning": current.signature_meaning},
+                        None, batch, now, who, reason)
 
 
 def _fields(clean: Mapping[str, Any]) -> dict[str, Any]:

@@ -208,9 +208,11 @@ class ImportSnapshot(EntityModel):
 
 
 class AuditEntry(EntityModel):
-    """One create, update or delete of registry data: who, when, what, old -> new."""
+    """One create, update or delete of registry data (who, when, what, old -> new), or the
+    lock (e-signature) or unlock of a record."""
 
-    ACTIONS: ClassVar[list[tuple[str, str]]] = [("create", "create"), ("update", "update"), ("delete", "delete")]
+    ACTIONS: ClassVar[list[tuple[str, str]]] = [("create", "create"), ("update", "update"), ("delete", "delete"),
+                                                ("lock", "lock"), ("unlock", "unlock")]
     at = models.DateTimeField()  # entries are appended in time order: order by id (see docs/audit.md)
     actor = models.CharField(max_length=150)
     action = models.CharField(max_length=8, choices=ACTIONS)
