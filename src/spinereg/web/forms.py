@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
@@ -16,7 +16,7 @@ class LoginForm(AuthenticationForm):
         help_text=_("Six digits from your authenticator app, if you have set one up."),
         widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "inputmode": "numeric"}))
 
-    error_messages = {
+    error_messages: ClassVar[dict[str, Any]] = {
         **AuthenticationForm.error_messages,
         "otp_required": _("Enter the code from your authenticator app."),
         "otp_invalid": _("The authenticator code is not valid."),

@@ -26,10 +26,10 @@ class Site(models.Model):
                                   help_text="The operations' department value; blank: the whole hospital.")
 
     class Meta:
-        ordering = ["code"]
+        ordering = ("code",)
 
     def __str__(self) -> str:
-        return self.code
+        return str(self.code)
 
 
 class StaffProfile(models.Model):

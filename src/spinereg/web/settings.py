@@ -51,9 +51,9 @@ def _secret_key() -> str:
         if path.stat().st_mode & 0o077:
             raise SpineregError(f"secret key file {path} is readable by others; chmod 600 it") from None
         key = path.read_text(encoding="ascii").strip()
-        if len(key) < 50:
-            raise SpineregError(f"secret key file {path} is too short (delete it: a new one is made)")
-        return key
+        if len(key) >= 50:
+            return key
+        raise SpineregError(f"secret key file {path} is too short (delete it: a new one is made)") from None
     except OSError as exc:
         raise SpineregError(f"cannot create the secret key file {path}: {exc.strerror or exc}") from None
     key = secrets.token_urlsafe(64)

@@ -41,7 +41,7 @@ def _patients_of(profile: Any) -> Any:
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    profile = request.user.staff  # type: ignore[union-attr]
+    profile = request.user.staff
     patients = _patients_of(profile).order_by("patient_id").only("patient_id", "sex", "birth_date", "death_date")
     page = Paginator(patients, PAGE_SIZE).get_page(request.GET.get("page"))
     from django_otp import devices_for_user
@@ -53,7 +53,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def patient_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
     from spinereg.registry.models import Patient
 
-    profile = request.user.staff  # type: ignore[union-attr]
+    profile = request.user.staff
     patient = _patients_of(profile).filter(patient_id=pseudonym).first()
     if patient is None:
         raise Http404(_("No such patient at your site."))
@@ -100,7 +100,7 @@ def totp_setup(request: HttpRequest) -> HttpResponse:
     return render(request, "web/totp_setup.html", {"form": form, "secret": secret, "uri": device.config_url})
 
 
-@require_GET
+@require_GET  # type: ignore[untyped-decorator]
 def healthz(request: HttpRequest) -> JsonResponse:
     from spinereg.registry import schema_state
 
