@@ -48,7 +48,7 @@ def test_serve_refuses_an_outdated_schema(registry: tuple[Path, str], tmp_path: 
 
 
 def test_db_init_creates_the_web_tables(registry: tuple[Path, str]) -> None:
-    home, db = registry
+    _home, db = registry
     with sqlite3.connect(db.removeprefix("sqlite:///")) as con:
         tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
     assert {"auth_user", "django_session", "axes_accessattempt", "otp_totp_totpdevice", "spinereg_web_site",
