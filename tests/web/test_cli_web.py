@@ -63,15 +63,12 @@ def test_user_add_refuses_a_short_or_common_password(registry: tuple[Path, str])
     line = _one_error_line(run_cli(home, "user", "add", "common", "--role", "surgeon", "--site", "h01", "--db", db,
                                    SPINEREG_PASSWORD="qwerty123456"))
     assert "too common" in line
-    listing = ok(run_cli(home, "user", "list", "--db", db)).stdout
-    assert "shorty" not in listing and "common" not in listing
+    with sqlite3.connect(db.removeprefix("sqlite:///")) as con:
+        assert con.execute("SELECT COUNT(*) FROM auth_user WHERE username IN ('shorty', 'common')").fetchone() == (0,)
 
 
 def test_user_add_list_set_role_disable(registry: tuple[Path, str]) -> None:
     home, db = registry
-    line = _one_error_line(run_cli(home, "user", "add", "ann", "--role", "surgeon", "--db", db,
-                                   SPINEREG_PASSWORD=PASSWORD))
-    assert "--site" in line
     line = _one_error_line(run_cli(home, "user", "add", "ann", "--role", "boss", "--site", "h01", "--db", db,
                                    SPINEREG_PASSWORD=PASSWORD))
     assert "unknown role 'boss'" in line
