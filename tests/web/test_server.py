@@ -38,6 +38,11 @@ def test_post_without_csrf_token_is_refused(synthetic_server: Server) -> None:
     resp = b.request("/accounts/login/", {"username": "surgeon1", "password": PASSWORD})
     assert resp.status == 403
     assert b.cookie("sessionid") is None
+    # a view without its own csrf_protect (the language switch) is covered by the middleware
+    assert b.request("/i18n/setlang/", {"language": "da", "next": "/"}).status == 403
+    page = b.get("/accounts/login/")
+    assert b.request("/i18n/setlang/", {"language": "da", "next": "/accounts/login/",
+                                        "csrfmiddlewaretoken": b.csrf(page)}).status == 302
 
 
 def test_security_headers_and_cookies(synthetic_server: Server) -> None:
