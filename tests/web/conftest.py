@@ -139,7 +139,8 @@ def start_server(home: Path, db_url: str, *extra: str) -> Server:
     port = free_port()
     log = home / "serve.log"
     with log.open("wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "spinereg", "serve", "--db", db_url, "--port", str(port),
+        db = ["--db", db_url] if "--demo" not in extra else []
+        proc = subprocess.Popen([sys.executable, "-m", "spinereg", "serve", *db, "--port", str(port),
                                  "--workers", "1", *extra], env=cli_env(home), stdout=fh, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True)
     server = Server(f"http://127.0.0.1:{port}", home, db_url, proc, log)

@@ -8,9 +8,11 @@ never the registry's standalone settings: each runs in its own process.
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import subprocess
 import sys
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
@@ -100,6 +102,66 @@ def _user(name: str) -> Any:
     if user is None:
         raise SpineregError(f"no user {name!r} (`spinereg user list` shows them)")
     return user
+
+
+def _demo_registry(directory: Path) -> str:
+    """The demo's registry URL: DIR/registry.sqlite3, with the web tables, and built (synthetic) when empty.
+    Built in processes of their own: this one is about to be configured with the web settings."""
+    from spinereg.cli._demo import PATIENTS, SEED
+
+    db_file = (directory / "registry.sqlite3").resolve()
+    url = f"sqlite:///{db_file}"
+    for args in (["db", "init", "--db", url], ["synth", "--patients", str(PATIENTS), "--seed", str(SEED),
+                                                "--db", url]):
+        if args[0] == "synth" and _has_patients(db_file):
+            break
+        done = subprocess.run([sys.executable, "-m", "spinereg", *args], capture_output=True, text=True,
+                              check=False, stdin=subprocess.DEVNULL)
+        if done.returncode != 0:
+            lines = [ln for ln in done.stderr.strip().splitlines() if ln.strip()] or [f"exit {done.returncode}"]
+            raise SpineregError(f"could not build the demo registry in {db_file}: {lines[-1].removeprefix('error: ')}")
+    return url
+
+
+def _has_patients(db_file: Path) -> bool:
+    import sqlite3
+
+    try:
+        with sqlite3.connect(f"file:{db_file}?mode=ro", uri=True) as con:
+            return bool(con.execute("SELECT EXISTS (SELECT 1 FROM spinereg_patients)").fetchone()[0])
+    except sqlite3.Error:
+        return False
+
+
+def _demo_users() -> str:
+    """One site per hospital and one demo user per role (site-bound roles at the largest hospital), all
+    with a new random password; only on a registry whose every dataset is synthetic."""
+    from django.contrib.auth import get_user_model
+    from django.db import transaction
+    from django.db.models import Count
+
+    from spinereg.registry.models import Dataset, Operation
+    from spinereg.web.models import NATIONAL_ROLES, ROLES, Site, StaffProfile
+
+    if not Dataset.objects.exists() or Dataset.objects.filter(synthetic=False).exists():
+        raise SpineregError("--demo needs a registry that holds synthetic data only: demo users with a printed "
+                            "password never go on real data")
+    hospitals = list(Operation.objects.values("hospital").annotate(n=Count("operation_id")).order_by("-n", "hospital"))
+    password = secrets.token_urlsafe(12)
+    model = get_user_model()
+    with transaction.atomic():
+        for h in hospitals:
+            code = re.sub(r"[^a-z0-9]+", "-", str(h["hospital"]).lower()).strip("-")[:40] or "site"
+            Site.objects.get_or_create(code=code, defaults={"name": h["hospital"], "hospital": h["hospital"]})
+        largest = Site.objects.filter(hospital=hospitals[0]["hospital"]).first() if hospitals else None
+        for role in ROLES:
+            user, _new = model.objects.get_or_create(username=f"demo-{role}")
+            user.set_password(password)
+            user.is_active = True
+            user.save()
+            StaffProfile.objects.update_or_create(
+                user=user, defaults={"role": role, "site": None if role in NATIONAL_ROLES else largest})
+    return password
 
 
 def _gunicorn_major() -> int:
@@ -243,13 +305,26 @@ def register(app: typer.Typer) -> None:
         behind_https: Annotated[bool, typer.Option(
             "--behind-https", help="A TLS proxy serves the site: Secure cookies, HSTS, trust X-Forwarded-Proto."
         )] = False,
+        demo: Annotated[bool, typer.Option(
+            "--demo", help="Serve the demo's synthetic registry (DIR/registry.sqlite3, built when missing) with "
+                           "one demo user per role and a password printed at start.")] = False,
+        directory: Annotated[Path, typer.Option("--dir", help="The demo's directory (with --demo).")]
+            = Path("spinereg-demo"),
     ) -> None:
         """Run the web registry under gunicorn (static files by whitenoise)."""
         from spinereg.registry import resolve_database_url, safe_url
         from spinereg.web import check_schema, configure
 
+        if demo:
+            if db is not None:
+                raise SpineregError("--demo serves the demo's own registry: leave out --db (or leave out --demo)")
+            db = _demo_registry(directory)
         configure(db, behind_https=behind_https)
         check_schema(db)
+        if demo:
+            password = _demo_users()
+            err.print("SYNTHETIC DATA: demo users demo-admin, demo-surgeon, demo-reviewer, demo-data_manager, "
+                      f"demo-analyst, demo-auditor; password for this run: {password}", markup=False)
         from django.db import connections
 
         connections.close_all()
