@@ -135,14 +135,14 @@ class Server:
             con.close()
 
 
-def start_server(home: Path, db_url: str, *extra: str) -> Server:
+def start_server(home: Path, db_url: str, *extra: str, env: dict[str, str] | None = None) -> Server:
     port = free_port()
     log = home / "serve.log"
     with log.open("wb") as fh:
         db = ["--db", db_url] if "--demo" not in extra else []
         proc = subprocess.Popen([sys.executable, "-m", "spinereg", "serve", *db, "--port", str(port),
-                                 "--workers", "1", *extra], env=cli_env(home), stdout=fh, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                 "--workers", "1", *extra], env=cli_env(home, **(env or {})), stdout=fh,
+                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
     server = Server(f"http://127.0.0.1:{port}", home, db_url, proc, log)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

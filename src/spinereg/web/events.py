@@ -11,9 +11,15 @@ import logging
 from typing import Any
 
 log = logging.getLogger("spinereg.web.auth")
+#: The session key holding the login time (seconds since the epoch).
+LOGIN_AT = "spinereg_login_at"
 
 
 def _logged_in(sender: Any, request: Any, user: Any, **kwargs: Any) -> None:
+    import time
+
+    if request is not None and hasattr(request, "session"):
+        request.session[LOGIN_AT] = time.time()  # for the absolute session timeout
     log.info("login user_id=%s", user.pk)
 
 

@@ -1,7 +1,9 @@
-"""Every staff page needs a login; role admin needs a confirmed TOTP device, and a verified session."""
+"""Every staff page needs a login (of an active staff user, at most SPINEREG_SESSION_MAX_AGE seconds old);
+role admin needs a confirmed TOTP device, and a session verified with it."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -10,6 +12,8 @@ from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpResponse
 from django.shortcuts import redirect
+
+from spinereg.web.events import LOGIN_AT
 
 #: Paths open to anyone (no login): the login page, the health check, static files.
 OPEN_PREFIXES = ("/accounts/login/", "/healthz", "/static/", "/i18n/")
@@ -29,7 +33,8 @@ class StaffAccessMiddleware:
         if not user.is_authenticated:
             return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
         profile = getattr(user, "staff", None)
-        if profile is None or not user.is_active:
+        started = request.session.get(LOGIN_AT, 0.0)
+        if profile is None or not user.is_active or time.time() - started > settings.SPINEREG_SESSION_MAX_AGE:
             logout(request)
             return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
         if profile.role == "admin" and not user.is_verified() and not path.startswith(SETUP_PATHS):

@@ -170,6 +170,8 @@ OTP_TOTP_ISSUER = "spinereg"
 
 # --- sessions, cookies, headers -------------------------------------------------------------------------
 SESSION_COOKIE_AGE = 30 * 60  # idle timeout: the expiry moves on with every request
+#: Absolute timeout: a new login after this many seconds, however active (SPINEREG_SESSION_MAX_AGE; 12 h).
+SPINEREG_SESSION_MAX_AGE = int(os.environ.get("SPINEREG_SESSION_MAX_AGE") or 12 * 3600)
 SESSION_SAVE_EVERY_REQUEST = True
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
