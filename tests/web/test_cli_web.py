@@ -101,3 +101,11 @@ def test_check_deploy_is_clean_behind_https(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "spinereg.web", "check", "--deploy", "--fail-level", "WARNING"],
                           env=env, capture_output=True, text=True, timeout=120, check=False)
     assert done.returncode != 0 and "SESSION_COOKIE_SECURE" in done.stderr + done.stdout
+
+
+def test_migrations_match_the_models(tmp_path: Path) -> None:
+    env = cli_env(tmp_path, SPINEREG_DATABASE_URL=f"sqlite:///{tmp_path / 'r.sqlite3'}",
+                  SPINEREG_SECRET_KEY="k" * 64)
+    done = subprocess.run([sys.executable, "-m", "spinereg.web", "makemigrations", "spinereg_web", "--check",
+                           "--dry-run"], env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stdout + done.stderr
