@@ -24,7 +24,7 @@ class Migration(migrations.Migration):
                 ('department', models.CharField(blank=True, default='', help_text="The operations' department value; blank: the whole hospital.", max_length=255)),
             ],
             options={
-                'ordering': ['code'],
+                'ordering': ('code',),
             },
         ),
         migrations.CreateModel(
