@@ -45,6 +45,16 @@ def run_cli(home: Path, *args: str, timeout: float = 120, **extra: str) -> subpr
                           text=True, timeout=timeout, stdin=subprocess.DEVNULL, check=False)
 
 
+def run_parallel(home: Path, *commands: list[str], **extra: str) -> None:
+    """Run independent commands at once (each a process of its own; SQLite serialises their writes)."""
+    procs = [subprocess.Popen([sys.executable, "-m", "spinereg", *args], env=cli_env(home, **extra), text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+             for args in commands]
+    for args, proc in zip(commands, procs, strict=True):
+        out, err = proc.communicate(timeout=180)
+        assert proc.returncode == 0, f"{args}: {err}{out}"
+
+
 def ok(done: subprocess.CompletedProcess[str]) -> subprocess.CompletedProcess[str]:
     assert done.returncode == 0, done.stderr + done.stdout
     return done
@@ -175,12 +185,12 @@ def synthetic_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Serve
     db = f"sqlite:///{home / 'registry.sqlite3'}"
     ok(run_cli(home, "db", "init", "--db", db))
     ok(run_cli(home, "synth", "--patients", "200", "--seed", "7", "--db", db))
-    ok(run_cli(home, "site", "add", "h01", "--name", "Hospital 1", "--hospital", "SYN-H01", "--db", db))
-    ok(run_cli(home, "site", "add", "h02", "--name", "Hospital 2", "--hospital", "SYN-H02", "--db", db))
-    for name, role, site in [("surgeon1", "surgeon", "h01"), ("surgeon2", "surgeon", "h02"),
-                             ("lockme", "reviewer", "h01"), ("admin1", "admin", None)]:
-        ok(run_cli(home, "user", "add", name, "--role", role, *(["--site", site] if site else []), "--db", db,
-                   SPINEREG_PASSWORD=PASSWORD))
+    run_parallel(home, ["site", "add", "h01", "--name", "Hospital 1", "--hospital", "SYN-H01", "--db", db],
+                 ["site", "add", "h02", "--name", "Hospital 2", "--hospital", "SYN-H02", "--db", db])
+    users = [("surgeon1", "surgeon", "h01"), ("surgeon2", "surgeon", "h02"), ("lockme", "reviewer", "h01"),
+             ("admin1", "admin", None)]
+    run_parallel(home, *[["user", "add", name, "--role", role, *(["--site", site] if site else []), "--db", db]
+                         for name, role, site in users], SPINEREG_PASSWORD=PASSWORD)
     server = start_server(home, db)
     try:
         yield server
