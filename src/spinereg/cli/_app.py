@@ -378,6 +378,9 @@ def _register_commands() -> None:
 
     register_study(app)
     register_demo(app)
+    from spinereg.cli._web import register as register_web
+
+    register_web(app)
 
 _register_commands()
 

@@ -119,9 +119,11 @@ def register(app: typer.Typer) -> None:
     @db_app.command("init")
     def db_init(db: DbOption = None) -> None:
         """Create the registry database (SQLite file or PostgreSQL schema)."""
+        from spinereg.cli._web import migrate_web
         from spinereg.registry import resolve_database_url, safe_url
 
         _open(db)
+        migrate_web(db)  # the web registry's tables (auth, sessions, sites...) in a process of its own
         err.print(f"registry ready: {safe_url(resolve_database_url(db))}", markup=False)
 
     @db_app.command("migrate")
