@@ -13,36 +13,14 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from spinereg.web.forms import LoginForm, TokenForm
+from spinereg.web.permissions import operations_of, patients_of
 
 PAGE_SIZE = 50
 
 
-def _operations_of(profile: Any) -> Any:
-    """The operations the user's site may see (all of them for a national role)."""
-    from spinereg.registry.models import Operation
-
-    ops = Operation.objects.all()
-    if profile.national:
-        return ops
-    if profile.site is None:
-        return ops.none()
-    ops = ops.filter(hospital=profile.site.hospital)
-    if profile.site.department:
-        ops = ops.filter(department=profile.site.department)
-    return ops
-
-
-def _patients_of(profile: Any) -> Any:
-    from spinereg.registry.models import Patient
-
-    if profile.national:
-        return Patient.objects.all()
-    return Patient.objects.filter(patient_id__in=_operations_of(profile).values("patient_id"))
-
-
 def home(request: HttpRequest) -> HttpResponse:
     profile = request.user.staff
-    patients = _patients_of(profile).order_by("patient_id").only("patient_id", "sex", "birth_date", "death_date")
+    patients = patients_of(profile).order_by("patient_id").only("patient_id", "sex", "birth_date", "death_date")
     page = Paginator(patients, PAGE_SIZE).get_page(request.GET.get("page"))
     from django_otp import devices_for_user
 
@@ -54,10 +32,10 @@ def patient_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
     from spinereg.registry.models import Patient
 
     profile = request.user.staff
-    patient = _patients_of(profile).filter(patient_id=pseudonym).first()
+    patient = patients_of(profile).filter(patient_id=pseudonym).first()
     if patient is None:
         raise Http404(_("No such patient at your site."))
-    operations = _operations_of(profile).filter(patient_id=pseudonym).order_by("date", "operation_id")
+    operations = operations_of(profile).filter(patient_id=pseudonym).order_by("date", "operation_id")
     assert isinstance(patient, Patient)
     return render(request, "web/patient.html", {"patient": patient, "operations": operations})
 

@@ -1,0 +1,69 @@
+"""Who may do what, and which records a user may see (object-level checks).
+
+Every view checks a capability (:func:`require`) and reaches records only
+through :func:`operations_of` / :func:`patients_of`, which hold the site rule:
+a user sees their own site's records unless their role is national; another
+site's record is a 404, never a 403 that would confirm it exists.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied
+
+__all__ = ["CAPABILITIES", "can", "operations_of", "patients_of", "require"]
+
+#: capability -> the roles that have it
+CAPABILITIES: dict[str, frozenset[str]] = {
+    "view_records": frozenset({"admin", "surgeon", "reviewer", "data_manager", "analyst", "auditor"}),
+    # patients (register by CPR, death), operations with their levels, complications
+    "write_clinical": frozenset({"admin", "surgeon", "data_manager"}),
+    # post-operative imaging review (leaks per level)
+    "write_imaging": frozenset({"admin", "reviewer", "data_manager"}),
+    # lock and e-sign a completed record
+    "lock": frozenset({"admin", "surgeon", "reviewer", "data_manager"}),
+    # change or unlock a locked record (a reason is required)
+    "change_locked": frozenset({"admin", "data_manager"}),
+    # worklists: missing forms, data-quality problems
+    "view_worklists": frozenset({"admin", "data_manager", "surgeon", "reviewer"}),
+    "view_audit": frozenset({"admin", "auditor"}),
+    "run_studies": frozenset({"admin", "analyst"}),
+    "manage_users": frozenset({"admin"}),
+}
+
+
+def can(user: Any, capability: str) -> bool:
+    """Whether the logged-in staff user has ``capability``."""
+    staff = getattr(user, "staff", None)
+    return staff is not None and staff.role in CAPABILITIES[capability]
+
+
+def require(request: Any, capability: str) -> None:
+    """403 unless the user has ``capability``."""
+    if not can(request.user, capability):
+        raise PermissionDenied(capability)
+
+
+def operations_of(profile: Any) -> Any:
+    """The operations the user's site may see (all of them for a national role)."""
+    from spinereg.registry.models import Operation
+
+    ops = Operation.objects.all()
+    if profile.national:
+        return ops
+    if profile.site is None:
+        return ops.none()
+    ops = ops.filter(hospital=profile.site.hospital)
+    if profile.site.department:
+        ops = ops.filter(department=profile.site.department)
+    return ops
+
+
+def patients_of(profile: Any) -> Any:
+    """The patients the user's site may see: those operated at the site (all for a national role)."""
+    from spinereg.registry.models import Patient
+
+    if profile.national:
+        return Patient.objects.all()
+    return Patient.objects.filter(patient_id__in=operations_of(profile).values("patient_id"))
