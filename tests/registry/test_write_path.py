@@ -134,9 +134,12 @@ def test_cpr_inside_free_text_is_refused_and_never_stored(registry: str, tmp_pat
         assert not import_files(registry, "tidy", files, key=KEY).written, form
     # the write service refuses it too, naming the field, the value hidden
     import_extract(registry, small_extract())
-    with pytest.raises(Exception, match=r"field 'department'") as exc:
+    from spinereg.registry import RecordValidationError
+
+    with pytest.raises(RecordValidationError, match=r"field 'department'") as exc:
         RegistryWriter(registry, "registry").update("operations", "o1", {"department": "ring 020255-4322"})
     assert "4322" not in str(exc.value)
+    assert [(p.column, p.rule) for p in exc.value.problems] == [("department", "cpr-in-text")]
     assert "4322" not in json.dumps(load_extract(registry)["operations"].astype(str).to_dict())
 
 
@@ -255,8 +258,11 @@ def test_writer_create_update_delete_one_audit_entry_each(registry: str) -> None
         w.create("operations", {"operation_id": "o3", "patient_id": "p1", "date": "2016-01-05"})
     with pytest.raises(IntegrityConflictError, match=r"refer"):
         w.delete("patients", "p1", reason="test")
-    with pytest.raises(Exception, match=r"asa_class"):
+    from spinereg.registry import RecordValidationError
+
+    with pytest.raises(RecordValidationError, match=r"asa_class") as bad:
         w.update("operations", "o3", {"asa_class": "seven"})
+    assert [(p.column, p.value) for p in bad.value.problems] == [("asa_class", "'seven'")]  # as the import shows it
     w.update("operations", "o3", {"asa_class": 3}, reason="anaesthetist's note")
     w.delete("operations", "o3", reason="wrong patient")
     got = audit_entries(registry, entity="operations", key="o3")
