@@ -8,11 +8,13 @@ site's record is a 404, never a 403 that would confirm it exists.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar
 
 from django.core.exceptions import PermissionDenied
 
-__all__ = ["CAPABILITIES", "can", "operations_of", "patients_of", "require"]
+__all__ = ["CAPABILITIES", "URL_OBJECTS", "can", "operations_of", "patients_of", "require", "staff_view"]
 
 #: capability -> the roles that have it
 CAPABILITIES: dict[str, frozenset[str]] = {
@@ -67,3 +69,36 @@ def patients_of(profile: Any) -> Any:
     if profile.national:
         return Patient.objects.all()
     return Patient.objects.filter(patient_id__in=operations_of(profile).values("patient_id"))
+
+
+#: URL parameter name -> the record it names.  Every staff URL that names a record uses one of these
+#: parameter names, and its view looks the record up through :func:`patients_of` / :func:`operations_of`
+#: (another site's record is a 404).  The permission-matrix test fills them from these names.
+URL_OBJECTS: dict[str, str] = {
+    "pseudonym": "patients",
+    "operation_id": "operations",
+    "complication_id": "complications",
+    "finding_id": "imaging_findings",
+    "username": "users",
+}
+
+_View = TypeVar("_View", bound=Callable[..., Any])
+
+
+def staff_view(capability: str) -> Callable[[_View], _View]:
+    """Mark a view as needing ``capability`` (403 without it) and record that on the view
+    (``view.capability``) for the permission-matrix test.  The login itself is required for
+    every staff page by :class:`spinereg.web.middleware.StaffAccessMiddleware`."""
+    if capability not in CAPABILITIES:
+        raise ValueError(f"unknown capability {capability!r}")
+
+    def decorate(view: _View) -> _View:
+        @wraps(view)
+        def wrapped(request: Any, *args: Any, **kwargs: Any) -> Any:
+            require(request, capability)
+            return view(request, *args, **kwargs)
+
+        wrapped.capability = capability  # type: ignore[attr-defined]
+        return wrapped  # type: ignore[return-value]
+
+    return decorate

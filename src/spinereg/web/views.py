@@ -13,11 +13,12 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_GET
 
 from spinereg.web.forms import LoginForm, TokenForm
-from spinereg.web.permissions import operations_of, patients_of
+from spinereg.web.permissions import operations_of, patients_of, staff_view
 
 PAGE_SIZE = 50
 
 
+@staff_view("view_records")
 def home(request: HttpRequest) -> HttpResponse:
     profile = request.user.staff
     patients = patients_of(profile).order_by("patient_id").only("patient_id", "sex", "birth_date", "death_date")
@@ -28,6 +29,7 @@ def home(request: HttpRequest) -> HttpResponse:
     return render(request, "web/home.html", {"profile": profile, "page": page, "has_totp": has_totp})
 
 
+@staff_view("view_records")
 def patient_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
     from spinereg.registry.models import Patient
 
