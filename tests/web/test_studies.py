@@ -11,8 +11,10 @@ import hashlib
 import html
 import io
 import json
+import os
 import re
 import secrets
+import signal
 import time
 import tomllib
 import urllib.error
@@ -248,3 +250,38 @@ def test_upload_pointing_elsewhere_runs_on_this_registry(server: Server, tmp_pat
     assert results["data"]["name"] == "synthetic registry (seed 7, 8000 patients)"  # not the extract
     assert results["study"]["spec"]["data"] == {"database": server.db_url, "extract": None}
     assert "upload: elsewhere.toml" in page
+
+
+def test_a_failed_run_shows_the_engines_message(server: Server) -> None:
+    """A valid spec whose cohort is empty on this registry: the run fails with the engine's message."""
+    analyst = login(server, "analyst1")
+    text = SEED_SPEC.read_text(encoding="utf-8")
+    spec = text.replace("age_min = 18", "age_min = 18\nage_max = 19")
+    assert spec != text
+    run_id = run_id_of(upload(analyst, "young.toml", spec.encode()))
+    page, _seconds = wait_for(analyst, run_id)
+    body = html.unescape(page.body)
+    assert "The study failed:" in body
+    assert "the cohort is empty: no operation passes the criteria" in body and "age 0" in body
+    assert "Traceback" not in body
+    assert f"{run_id}/spec.toml" in body and f"{run_id}/report.pdf" not in body and f"{run_id}/results.json" not in body
+    assert fetch_bytes(analyst, f"/studies/runs/{run_id}/results.json")[0] == 404
+    assert fetch_bytes(analyst, f"/studies/runs/{run_id}/spec.toml")[0] == 200
+    assert f'<a href="/studies/runs/{run_id}/">{run_id}</a>' in analyst.get("/studies/").body
+
+
+def test_run_limit_and_a_runner_that_dies(server: Server) -> None:
+    """At most MAX_RUNNING (2) runs at once; a runner killed mid-run is shown as stopped, not as running."""
+    analyst = login(server, "analyst1")
+    ids = [run_id_of(analyst.post_form("/studies/", {"bundled": "pvp-cancer-vcf"})) for _ in range(2)]
+    third = analyst.post_form("/studies/", {"bundled": "pvp-cancer-vcf"})
+    assert third.status == 200
+    assert "2 studies are running already" in html.unescape(third.body)
+    for run_id in ids:
+        status = json.loads((server.home / "web-studies" / run_id / "status.json").read_text(encoding="utf-8"))
+        assert status["status"] == "running" and isinstance(status["pid"], int)
+        os.kill(status["pid"], signal.SIGKILL)  # the runner this test started (through the server)
+    for run_id in ids:
+        page, _seconds = wait_for(analyst, run_id)
+        body = html.unescape(page.body)
+        assert "The study failed:" in body and "The run stopped unexpectedly" in body, body[-2000:]
