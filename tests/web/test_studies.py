@@ -182,6 +182,14 @@ def test_seed_study_from_the_web(server: Server, seed_run: tuple[str, float], tm
     status, headers, pdf = fetch_bytes(analyst, f"/studies/runs/{run_id}/report.pdf")
     assert status == 200 and headers.get_content_type() == "application/pdf" and pdf.startswith(b"%PDF-")
     assert f"{run_id}-report.pdf" in headers.get("Content-Disposition", "")
+    # aggregate and pseudonymised: no patient's or operation's identifier of the cohort's candidates
+    candidates = server.sql("SELECT patient_id, operation_id FROM spinereg_operations WHERE indication = "
+                            "'cancer_vcf' AND procedure_category = 'vertebroplasty'")
+    assert len(candidates) >= cohort_size(results)
+    with zipfile.ZipFile(io.BytesIO(docx)) as z:
+        docx_text = z.read("word/document.xml").decode()
+    outputs = json.dumps(results) + report.decode() + docx_text
+    assert not [key for row in candidates for key in row if re.search(rf"\b{key}\b", outputs)]
 
 
 def test_only_run_studies_roles(server: Server, seed_run: tuple[str, float]) -> None:
