@@ -236,7 +236,9 @@ def test_upload_with_a_bad_key_shows_the_engines_messages(server: Server) -> Non
     page = upload(analyst, "broken.toml", b"title = \n")
     assert "broken.toml: not valid TOML" in html.unescape(page.body)
     page = upload(analyst, "huge.toml", b"#" * (70 * 1024))
-    assert "at most 65536 bytes" in html.unescape(page.body)
+    assert "huge.toml is 71680 bytes: a study spec may have at most 65536 bytes" in html.unescape(page.body)
+    page = upload(analyst, "huger.toml", b"#" * (1024 * 1024))  # refused before the body is read
+    assert "The upload is too large: a study spec may have at most 65536 bytes" in html.unescape(page.body)
     after = sorted((server.home / "web-studies").iterdir()) if (server.home / "web-studies").exists() else []
     assert after == runs  # nothing was started
 

@@ -48,7 +48,7 @@ import threading
 import time
 import traceback
 import warnings
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -205,7 +205,7 @@ def _now() -> str:
 
 
 def _write_status(run_dir: Path, status: Mapping[str, Any]) -> None:
-    tmp = run_dir / f".{_STATUS}.partial"
+    tmp = run_dir / f".{_STATUS}.{os.getpid()}.{threading.get_ident()}.partial"  # one per writer
     tmp.write_text(json.dumps(status, indent=2, ensure_ascii=False), encoding="utf-8")
     os.replace(tmp, run_dir / _STATUS)
 
@@ -273,13 +273,14 @@ def _current_status(run_dir: Path) -> dict[str, Any] | None:
     return status
 
 
-def _runs() -> list[dict[str, Any]]:
+def _runs(newest: int = 50) -> list[dict[str, Any]]:
+    """The status of the ``newest`` runs, newest first (run ids sort by their start)."""
     base = runs_dir()
     if not base.is_dir():
         return []
     found = []
-    for d in sorted(base.iterdir(), reverse=True):
-        if _RUN_ID.fullmatch(d.name) and d.is_dir():
+    for d in sorted((d for d in base.iterdir() if _RUN_ID.fullmatch(d.name)), reverse=True)[:newest]:
+        if d.is_dir():
             status = _current_status(d)
             if status is not None:
                 found.append(status)
@@ -355,7 +356,66 @@ class UploadSpecForm(forms.Form):
 
 
 def _running_count() -> int:
-    return sum(1 for r in _runs() if r.get("status") == "running")
+    # a run older than the newest 200 has long finished (or been stopped by its CPU time limit)
+    return sum(1 for r in _runs(200) if r.get("status") == "running")
+
+
+@contextlib.contextmanager
+def _start_lock() -> Iterator[None]:
+    """Serialise "count the running runs, start one" across the web's worker processes."""
+    import fcntl
+
+    base = runs_dir()
+    base.mkdir(parents=True, exist_ok=True)
+    with (base / ".start.lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def _post(request: HttpRequest, specs: dict[str, Path]) -> tuple[str | None, UploadSpecForm, list[str]]:
+    """Start the run a POST asks for: the run id, or None with the form and the errors to show."""
+    form = UploadSpecForm()
+    errors: list[str] = []
+    if _running_count() >= MAX_RUNNING:
+        errors.append(_("%(n)d studies are running already: start this one when one of them has finished.")
+                      % {"n": MAX_RUNNING})
+    elif "bundled" in request.POST:
+        bundled = request.POST["bundled"]
+        if bundled not in specs:
+            raise Http404(_("No such bundled study spec."))
+        raw = specs[bundled].read_bytes()
+        try:
+            text, ignored = _prepare(raw, f"{bundled}/study.toml", _safe_database())
+        except _InvalidSpecError as exc:  # a bundled spec is tested: only a broken installation gets here
+            errors += str(exc).splitlines()
+        else:
+            run_id = _start(request, text, source=f"bundled: {bundled}",
+                            source_sha256=hashlib.sha256(raw).hexdigest(), ignored_data=ignored)
+            return run_id, form, errors
+    else:
+        form = UploadSpecForm(request.POST, request.FILES)
+        if form.is_valid():
+            upload = form.cleaned_data["spec_file"]
+            name = Path(str(upload.name or "spec.toml")).name[:100]
+            if upload.size > MAX_SPEC_BYTES:
+                form.add_error("spec_file", _("%(name)s is %(size)d bytes: a study spec may have at most "
+                                              "%(max)d bytes.") % {"name": name, "size": upload.size,
+                                                                   "max": MAX_SPEC_BYTES})
+            else:
+                raw = upload.read()
+                try:
+                    text, ignored = _prepare(raw, name, _safe_database())
+                except _InvalidSpecError as exc:
+                    for line in str(exc).splitlines():
+                        form.add_error("spec_file", line)
+                else:
+                    run_id = _start(request, text, source=f"upload: {name}",
+                                    source_sha256=hashlib.sha256(raw).hexdigest(), ignored_data=ignored)
+                    return run_id, form, errors
+    return None, form, errors
 
 
 @staff_view("run_studies")
@@ -369,44 +429,13 @@ def studies(request: HttpRequest) -> HttpResponse:
         if int(request.META.get("CONTENT_LENGTH") or 0) > MAX_SPEC_BYTES + 16 * 1024:  # before reading the body
             errors.append(_("The upload is too large: a study spec may have at most %(max)d bytes.")
                           % {"max": MAX_SPEC_BYTES})
-        elif _running_count() >= MAX_RUNNING:
-            errors.append(_("%(n)d studies are running already: start this one when one of them has finished.")
-                          % {"n": MAX_RUNNING})
-        elif "bundled" in request.POST:
-            bundled = request.POST["bundled"]
-            if bundled not in specs:
-                raise Http404(_("No such bundled study spec."))
-            raw = specs[bundled].read_bytes()
-            try:
-                text, ignored = _prepare(raw, f"{bundled}/study.toml", _safe_database())
-            except _InvalidSpecError as exc:  # a bundled spec is tested: only a broken installation gets here
-                errors += str(exc).splitlines()
-            else:
-                run_id = _start(request, text, source=f"bundled: {bundled}",
-                                source_sha256=hashlib.sha256(raw).hexdigest(), ignored_data=ignored)
-                return redirect("study-run", run_id=run_id)
         else:
-            form = UploadSpecForm(request.POST, request.FILES)
-            if form.is_valid():
-                upload = form.cleaned_data["spec_file"]
-                name = Path(str(upload.name or "spec.toml")).name[:100]
-                if upload.size > MAX_SPEC_BYTES:
-                    form.add_error("spec_file", _("%(name)s is %(size)d bytes: a study spec may have at most "
-                                                  "%(max)d bytes.") % {"name": name, "size": upload.size,
-                                                                       "max": MAX_SPEC_BYTES})
-                else:
-                    raw = upload.read()
-                    try:
-                        text, ignored = _prepare(raw, name, _safe_database())
-                    except _InvalidSpecError as exc:
-                        for line in str(exc).splitlines():
-                            form.add_error("spec_file", line)
-                    else:
-                        run_id = _start(request, text, source=f"upload: {name}",
-                                        source_sha256=hashlib.sha256(raw).hexdigest(), ignored_data=ignored)
-                        return redirect("study-run", run_id=run_id)
+            with _start_lock():
+                run_id, form, errors = _post(request, specs)
+            if run_id is not None:
+                return redirect("study-run", run_id=run_id)
     return render(request, "web/studies/index.html", {
-        "specs": sorted(specs), "form": form, "errors": errors, "runs": _runs()[:50],
+        "specs": sorted(specs), "form": form, "errors": errors, "runs": _runs(),
         "max_kib": MAX_SPEC_BYTES // 1024})
 
 
