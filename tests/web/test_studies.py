@@ -105,9 +105,9 @@ def wait_for(b: Browser, run_id: str) -> tuple[Response, float]:
     while True:
         page = b.get(f"/studies/runs/{run_id}/")
         assert page.status == 200, page.body[:2000]
-        if page.headers.get("Refresh") is None:
+        if '<meta http-equiv="refresh"' not in page.body:
             return page, time.monotonic() - t0
-        assert "Running" in page.body
+        assert "Running: this page reloads every 3 seconds." in page.body
         assert time.monotonic() - t0 < RUN_TIMEOUT, f"the run did not finish within {RUN_TIMEOUT} s"
         time.sleep(1)
 
@@ -139,7 +139,11 @@ def seed_run(server: Server) -> tuple[str, float]:
     started = time.monotonic()
     resp = analyst.post_form("/studies/", {"bundled": "pvp-cancer-vcf"})
     run_id = run_id_of(resp)
+    first = analyst.get(f"/studies/runs/{run_id}/")  # the runner needs seconds: it is still running
+    assert '<meta http-equiv="refresh" content="3">' in first.body and "Running" in first.body
+    assert "/results.json" not in first.body
     page, _ = wait_for(analyst, run_id)
+    assert '<meta http-equiv="refresh"' not in page.body
     seconds = time.monotonic() - started
     assert "Done." in page.body, html.unescape(page.body)
     print(f"web study run of the seed spec: {seconds:.1f} s")  # the figure for the report (-s shows it)
@@ -195,6 +199,8 @@ def test_seed_study_from_the_web(server: Server, seed_run: tuple[str, float], tm
 def test_only_run_studies_roles(server: Server, seed_run: tuple[str, float]) -> None:
     run_id, _seconds = seed_run
     surgeon = login(server, "surgeon1")
+    assert 'href="/studies/"' not in surgeon.get("/").body
+    assert 'href="/studies/"' in login(server, "analyst1").get("/").body  # the navigation
     for path in ("/studies/", f"/studies/runs/{run_id}/", f"/studies/runs/{run_id}/results.json",
                  f"/studies/runs/{run_id}/report.pdf"):
         assert surgeon.get(path).status == 403, path

@@ -471,13 +471,11 @@ def study_run(request: HttpRequest, run_id: str) -> HttpResponse:
     running = status.get("status") == "running"
     error = _error_message(status) if status.get("status") == "failed" else ""
     files = [name for name, (rel, _type) in DOWNLOADS.items() if not running and (run_dir / rel).is_file()]
-    response = render(request, "web/studies/run.html", {
+    # while it runs the page reloads itself by <meta http-equiv="refresh"> (no script: the CSP allows none)
+    return render(request, "web/studies/run.html", {
         "run": status, "run_id": run_id, "running": running, "files": files, "error": error,
         "cohort": _cohort(run_dir) if status.get("status") == "done" else None,
         "refresh": _REFRESH_SECONDS})
-    if running:
-        response["Refresh"] = str(_REFRESH_SECONDS)  # reload while it runs (no script: the CSP allows none)
-    return response
 
 
 @staff_view("run_studies")
