@@ -480,17 +480,17 @@ def study_run(request: HttpRequest, run_id: str) -> HttpResponse:
 
 @staff_view("run_studies")
 @require_http_methods(["GET"])  # type: ignore[untyped-decorator]
-def study_download(request: HttpRequest, run_id: str, name: str) -> FileResponse:
-    """A run's output file: ``name`` must be one of :data:`DOWNLOADS` (anything else is a 404)."""
-    if name not in DOWNLOADS:
+def study_download(request: HttpRequest, run_id: str, filename: str) -> FileResponse:
+    """A run's output file: ``filename`` must be one of :data:`DOWNLOADS` (anything else is a 404)."""
+    if filename not in DOWNLOADS:
         raise Http404(_("No such file."))
     run_dir = _run_dir(run_id)
     status = _read_status(run_dir)
-    rel, content_type = DOWNLOADS[name]
+    rel, content_type = DOWNLOADS[filename]
     path = run_dir / rel
-    if status is None or (status.get("status") == "running" and name != "spec.toml") or not path.is_file():
+    if status is None or (status.get("status") == "running" and filename != "spec.toml") or not path.is_file():
         raise Http404(_("No such file."))
-    return FileResponse(path.open("rb"), as_attachment=True, filename=f"{run_id}-{name}",
+    return FileResponse(path.open("rb"), as_attachment=True, filename=f"{run_id}-{filename}",
                         content_type=content_type)
 
 

@@ -9,5 +9,5 @@ from spinereg.web import studies
 urlpatterns = [
     path("studies/", studies.studies, name="studies"),
     path("studies/runs/<str:run_id>/", studies.study_run, name="study-run"),
-    path("studies/runs/<str:run_id>/<str:name>", studies.study_download, name="study-download"),
+    path("studies/runs/<str:run_id>/<str:filename>", studies.study_download, name="study-download"),
 ]
