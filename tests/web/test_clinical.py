@@ -201,8 +201,9 @@ def test_operation_with_two_levels_is_saved_and_audited(server: Server) -> None:
     pid = registered(server, MALE_1990)
     n_audit = count(server, "SELECT COUNT(*) FROM spinereg_audit")
     resp = post(b, f"/clinical/patients/{pid}/operations/new/",
-                {**OPERATION, "sins": "7", **levels({"level": "L1", "cement_volume_ml": "3.5"},
-                                                     {"level": "T12", "cement_volume_ml": "4"})})
+                {**OPERATION, "sins": "7",
+                 **levels({"level": "L1", "cement_volume_ml": "3.5", "approach": "bipedicular"},
+                          {"level": "T12", "cement_volume_ml": "4"})})
     assert resp.status == 302, resp.body[:3000]
     m = re.fullmatch(r"/operations/([^/]+)/", resp.location())
     assert m
@@ -211,8 +212,8 @@ def test_operation_with_two_levels_is_saved_and_audited(server: Server) -> None:
     rows = server.sql("SELECT patient_id, date, hospital, procedure_category, asa_class, sins, diagnosis_codes "
                       "FROM spinereg_operations WHERE operation_id = ?", op_id)
     assert rows == [(pid, "2024-03-05", "SYN-H01", "vertebroplasty", 2, 7, "M800")]
-    assert server.sql("SELECT level, cement_volume_ml FROM spinereg_treated_levels WHERE operation_id = ? "
-                      "ORDER BY level", op_id) == [("L1", 3.5), ("T12", 4.0)]
+    assert server.sql("SELECT level, cement_volume_ml, approach FROM spinereg_treated_levels WHERE operation_id = ? "
+                      "ORDER BY level", op_id) == [("L1", 3.5, "bipedicular"), ("T12", 4.0, None)]
     audit = server.sql("SELECT actor, action, entity, record_key FROM spinereg_audit WHERE id > ? ORDER BY id",
                        n_audit)
     assert audit == [("surg1", "create", "operations", op_id), ("surg1", "create", "treated_levels", f"{op_id}/L1"),
@@ -222,7 +223,7 @@ def test_operation_with_two_levels_is_saved_and_audited(server: Server) -> None:
     assert "surg1" in done.stdout and "create" in done.stdout
     page = b.get(f"/operations/{op_id}/")
     assert page.status == 200
-    assert "<td>L1</td><td>3.5</td>" in page.body and "<td>T12</td><td>4</td>" in page.body
+    assert "<td>L1</td><td>3.5</td><td>bipedicular</td>" in page.body and "<td>T12</td><td>4</td><td></td>" in page.body
     patient = b.get(f"/clinical/patients/{pid}/")
     assert f'href="/operations/{op_id}/"' in patient.body
     # the patient is now the site's by operation: the main patient page shows it
@@ -362,6 +363,16 @@ def test_complication_from_chart_review(server: Server) -> None:
     assert (ctype, grade, day, sympt) == ("new_fracture", "IIIa", "2024-03-20", 1)
     page = b.get(f"/operations/{op_id}/")
     assert "new_fracture" in page.body and f'href="/complications/{cid}/edit/"' in page.body
+    # an intra-operative complication, from the link on the operation page
+    assert f'href="/operations/{op_id}/complications/new/?intraoperative=1"' in page.body
+    form = b.get(f"/operations/{op_id}/complications/new/?intraoperative=1")
+    assert '<option value="true" selected>' in field_group(form.body, "intraoperative")
+    intra = b.request(f"/operations/{op_id}/complications/new/?intraoperative=1", {
+        "csrfmiddlewaretoken": b.csrf(form), "type": "cement_embolism", "clavien_dindo": "I", "date": "2024-03-05",
+        "symptomatic": "false", "intraoperative": "true"})
+    assert intra.status == 302
+    assert server.sql("SELECT type, intraoperative FROM spinereg_complications WHERE operation_id = ? AND "
+                      "complication_id <> ?", op_id, cid) == [("cement_embolism", 1)]
     changed = post(b, f"/complications/{cid}/edit/", {"type": "new_fracture", "clavien_dindo": "II",
                                                       "date": "2024-03-20", "symptomatic": "false"})
     assert changed.status == 302

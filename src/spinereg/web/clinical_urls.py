@@ -8,8 +8,8 @@ from django.urls import path
 from spinereg.web import clinical
 
 urlpatterns = [
-    path("clinical/register/", clinical.register, name="clinical-register"),
-    path("clinical/find/", clinical.find, name="clinical-find"),
+    path("clinical/register/", clinical.register, name="patient-register"),
+    path("clinical/find/", clinical.find, name="patient-find"),
     path("clinical/patients/<str:pseudonym>/", clinical.patient_found, name="clinical-patient"),
     path("clinical/patients/<str:pseudonym>/death/", clinical.death, name="clinical-death"),
     path("clinical/patients/<str:pseudonym>/operations/new/", clinical.operation_new, name="operation-new"),
