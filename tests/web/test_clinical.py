@@ -338,6 +338,12 @@ def test_other_sites_operation_is_404(server: Server) -> None:
     # a patient known at both sites: each sees its own operations only
     pid = registered(server, MALE_1990)
     assert op_id not in other.get(f"/clinical/patients/{pid}/").body
+    # the operations list: the site's own only
+    n_h01 = count(server, "SELECT COUNT(*) FROM spinereg_operations WHERE hospital = 'SYN-H01'")
+    listing = own.get("/operations/")
+    assert f"{n_h01} operations" in listing.body
+    shown = re.findall(r'<a href="/operations/([^/"]+)/">', listing.body)
+    assert op_id in shown and synthetic_h02 not in shown and len(shown) == min(50, n_h01)
     # a reviewer may look, not write
     rev = login(server, "rev1")
     assert rev.get(f"/operations/{op_id}/").status == 200

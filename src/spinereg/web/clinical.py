@@ -47,9 +47,11 @@ from django.db import transaction
 from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 
 from spinereg._errors import SiteKeyError, SpineregError
+from spinereg.data import entity
 from spinereg.registry import (
     RecordLockedError,
     RecordValidationError,
@@ -59,7 +61,7 @@ from spinereg.registry import (
     lock_state,
     register_patient,
 )
-from spinereg.web.clinical_forms import SITE_COLUMNS, CprForm, SchemaForm, level_formset, schema_form
+from spinereg.web.clinical_forms import SITE_COLUMNS, CprForm, SchemaForm, column_label, level_formset, schema_form
 from spinereg.web.models import PatientAccess, accessed_patient_ids
 from spinereg.web.permissions import can, operations_of, patients_of, staff_view
 
@@ -70,6 +72,7 @@ __all__ = [
     "find",
     "operation_detail",
     "operation_edit",
+    "operation_list",
     "operation_new",
     "patient_found",
     "patients_visible",
@@ -77,6 +80,7 @@ __all__ = [
 ]
 
 ALIAS = "default"
+PAGE_SIZE = 50
 #: Empty treated-level rows on the operation form (no script: rows are not added in the page).
 EXTRA_LEVELS = 3
 
@@ -419,9 +423,21 @@ def operation_edit(request: HttpRequest, operation_id: str) -> HttpResponse:
     return _operation_page(request, patient, op)
 
 
+@staff_view("view_records")
+def operation_list(request: HttpRequest) -> HttpResponse:
+    """The operations the user's site may see, newest first, paginated."""
+    from django.core.paginator import Paginator
+
+    ops = (operations_of(request.user.staff).order_by("-date", "operation_id")
+           .only("operation_id", "patient_id", "date", "hospital", "procedure_category"))
+    page = Paginator(ops, PAGE_SIZE).get_page(request.GET.get("page"))
+    return render(request, "web/clinical/operation_list.html", {"page": page})
+
+
 def _table(form_class: type[SchemaForm], records: Any) -> tuple[list[str], list[tuple[Any, list[str]]]]:
     """Column labels and rows (record, values as text) of records, with the schema's columns."""
-    labels = [str(form_class.base_fields[c].label) for c in form_class.columns]
+    ent = entity(form_class.entity_name)
+    labels = [gettext(column_label(ent.column(c))) for c in form_class.columns]
     rows = []
     for r in records:
         text = _initial(r, form_class)
@@ -436,7 +452,8 @@ def operation_detail(request: HttpRequest, operation_id: str) -> HttpResponse:
 
     op = _operation(request.user.staff, operation_id)
     form_class = schema_form("operations", exclude=SITE_COLUMNS)
-    fields = [(form_class.base_fields[c].label, v) for c, v in _initial(op, form_class).items()]
+    ent = entity("operations")
+    fields = [(gettext(column_label(ent.column(c))), v) for c, v in _initial(op, form_class).items()]
     levels = _table(level_formset(0).form,
                     TreatedLevel.objects.filter(operation_id=operation_id).order_by("level"))
     complications = _table(schema_form("complications"),

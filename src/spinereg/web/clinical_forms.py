@@ -29,6 +29,7 @@ from spinereg.registry import RecordProblem
 __all__ = [
     "CprForm",
     "SchemaForm",
+    "column_label",
     "level_formset",
     "schema_field",
     "schema_form",
@@ -57,12 +58,19 @@ class CprForm(forms.Form):
         widget=NoEchoInput(attrs={"autocomplete": "off", "spellcheck": "false", "inputmode": "numeric"}))
 
 
-def _label(col: Column) -> str:
-    return col.name.replace("_", " ").capitalize()
+#: Words of column names shown in capitals (abbreviations) or as written
+_WORDS = {"asa": "ASA", "sins": "SINS", "ml": "(ml)", "id": "id"}
+
+
+def column_label(col: Column) -> str:
+    """A column's label: its name in words (``asa_class`` -> ``ASA class``)."""
+    words = [_WORDS.get(w, w) for w in col.name.split("_")]
+    first = words[0] if words[0] in _WORDS.values() else words[0].capitalize()
+    return " ".join([first, *words[1:]])
 
 
 def _help(col: Column) -> str:
-    parts = [col.description]
+    parts = [col.description] if col.description.lower() != column_label(col).lower() else []
     if col.min is not None or col.max is not None:
         lo = "" if col.min is None else f"{col.min:g}"
         hi = "" if col.max is None else f"{col.max:g}"
@@ -85,8 +93,11 @@ def schema_field(col: Column) -> forms.Field:
         widget = forms.TextInput(attrs={"inputmode": "numeric" if col.type == "int" else "decimal"})
     else:
         widget = forms.TextInput(attrs={"autocomplete": "off"})
-    label = _label(col) + (f" ({_('required')})" if col.required else "")
-    return forms.CharField(label=_(label), help_text=_help(col), required=False, widget=widget)
+    field = forms.CharField(label=_(column_label(col)), help_text=_help(col), required=False, widget=widget)
+    if col.required:  # shown on the label; the rule itself is the import's ("required ... is missing")
+        field.widget.attrs["aria-required"] = "true"
+        field.label = f"{field.label} ({_('required')})"
+    return field
 
 
 class SchemaForm(forms.Form):
