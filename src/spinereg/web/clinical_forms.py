@@ -60,10 +60,14 @@ class CprForm(forms.Form):
 
 #: Words of column names shown in capitals (abbreviations) or as written
 _WORDS = {"asa": "ASA", "sins": "SINS", "ml": "(ml)", "id": "id"}
+#: Column names whose label is not their words
+_NAMES = {"clavien_dindo": "Clavien–Dindo grade", "intraoperative": "Intra-operative"}
 
 
 def column_label(col: Column) -> str:
     """A column's label: its name in words (``asa_class`` -> ``ASA class``)."""
+    if col.name in _NAMES:
+        return _NAMES[col.name]
     words = [_WORDS.get(w, w) for w in col.name.split("_")]
     first = words[0] if words[0] in _WORDS.values() else words[0].capitalize()
     return " ".join([first, *words[1:]])
