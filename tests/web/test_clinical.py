@@ -338,6 +338,20 @@ def test_other_sites_operation_is_404(server: Server) -> None:
     # a patient known at both sites: each sees its own operations only
     pid = registered(server, MALE_1990)
     assert op_id not in other.get(f"/clinical/patients/{pid}/").body
+    # an edit of an imported (synthetic) operation writes in the operation's own dataset
+    cols = ["date", "procedure_codes", "procedure_category", "indication", "diagnosis_codes", "cancer_primary_site",
+            "asa_class", "anaesthesia", "sins", "tokuhashi", "tomita"]
+    row = dict(zip(cols, server.sql(f"SELECT {', '.join(cols)} FROM spinereg_operations WHERE operation_id = ?",
+                                    synthetic_h02)[0], strict=True))
+    data = {k: "" if v is None else str(v) for k, v in row.items()}
+    data["asa_class"] = "4" if data["asa_class"] != "4" else "3"
+    edited = post(other, f"/operations/{synthetic_h02}/edit/", {**data, **levels(total=0)})
+    assert edited.status == 302, edited.body[:3000]
+    assert server.sql("SELECT d.synthetic, a.actor FROM spinereg_audit a JOIN spinereg_import_batch b ON "
+                      "b.id = a.batch_id JOIN spinereg_dataset d ON d.id = b.dataset_id WHERE a.record_key = ? AND "
+                      "a.action = 'update'", synthetic_h02) == [(1, "surg2")]
+    assert count(server, "SELECT asa_class FROM spinereg_operations WHERE operation_id = ?",
+                 synthetic_h02) == int(data["asa_class"])
     # the operations list: the site's own only
     n_h01 = count(server, "SELECT COUNT(*) FROM spinereg_operations WHERE hospital = 'SYN-H01'")
     listing = own.get("/operations/")
