@@ -42,7 +42,7 @@ from tests.web.conftest import (
 MALE_1990 = "010190-1235"
 FEMALE_1962 = "150262-4322"
 FEMALE_2005 = "010105-4002"
-CPRS = (MALE_1990, FEMALE_1962, FEMALE_2005, "320190-1235")
+CPRS = (MALE_1990, FEMALE_1962, FEMALE_2005, "320190-1235", "020202-1234")
 SEEN: list[str] = []  # every response body of this module, scanned for CPR numbers at the end
 
 
@@ -446,6 +446,28 @@ def test_every_form_has_a_csrf_token_and_labels(server: Server) -> None:
                 assert m and f'<label for="{m.group(1)}"' in form, (path, tag)
     # a POST without the token is refused
     assert b.request("/clinical/register/", {"cpr": MALE_1990}).status == 403
+
+
+def test_a_missing_site_key_is_refused_not_replaced(server: Server) -> None:
+    """The registry has rows written with the key: without the key file the web refuses (a new key would give
+    every patient a second pseudonym), and creates no key file."""
+    key = server.home / "site.key"
+    kept = server.home / "site.key.kept"
+    key.rename(kept)
+    try:
+        b = login(server, "surg1")
+        n = count(server, "SELECT COUNT(*) FROM spinereg_patients")
+        resp = post(b, "/clinical/register/", {"cpr": "020202-1234"})
+        assert resp.status == 200
+        assert errors_of(resp.body, "cpr") == []
+        assert f"no site key at {key}, and this registry was written with the key whose fingerprint" in \
+            html.unescape(resp.body)
+        assert not key.exists()
+        assert count(server, "SELECT COUNT(*) FROM spinereg_patients") == n
+        found = post(b, "/clinical/find/", {"cpr": MALE_1990})
+        assert found.status == 200 and f"no site key at {key}" in html.unescape(found.body)
+    finally:
+        kept.rename(key)
 
 
 def test_no_cpr_number_in_any_page_or_log(server: Server) -> None:

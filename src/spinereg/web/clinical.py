@@ -154,13 +154,19 @@ def _site_key(*, create: bool) -> bytes:
     from spinereg.registry import registry_info
 
     path = Path(settings.SPINEREG_KEY_FILE)
-    if os.environ.get("SPINEREG_SITE_KEY") or path.exists() or not create:
-        return load_site_key(path, create=False)
-    stored = registry_info(ALIAS).key_fingerprint
-    if stored is not None:
-        raise SiteKeyError(f"no site key at {path}, and this registry was written with the key whose fingerprint "
-                           f"is {stored}: give the web server that key (SPINEREG_KEY_FILE or SPINEREG_SITE_KEY)")
-    return load_site_key(path, create=True)
+    try:
+        if os.environ.get("SPINEREG_SITE_KEY") or path.exists() or not create:
+            return load_site_key(path, create=False)
+        stored = registry_info(ALIAS).key_fingerprint
+        if stored is not None:
+            raise SiteKeyError(f"no site key at {path}, and this registry was written with the key whose "
+                               f"fingerprint is {stored}: give the web server that key (SPINEREG_KEY_FILE or "
+                               "SPINEREG_SITE_KEY)")
+        return load_site_key(path, create=True)
+    except SiteKeyError:
+        raise
+    except SpineregError as exc:  # unreadable, malformed or missing: the installation's problem, not the number's
+        raise SiteKeyError(str(exc)) from None
 
 
 def _initial(record: Any, form_class: type[SchemaForm]) -> dict[str, str]:
