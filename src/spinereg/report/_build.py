@@ -140,7 +140,7 @@ def _clustered_phrase(ctx: Ctx, c: Rec) -> str:
     if pct == NA_TEXT:
         return f"{fmt_fraction(x, n, ctx.sup)} treated levels"
     ci_text = (f"{ctx.level} CI not estimable" if ci == NA_TEXT
-               else f"{ctx.level} CI {ci}, allowing for several levels in one patient")
+               else f"{ctx.level} CI {ci}, allowing for several levels per patient")
     return f"{fmt_fraction(x, n, ctx.sup)} treated levels ({pct}, {ci_text})"
 
 

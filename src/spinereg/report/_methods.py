@@ -237,7 +237,7 @@ def _statistics(ctx: Ctx) -> list[Block]:
             boot = (f" As a secondary interval, patients were resampled with replacement ({fmt_count(b)} "
                     f"resamples, random seed {seed_text} recorded in results.json) and the {lv} percentile interval "
                     f"taken, as R's boot.ci; being random, it varies slightly with the seed.")
-        parts.append(f"Several levels of one patient are not independent: the exact per-level CI, which treats "
+        parts.append(f"Several levels of the same patient are not independent: the exact per-level CI, which treats "
                      f"them as independent, is too narrow when leaks cluster in patients. The per-level leak rate "
                      f"therefore also has a cluster-robust {lv} CI: a Wald interval on the logit scale with the "
                      f"cluster-robust (sandwich) variance of the proportion, patients as clusters, with the "

@@ -695,9 +695,9 @@ def clustered_table(ctx: Ctx) -> Table | None:
     deff = NA_TEXT if ctx.hidden(x, n) else fmt_num(c.get("design_effect"), 2)
     npat = ctx.count(c.get("n_patients"))
     return ctx.table("table-leak-clustered", "Cement leak per patient, and per treated level with intervals that "
-                     "allow for several levels in one patient",
+                     "allow for several levels per patient",
                      ("Rate and interval", "n/N", f"% ({ctx.level} CI)"), body, marks=marks,
-                     notes=[f"The treated levels come from {npat} patients, and levels of one patient are not "
+                     notes=[f"The treated levels come from {npat} patients, and levels of the same patient are not "
                             f"independent. Cluster-robust CI: Wald interval on the logit scale with the "
                             f"cluster-robust (sandwich) variance of the proportion, patients as clusters; design "
                             f"effect (that variance over the variance for independent levels) {deff}. Bootstrap: "
