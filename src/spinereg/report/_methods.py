@@ -244,7 +244,9 @@ def _statistics(ctx: Ctx) -> list[Block]:
                      f"small-sample factor K/(K-1) for K patients (as an intercept-only logistic generalised "
                      f"estimating equation with independence working correlation and robust standard errors). It "
                      f"is the primary interval because it is deterministic and needs no assumption about how leaks "
-                     f"correlate within a patient; the logit scale keeps it within 0 to 100%.{boot}")
+                     f"correlate within a patient; the logit scale keeps it within 0 to 100%. The design effect "
+                     f"(its variance over the variance for independent levels) shows whether leaks cluster in "
+                     f"patients (above 1) or are spread over them (below 1).{boot}")
     if ctx.has("safety"):
         parts.append(f"Mortality, new fractures and repeat augmentation are given per patient with exact "
                      f"(Clopper-Pearson) {lv} CIs, as R's binom.test.")
