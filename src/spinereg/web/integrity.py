@@ -28,13 +28,13 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from spinereg.web.permissions import can, operations_of, patients_of, staff_view
+from spinereg.web.review import PAGE_SIZE, page_size, web_dataset
 
 __all__ = ["SIGNATURE_MEANINGS", "audit_complication", "audit_finding", "audit_index", "audit_operation",
            "audit_patient", "audit_user", "lock_record", "record_status",
            "unlock_record", "worklist_missing", "worklist_quality"]
 
 ALIAS = "default"
-PAGE_SIZE = 50
 OPERATIONS = "operations"
 
 #: What an e-signature means (stored with the lock).
@@ -61,7 +61,6 @@ def _operation(request: HttpRequest, operation_id: str) -> Any:
 def _dataset_name(obj: Any) -> str:
     """The record's own dataset: a lock is written within it."""
     from spinereg.registry.models import Dataset
-    from spinereg.web.review import web_dataset
 
     if obj.dataset_id is None:
         return web_dataset()
@@ -261,9 +260,10 @@ def _audit_record(request: HttpRequest, entity: str, key: str) -> HttpResponse:
             item["reason"] = reasons.get(h.id, "")
             entries.append(item)
     entries.sort(key=lambda x: x["id"])
-    page = Paginator(entries, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(entries, page_size(request)).get_page(request.GET.get("page"))
     return render(request, "web/integrity/audit_record.html", {
-        "entity": entity, "key": key, "page": page, "csv_query": urlencode({"format": "csv"})})
+        "entity": entity, "key": key, "page": page, "csv_query": urlencode({"format": "csv"}),
+        "query": urlencode(_per_page(request))})
 
 
 @staff_view("view_audit")
@@ -354,7 +354,7 @@ def audit_user(request: HttpRequest, username: str) -> HttpResponse:
         qs = qs.filter(at__gte=datetime.combine(since, time(), tzinfo=UTC))
     if until is not None:
         qs = qs.filter(at__lt=datetime.combine(until + timedelta(days=1), time(), tzinfo=UTC))
-    page = Paginator(qs, PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(qs, page_size(request)).get_page(request.GET.get("page"))
     entries = []
     for e in page:
         changes = json.loads(e.changes)
@@ -365,7 +365,8 @@ def audit_user(request: HttpRequest, username: str) -> HttpResponse:
                         "key": e.record_key, "reason": e.reason, "snapshot": changes.get("snapshot"),
                         "page": AUDIT_PAGES.get(e.entity, (None, None))[0],
                         "changes": _changes(changes.get("old"), new)})
-    query = {k: v.isoformat() for k, v in (("since", since), ("until", until)) if v is not None}
+    query: dict[str, Any] = {k: v.isoformat() for k, v in (("since", since), ("until", until)) if v is not None}
+    query.update(_per_page(request))
     return render(request, "web/integrity/audit_user.html", {
         "username": username, "form": form, "page": page, "entries": entries, "query": urlencode(query),
         "csv_query": urlencode({**query, "format": "csv"})})
@@ -396,6 +397,11 @@ def _in_site(frame: Any, site: Any, national: bool) -> Any:
     return frame[keep.fillna(False)]
 
 
+def _per_page(request: HttpRequest) -> dict[str, str]:
+    size = page_size(request)
+    return {} if size == PAGE_SIZE else {"per_page": str(size)}
+
+
 def _frame_rows(frame: Any) -> list[dict[str, Any]]:
     rows = frame.astype(object).where(frame.notna(), None).to_dict("records")
     return [{str(k): v for k, v in r.items()} for r in rows]
@@ -413,8 +419,9 @@ def worklist_missing(request: HttpRequest) -> HttpResponse:
         frame = frame[frame["form"] == form_filter]
     frame = frame.assign(date=frame["date"].dt.strftime("%Y-%m-%d"))
     counts = frame["form"].value_counts().to_dict()
-    page = Paginator(_frame_rows(frame), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(_frame_rows(frame), page_size(request)).get_page(request.GET.get("page"))
     query = {k: v for k, v in (("site", site.code if site and sites else None), ("form", form_filter)) if v}
+    query.update(_per_page(request))
     return render(request, "web/integrity/worklist_missing.html", {
         "page": page, "site": site, "sites": sites, "forms": [(f, _(d), counts.get(f, 0))
                                                               for f, d in MISSING_FORMS.items()],
@@ -434,8 +441,9 @@ def worklist_quality(request: HttpRequest) -> HttpResponse:
     if severity in ("error", "warning"):
         frame = frame[frame["severity"] == severity]
     counts = frame["severity"].value_counts().to_dict()
-    page = Paginator(_frame_rows(frame), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(_frame_rows(frame), page_size(request)).get_page(request.GET.get("page"))
     query = {k: v for k, v in (("site", site.code if site and sites else None), ("severity", severity)) if v}
+    query.update(_per_page(request))
     return render(request, "web/integrity/worklist_quality.html", {
         "page": page, "site": site, "sites": sites, "total": len(frame), "severity": severity,
         "errors": int(counts.get("error", 0)), "warnings": int(counts.get("warning", 0)),

@@ -21,12 +21,14 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.http import urlencode
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from spinereg.web.permissions import operations_of, staff_view
 
-__all__ = ["FINDING_ENTITY", "PAGE_SIZE", "awaiting_review", "review_form", "review_queue"]
+__all__ = ["FINDING_ENTITY", "PAGE_SIZE", "PAGE_SIZES", "awaiting_review", "page_size", "review_form", "review_queue",
+           "web_dataset"]
 
 FINDING_ENTITY = "imaging_findings"
 PAGE_SIZE = 50
@@ -73,6 +75,16 @@ HELP_TEXTS: dict[str, Any] = {
 _BOOL_CHOICES = (("true", gettext_lazy("Yes")), ("false", gettext_lazy("No")))
 
 
+#: Page sizes a list page offers (``?per_page=``); the first is the default.
+PAGE_SIZES = (PAGE_SIZE, 10, 25, 100, 200)
+
+
+def page_size(request: HttpRequest) -> int:
+    """The page size asked for with ``?per_page=`` when it is one of :data:`PAGE_SIZES`, else the default."""
+    asked = request.GET.get("per_page", "")
+    return int(asked) if asked.isdigit() and int(asked) in PAGE_SIZES else PAGE_SIZE
+
+
 def awaiting_review(profile: Any) -> Any:
     """The user's site's operations with at least one treated level that has no imaging finding at that
     level (post-operative images await review), oldest first (date, then operation id).
@@ -91,7 +103,8 @@ def awaiting_review(profile: Any) -> Any:
 def review_queue(request: HttpRequest) -> HttpResponse:
     ops = awaiting_review(request.user.staff).only("operation_id", "patient_id", "date", "hospital",
                                                    "procedure_category")
-    page = Paginator(ops, PAGE_SIZE).get_page(request.GET.get("page"))
+    size = page_size(request)
+    page = Paginator(ops, size).get_page(request.GET.get("page"))
     from spinereg.registry.models import TreatedLevel
 
     ids = [o.operation_id for o in page]
@@ -99,7 +112,8 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     for op_id, level in TreatedLevel.objects.filter(operation_id__in=ids).values_list("operation_id", "level"):
         levels.setdefault(op_id, []).append(level)
     rows = [{"op": o, "levels": ", ".join(_level_order(levels.get(o.operation_id, [])))} for o in page]
-    return render(request, "web/review/queue.html", {"page": page, "rows": rows})
+    query = urlencode({"per_page": size}) if size != PAGE_SIZE else ""
+    return render(request, "web/review/queue.html", {"page": page, "rows": rows, "query": query})
 
 
 # -- the form ---------------------------------------------------------------------------------------
