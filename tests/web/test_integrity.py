@@ -240,6 +240,15 @@ def test_lock_needs_the_password_again(server: Server) -> None:
     page = b.get("/records/operations/OPW1/")
     signed = re.search(r"Signed by</dt><dd>([^<]*)</dd>.*?Meaning</dt><dd>([^<]*)</dd>", page.body, re.S)
     assert signed and signed.groups() == ("dm1", "reviewed")
+    # the imaging review is signed apart: every finding of the operation at once
+    reviewer = login(server, "reviewer1")
+    resp = reviewer.post_form("/records/operations/OPW1/lock/?part=imaging", {"signature_meaning": "reviewed",
+                                                                              "password": PASSWORD})
+    assert resp.status == 302
+    locks = server.sql("SELECT record_key, actor FROM spinereg_audit WHERE entity = 'imaging_findings' "
+                       "AND action = 'lock' AND record_key LIKE 'OPW1-%' ORDER BY record_key")
+    assert locks == [("OPW1-L1", "reviewer1"), ("OPW1-T12", "reviewer1")]
+    assert len(lock_entries(server, "OPW1")) == 1  # the operation's own lock is apart
     # another site's operation: 404; a surgeon (lock) may not unlock
     assert b.get("/records/operations/OPW3/lock/").status == 404
     assert login(server, "surgeon1").get("/records/operations/OPW1/unlock/").status == 403

@@ -80,6 +80,8 @@ def record_status(request: HttpRequest, operation_id: str) -> HttpResponse:
                 for f in ImagingFinding.objects.filter(operation_id=op.operation_id).order_by("level", "finding_id")]
     return render(request, "web/integrity/status.html", {
         "op": op, "lock": lock_state(ALIAS, OPERATIONS, op.operation_id), "findings": findings,
+        "imaging_locked": any(lock for _f, lock in findings),
+        "imaging_open": any(lock is None for _f, lock in findings),
         "can_lock": can(request.user, "lock"), "can_unlock": can(request.user, "change_locked"),
         "can_audit": can(request.user, "view_audit"), "can_review": can(request.user, "write_imaging")})
 
@@ -98,56 +100,107 @@ class UnlockForm(forms.Form):
                              help_text=gettext_lazy("Required; kept in the audit trail. No CPR numbers."))
 
 
+#: The parts of an operation's record that are signed apart: the surgeon's operation form (the lock
+#: covers its treated levels) and the imaging review (every finding of the operation).
+PARTS: dict[str, Any] = {
+    "operation": gettext_lazy("Operation form (with its treated levels)"),
+    "imaging": gettext_lazy("Imaging review (every finding of the operation)"),
+}
+
+
+def _part(request: HttpRequest) -> str:
+    part = request.GET.get("part", "operation")
+    if part not in PARTS:
+        raise Http404(_("No such part of a record."))
+    return str(part)
+
+
+def _records(op: Any, part: str) -> list[tuple[str, str, Any]]:
+    """The records a part consists of: (entity, key, stored row)."""
+    from spinereg.registry.models import ImagingFinding
+
+    if part == "operation":
+        return [(OPERATIONS, str(op.operation_id), op)]
+    return [("imaging_findings", str(f.finding_id), f)
+            for f in ImagingFinding.objects.filter(operation_id=op.operation_id).order_by("level", "finding_id")]
+
+
+def _completion_problems(op: Any, part: str, records: list[tuple[str, str, Any]]) -> list[str]:
+    """Why the part is not complete, so cannot be signed: the import's errors on its records, and for
+    the imaging review a treated level without a finding.  Empty when it is complete."""
+    from spinereg.registry import RegistryWriter
+    from spinereg.registry.models import TreatedLevel
+
+    out = []
+    if part == "imaging":
+        reviewed = {str(r.level) for _e, _k, r in records}
+        levels = TreatedLevel.objects.filter(operation_id=op.operation_id).values_list("level", flat=True)
+        out += [_("Not complete, cannot be signed: level %(level)s has no imaging finding.") % {"level": lv}
+                for lv in levels if lv not in reviewed]
+    for entity, key, row in records:
+        problems = RegistryWriter(ALIAS, _dataset_name(row)).check(entity, {}, key=key)
+        out += [_("Not complete, cannot be signed: %(record)s, %(column)s: %(message)s")
+                % {"record": key, "column": p.column, "message": p.message} for p in problems if p.severity == "error"]
+    return out
+
+
 @staff_view("lock")
 def lock_record(request: HttpRequest, operation_id: str) -> HttpResponse:
-    """Lock and e-sign a completed operation record after the password is entered again."""
+    """Lock and e-sign a completed part of an operation's record (``?part=operation``, the default, or
+    ``imaging``) after the password is entered again; every record of the part is locked, or none."""
+    from django.db import transaction
+
     from spinereg import SpineregError
     from spinereg.registry import RegistryWriter, lock_state
 
     op = _operation(request, operation_id)
-    current = lock_state(ALIAS, OPERATIONS, op.operation_id)
+    part = _part(request)
+    records = _records(op, part)
+    current = [lock_state(ALIAS, e, k) for e, k, _r in records]
+    done = bool(records) and all(current)
     form = LockForm(request.POST or None)
-    if request.method == "POST" and current is None and form.is_valid():
+    if request.method == "POST" and records and not done and form.is_valid():
         # a wrong password refuses the signature; it is not a login (no lockout count, no session change)
         if not request.user.check_password(form.cleaned_data["password"]):
             form.add_error("password", _("The password is not correct: the record was not locked."))
+        elif problems := _completion_problems(op, part, records):
+            for p in problems:
+                form.add_error(None, p)
         else:
-            problems = _completion_problems(op)
-            if problems:
-                for p in problems:
-                    form.add_error(None, p)
+            who = request.user.get_username()
+            meaning = form.cleaned_data["signature_meaning"]
+            try:
+                with transaction.atomic(using=ALIAS):
+                    for (entity, key, row), lock in zip(records, current, strict=True):
+                        if lock is None:
+                            RegistryWriter(ALIAS, _dataset_name(row), who=who).lock(entity, key, who=who,
+                                                                                     signature_meaning=meaning)
+            except SpineregError as exc:
+                form.add_error(None, str(exc))
             else:
-                who = request.user.get_username()
-                try:
-                    RegistryWriter(ALIAS, _dataset_name(op), who=who).lock(
-                        OPERATIONS, op.operation_id, who=who, signature_meaning=form.cleaned_data["signature_meaning"])
-                except SpineregError as exc:
-                    form.add_error(None, str(exc))
-                else:
-                    messages.success(request, _("Operation %(op)s is locked and signed.") % {"op": op.operation_id})
-                    return redirect("record-status", operation_id=op.operation_id)
-    return render(request, "web/integrity/lock.html", {"op": op, "form": form, "lock": current})
-
-
-def _completion_problems(op: Any) -> list[str]:
-    """Why the operation record is not complete (the import's errors on it); empty when it is."""
-    from spinereg.registry import RegistryWriter
-
-    problems = RegistryWriter(ALIAS, _dataset_name(op)).check(OPERATIONS, {}, key=op.operation_id)
-    return [_("Not complete, cannot be signed: %(column)s: %(message)s") % {"column": p.column, "message": p.message}
-            for p in problems if p.severity == "error"]
+                messages.success(request, _("Operation %(op)s: %(part)s locked and signed.")
+                                 % {"op": op.operation_id, "part": PARTS[part]})
+                return redirect("record-status", operation_id=op.operation_id)
+    return render(request, "web/integrity/lock.html", {
+        "op": op, "form": form, "part": part, "part_label": PARTS[part], "done": done,
+        "records": list(zip(records, current, strict=True))})
 
 
 @staff_view("change_locked")
 def unlock_record(request: HttpRequest, operation_id: str) -> HttpResponse:
-    """Unlock a locked operation record; a reason is required (kept in the audit trail)."""
+    """Unlock a locked part of an operation's record; a reason is required (kept in the audit trail)."""
+    from django.db import transaction
+
     from spinereg import SpineregError
     from spinereg.registry import RegistryWriter, lock_state
 
     op = _operation(request, operation_id)
-    current = lock_state(ALIAS, OPERATIONS, op.operation_id)
+    part = _part(request)
+    records = _records(op, part)
+    current = [lock_state(ALIAS, e, k) for e, k, _r in records]
+    locked = [(r, lock) for r, lock in zip(records, current, strict=True) if lock is not None]
     form = UnlockForm(request.POST or None)
-    if request.method == "POST" and current is not None and form.is_valid():
+    if request.method == "POST" and locked and form.is_valid():
         reason = form.cleaned_data["reason"].strip()
         if not _no_cpr(reason):
             form.data = form.data.copy()  # never show it again
@@ -156,14 +209,17 @@ def unlock_record(request: HttpRequest, operation_id: str) -> HttpResponse:
         else:
             who = request.user.get_username()
             try:
-                RegistryWriter(ALIAS, _dataset_name(op), who=who).unlock(OPERATIONS, op.operation_id, reason=reason,
-                                                                         who=who)
+                with transaction.atomic(using=ALIAS):
+                    for (entity, key, row), _lock in locked:
+                        RegistryWriter(ALIAS, _dataset_name(row), who=who).unlock(entity, key, reason=reason, who=who)
             except SpineregError as exc:
                 form.add_error(None, str(exc))
             else:
-                messages.success(request, _("Operation %(op)s is unlocked.") % {"op": op.operation_id})
+                messages.success(request, _("Operation %(op)s: %(part)s unlocked.")
+                                 % {"op": op.operation_id, "part": PARTS[part]})
                 return redirect("record-status", operation_id=op.operation_id)
-    return render(request, "web/integrity/unlock.html", {"op": op, "form": form, "lock": current})
+    return render(request, "web/integrity/unlock.html", {
+        "op": op, "form": form, "part": part, "part_label": PARTS[part], "locked": locked})
 
 
 # -- audit ----------------------------------------------------------------------------------------
