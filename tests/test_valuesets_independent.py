@@ -75,6 +75,25 @@ PUBLISHED = [
     ("5L/VT/Peru_cTTO", "55555", -1.076, 0.0005, "Augustovski 2020 abstract: lowest values cTTO -1.076 [N = 300]"),
     ("5L/VT/Peru_DCE", "55555", -0.213, 0.0005, "Augustovski 2020 abstract: lowest values DCE -0.213 [N = 1000]"),
     ("5L/VT/Norway", "55555", -0.453, 0.0005, "Garratt 2024 abstract: values range from -0.453 (55555)"),
+    # Full texts (Europe PMC), numbers printed by the valuation teams themselves.
+    # Ludwig 2018 (PharmacoEconomics 36:663, PMC5954069), section 'Preferred Model (Value Set)', worked example:
+    # U(12345) = 1.000 - 0.000 - 0.050 - 0.049 - 0.404 - 0.356 = 0.141 (3 decimals, exact with 3-decimal decrements).
+    ("5L/VT/Germany", "12345", 0.141, 0.0005, "Ludwig 2018, 'Preferred Model (Value Set)': U(12345) = 0.141"),
+    # Yang 2022 (PharmacoEconomics 40 Suppl 2:147-155, PMC9758244), Table 2 'Modelling coefficients and
+    # performances', column 'Hybrid model with A3 term' (the value set), rows 'Value of 12111' / 'Value of 33333'.
+    ("Y3L/cTTO/China", "12111", 0.977, 0.0005, "Yang 2022 Table 2, hybrid model with A3 term: value of 12111"),
+    ("Y3L/cTTO/China", "33333", -0.089, 0.0005, "Yang 2022 Table 2, hybrid model with A3 term: value of 33333"),
+    # Roudijk B, Pan T, Olsen JA, Devlin N. Do EQ-5D-Y-3L value sets have common properties, and how do they
+    # compare to EQ-5D-5L value sets? Eur J Health Econ 2026;27(3) (online 29 Oct 2025), doi:10.1007/s10198-025-01852-w
+    # (PMC13190540), Table 2 'Value characteristics ...', column Australia. Pan, Roudijk and Devlin are three of
+    # the five authors of the Australian set (Pan et al. 2025). Printed to 3 decimals, 22222 to 2 ('0.68').
+    ("Y3L/cTTO/Australia", "33333", 0.142, 0.0005, "Roudijk 2025 Table 2, Australia: range [0.142, 1]"),
+    ("Y3L/cTTO/Australia", "21111", 0.975, 0.0005, "Roudijk 2025 Table 2, Australia: V(21111) = 0.975"),
+    ("Y3L/cTTO/Australia", "12111", 0.977, 0.0005, "Roudijk 2025 Table 2, Australia: V(12111) = 0.977"),
+    ("Y3L/cTTO/Australia", "11211", 0.948, 0.0005, "Roudijk 2025 Table 2, Australia: V(11211) = 0.948"),
+    ("Y3L/cTTO/Australia", "11121", 0.877, 0.0005, "Roudijk 2025 Table 2, Australia: V(11121) = 0.877"),
+    ("Y3L/cTTO/Australia", "11112", 0.903, 0.0005, "Roudijk 2025 Table 2, Australia: V(11112) = 0.903"),
+    ("Y3L/cTTO/Australia", "22222", 0.68, 0.005, "Roudijk 2025 Table 2, Australia: value 22222 = 0.68"),
 ]
 
 
@@ -93,3 +112,31 @@ def test_worst_states_of_the_corrected_sets() -> None:
     assert spinereg.eq5d("55555", "5L", "VT", "Spain") == pytest.approx(-0.4161988, abs=1e-12)
     assert spinereg.eq5d("55555", "5L", "VT", "Philippines") == pytest.approx(-0.438103148865379, abs=1e-12)
     assert spinereg.eq5d("55555", "5L", "VT", "Norway") == pytest.approx(-0.453, abs=1e-12)
+
+
+def test_china_y3l_a3_term_applies_to_33333_only() -> None:
+    """Scope of the A3 term of the Chinese EQ-5D-Y-3L set (Yang et al. 2022, PMC9758244).
+
+    The paper defines it as "an additional term 'All 3' (A3) to capture this gap between state 33333 and other
+    states" (Methods, 'Data Analysis and Model Evaluation') and "an additional parameter accounting for the effect
+    of having severe problems on all dimensions" (Key Points). So every state other than 33333 is the main-effects
+    model with the constant; the table of MathsinHealth/eq5dsuite-value-sets (CN.csv), which subtracts A3 from
+    every state with a level 3, differs from the paper in 210 states.
+    Coefficients: Table 2, column 'Hybrid model with A3 term' (decrements).
+    """
+    const, a3 = 0.012, 0.158
+    dec = {"MO": (0.0, 0.050, 0.183), "SC": (0.0, 0.011, 0.127), "UA": (0.0, 0.046, 0.170),
+           "PD": (0.0, 0.078, 0.267), "AD": (0.0, 0.061, 0.172)}
+    vs = find_valueset("Y3L", "cTTO", "China")
+    table = vs.table()
+    states = [f"{a}{b}{c}{d}{e}" for a in "123" for b in "123" for c in "123" for d in "123" for e in "123"]
+    for i, state in enumerate(states):
+        expected = 1.0
+        if state != "11111":
+            expected -= const + sum(dec[dim][int(level) - 1] for dim, level in zip(dec, state, strict=True))
+        if state == "33333":
+            expected -= a3
+        assert float(table[i]) == pytest.approx(expected, abs=1e-12), state
+    # two states that separate the readings: 33323 (0.258 here, 0.100 with A3 on any level 3), 11113 (0.816 / 0.658)
+    assert spinereg.eq5d("33323", "Y3L", "cTTO", "China") == pytest.approx(0.258, abs=1e-12)
+    assert spinereg.eq5d("11113", "Y3L", "cTTO", "China") == pytest.approx(0.816, abs=1e-12)

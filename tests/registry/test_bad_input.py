@@ -61,7 +61,7 @@ BASE: dict[str, list[dict[str, str]]] = {
     ],
     "imaging_findings": [
         {"finding_id": "F1", "operation_id": "O1", "level": "L1", "modality": "xray", "date": "2015-02-11",
-         "leak": "true", "leak_type": "intradiscal", "symptomatic": "false"},
+         "leak": "true", "leak_type": "yeom_c", "symptomatic": "false"},
         {"finding_id": "F2", "operation_id": "O1", "level": "L2", "modality": "xray", "date": "2015-02-11",
          "leak": "false", "leak_type": "", "symptomatic": ""},
         {"finding_id": "F3", "operation_id": "O2", "level": "T12", "modality": "ct", "date": "2015-06-02",

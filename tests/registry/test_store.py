@@ -93,7 +93,7 @@ def test_every_imported_row_has_audit_history(registry: str) -> None:
     one = creates.get(entity="treated_levels", record_key="o2/T12")
     assert json.loads(one.changes) == {"snapshot": one.batch_id}  # the values: in the import's snapshot
     (h,) = row_history(registry, "treated_levels", "o2/T12")
-    assert h.new == {"operation_id": "o2", "level": "T12", "cement_volume_ml": 4.25}
+    assert h.new == {"operation_id": "o2", "level": "T12", "cement_volume_ml": 4.25, "approach": None}
 
 
 def test_writer_edits_and_deletes_are_audited(registry: str) -> None:

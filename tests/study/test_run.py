@@ -46,7 +46,7 @@ def extract_with_rates() -> object:
         ("F1", "O01", "T12", "xray", True, "yeom_c", False),
         ("F2", "O01", "L1", "xray", False, None, None),
         ("F3", "O02", "L2", "xray", False, None, None),
-        ("F4", "O02", "L2", "ct", True, "intradiscal", False),      # the CT shows what the X-ray missed
+        ("F4", "O02", "L2", "ct", True, "yeom_c", False),           # the CT shows what the X-ray missed
         ("F5", "O03", "T8", "xray", True, "yeom_b", True),
         ("F6", "O03", "T9", "xray", True, "yeom_s", False),
         ("F7", "O03", "T10", "xray", False, None, None),
@@ -54,8 +54,10 @@ def extract_with_rates() -> object:
         ("F9", "O10", "T11", "xray", True, None, False),            # leak, type not recorded; T12 not imaged
         ("F10", "O05", "L4", "xray", True, "yeom_c", True),         # not in the cohort
     ]
-    x.tables["imaging_findings"] = conform(pd.DataFrame(findings, columns=[
-        "finding_id", "operation_id", "level", "modality", "leak", "leak_type", "symptomatic"]), "imaging_findings")
+    img = pd.DataFrame(findings, columns=["finding_id", "operation_id", "level", "modality", "leak", "leak_type",
+                                          "symptomatic"])
+    img["leak_location"] = img["finding_id"].map({"F4": "intradiscal", "F5": "venous"})  # the rest: not recorded
+    x.tables["imaging_findings"] = conform(img, "imaging_findings")
     compl = [("C1", "O01", "new_fracture", "II"), ("C2", "O03", "haematoma", "I"),
              ("C3", "O03", "neurological_deficit", "IIIb"), ("C4", "O10", "urinary", None),
              ("C5", "O05", "cardiac", "V")]
@@ -84,8 +86,13 @@ def test_leak_rates_per_patient_and_per_level(result: StudyResult) -> None:
     # Assessed levels: O01 T12, L1; O02 L2; O03 T8, T9, T10; O09a L1; O10 T11 = 8 (O10 T12 not imaged).
     # Leaking levels: O01 T12, O02 L2, O03 T8, O03 T9, O10 T11 = 5.
     assert rate(leaks, "level", "any") == (5, 8)
-    assert rate(leaks, "level", "yeom_c") == (1, 8)
+    assert rate(leaks, "level", "yeom_c") == (2, 8)       # O01 T12, O02 L2
+    # locations, a second classification of the same leaks: O02 L2 intradiscal, O03 T8 venous;
+    # O01 T12, O03 T9 and O10 T11 leak without a recorded location
     assert rate(leaks, "level", "intradiscal") == (1, 8)
+    assert rate(leaks, "patient", "venous") == (1, 5)
+    assert rate(leaks, "level", "location not recorded") == (3, 8)
+    assert rate(leaks, "patient", "location not recorded") == (3, 5)   # O01, O03, O10
     assert rate(leaks, "patient", "yeom_b") == (1, 5)
     assert rate(leaks, "patient", "yeom_s") == (1, 5)
     assert rate(leaks, "level", "paravertebral") == (0, 8)

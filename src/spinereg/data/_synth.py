@@ -298,8 +298,24 @@ SITES = ("breast", "lung", "prostate", "kidney", "myeloma", "lymphoma", "colorec
          "unknown")
 LEVELS = ("C1", "C2", "C3", "C4", "C5", "C6", "C7", "T1", "T2", "T3", "T4", "T5", "T6", "T7", "T8", "T9",
           "T10", "T11", "T12", "L1", "L2", "L3", "L4", "L5", "S1")
+# the model's leak kinds (one draw per leaking level): a Yeom mechanism or a location first seen,
+# each then given both a mechanism (LEAK_MECHANISMS) and a location (LEAK_LOCATIONS)
 LEAK_TYPES = ("yeom_b", "yeom_s", "yeom_c", "intradiscal", "paravertebral", "epidural_foraminal",
               "venous_pulmonary_embolism")
+APPROACHES = ("unipedicular", "bipedicular", "extrapedicular")
+# P(approach | vertebroplasty, kyphoplasty): kyphoplasty balloons are mostly placed from both sides
+APPROACH_GIVEN_KIND = np.array([[0.45, 0.50, 0.05], [0.15, 0.85, 0.0]])
+LEAK_MECHANISMS = ("yeom_b", "yeom_s", "yeom_c")
+LEAK_LOCATIONS = ("intradiscal", "paravertebral", "epidural_foraminal", "venous")
+# P(mechanism | kind) and P(location | kind): basivertebral leaks go to the epidural venous plexus
+# and veins, segmental-vein leaks to paravertebral veins and tissue, cortical defects to the disc,
+# paravertebral tissue or canal (Yeom et al. 2003; the split is the model's, not a published one)
+LEAK_MECHANISM_GIVEN_KIND = np.array([
+    [1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0],
+    [0.0, 0.0, 1.0], [0.0, 0.4, 0.6], [0.5, 0.0, 0.5], [0.5, 0.5, 0.0]])
+LEAK_LOCATION_GIVEN_KIND = np.array([
+    [0.0, 0.0, 0.4, 0.6], [0.0, 0.5, 0.0, 0.5], [0.5, 0.35, 0.15, 0.0],
+    [1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0], [0.0, 0.0, 0.0, 1.0]])
 COMPLICATIONS = ("cement_embolism", "pulmonary_embolism", "neurological_deficit", "new_fracture", "infection",
                  "haematoma", "dural_tear", "wound", "urinary", "cardiac", "pneumonia", "other")
 GRADES = ("I", "II", "IIIa", "IIIb", "IVa", "IVb", "V")
@@ -317,12 +333,14 @@ DRAWN: dict[tuple[str, str], tuple[str, ...]] = {
     ("operations", "cancer_primary_site"): SITES,
     ("operations", "anaesthesia"): ANAESTHESIA,
     ("treated_levels", "level"): LEVELS,
+    ("treated_levels", "approach"): APPROACHES,
     ("proms", "timepoint"): TIMEPOINTS,
     ("complications", "type"): COMPLICATIONS,
     ("complications", "clavien_dindo"): GRADES,
     ("imaging_findings", "level"): LEVELS,
     ("imaging_findings", "modality"): MODALITIES,
-    ("imaging_findings", "leak_type"): LEAK_TYPES,
+    ("imaging_findings", "leak_type"): LEAK_MECHANISMS,
+    ("imaging_findings", "leak_location"): LEAK_LOCATIONS,
 }
 # schema values the model never draws, and why
 _LEVELS_NOT_DRAWN = {lv: "vertebral augmentation is modelled at T1-L5 only" for lv in
@@ -816,7 +834,9 @@ def _treated_levels(rng: np.random.Generator, ops: Arrays) -> Arrays:
     factor = np.where(level <= _T10 - 1, 0.8, np.where(level <= _L1, 1.0, 1.15))
     vol = CEMENT_MEDIAN[kind] * factor * np.exp(CEMENT_SDLOG * rng.standard_normal(len(op)))
     vol = np.round(np.clip(vol, 0.5, 12.0), 1)
-    return {"op": op, "level": level, "kind": kind, "volume": vol}
+    # the needle approach from a generator of its own (the main stream is unchanged)
+    approach = _draw_rows(rng.spawn(1)[0], APPROACH_GIVEN_KIND, kind)
+    return {"op": op, "level": level, "kind": kind, "volume": vol, "approach": approach}
 
 
 def _imaging(rng: np.random.Generator, ops: Arrays, levels: Arrays, pats: Arrays, dx: int) -> Arrays:
@@ -828,8 +848,14 @@ def _imaging(rng: np.random.Generator, ops: Arrays, levels: Arrays, pats: Arrays
     leak = rng.random(k) < P_LEAK[levels["kind"]]
     ltype = np.where(leak, _draw(rng, LEAK_MIX, k), -1)
     symptomatic = leak & (rng.random(k) < P_LEAK_SYMPTOMATIC[np.maximum(ltype, 0)])
+    # mechanism and location from a generator of their own: the main stream (and so every other
+    # draw of a given seed) is what it was before the two were recorded apart
+    side = rng.spawn(1)[0]
+    kind = np.maximum(ltype, 0)
+    mech = np.where(leak, _draw_rows(side, LEAK_MECHANISM_GIVEN_KIND, kind), -1)
+    loc = np.where(leak, _draw_rows(side, LEAK_LOCATION_GIVEN_KIND, kind), -1)
     return {"op": op, "level": levels["level"], "day": day, "leak": leak, "type": ltype,
-            "symptomatic": symptomatic}
+            "mechanism": mech, "location": loc, "symptomatic": symptomatic}
 
 
 def _grade_table() -> FloatArray:
@@ -1072,6 +1098,7 @@ def _levels_table(levels: Arrays, oid: npt.NDArray[np.object_]) -> pd.DataFrame:
         "operation_id": _text(oid[levels["op"]]),
         "level": _cat(levels["level"], "treated_levels", "level"),
         "cement_volume_ml": levels["volume"],
+        "approach": _cat(levels["approach"], "treated_levels", "approach"),
     }, "treated_levels")
 
 
@@ -1084,7 +1111,8 @@ def _imaging_table(imaging: Arrays, oid: npt.NDArray[np.object_]) -> pd.DataFram
         "modality": _cat(np.full(k, MODALITIES.index("xray"), dtype=np.int64), "imaging_findings", "modality"),
         "date": _dates(imaging["day"]),
         "leak": _bool(imaging["leak"]),
-        "leak_type": _cat(imaging["type"], "imaging_findings", "leak_type"),
+        "leak_type": _cat(imaging["mechanism"], "imaging_findings", "leak_type"),
+        "leak_location": _cat(imaging["location"], "imaging_findings", "leak_location"),
         "symptomatic": _bool(imaging["symptomatic"]),
     }, "imaging_findings")
 

@@ -868,10 +868,13 @@ def _cross_checks(tables: dict[str, pd.DataFrame], existing: Extract | None, tod
         m = m & img["level"].notna().to_numpy(dtype=bool)
         out.add(img, m, "level", "level", "imaging finding at a level that was not treated in this operation")
         img.loc[m, "_bad"] = True
-        if "leak_type" in img.columns and "leak" in img.columns:
-            lt = img["leak_type"].notna().to_numpy(dtype=bool) & (img["leak"] == False).fillna(  # noqa: E712
-                False).to_numpy(dtype=bool)
-            out.add(img, lt, "leak_type", "leak-type", "leak type given but no leak recorded", severity="warning")
+        if "leak" in img.columns:
+            no_leak = (img["leak"] == False).fillna(False).to_numpy(dtype=bool)  # noqa: E712
+            for col, rule, what in (("leak_type", "leak-type", "leak mechanism"),
+                                    ("leak_location", "leak-location", "leak location")):
+                if col in img.columns:
+                    given = img[col].notna().to_numpy(dtype=bool) & no_leak
+                    out.add(img, given, col, rule, f"{what} given but no leak recorded", severity="warning")
 
 
 def validate_extract(extract: Extract, *, file_prefix: str = "") -> ValidationReport:

@@ -704,8 +704,9 @@ _LEAK_LABELS = {
     "intradiscal": "Intradiscal",
     "paravertebral": "Paravertebral",
     "epidural_foraminal": "Epidural or foraminal",
-    "venous_pulmonary_embolism": "Venous, pulmonary embolism",
-    "type not recorded": "Type not recorded",
+    "venous": "Venous",
+    "type not recorded": "Mechanism not recorded",
+    "location not recorded": "Location not recorded",
 }
 _MEASURES = ("cement leak", "symptomatic cement leak")
 _UNIT_NAMES = {"level": "treated level", "patient": "patient"}

@@ -44,8 +44,9 @@ _CATEGORIES: dict[str, str] = {
     "intradiscal": "Intradiscal",
     "paravertebral": "Paravertebral",
     "epidural_foraminal": "Epidural or foraminal",
-    "venous_pulmonary_embolism": "Venous, with pulmonary cement embolism",
-    "type not recorded": "Type not recorded",
+    "venous": "Venous",
+    "type not recorded": "Mechanism not recorded",
+    "location not recorded": "Location not recorded",
     # Paretian classification of EQ-5D change (Devlin et al. 2010)
     "better": "Better",
     "worse": "Worse",

@@ -418,9 +418,11 @@ def leak_rates(operations: pd.DataFrame, extract: Extract, spec: StudySpec) -> p
     level of the index operation is.  Findings at untreated levels or dated
     before the operation are not counted.  A level leaks when any of its findings shows a leak (of a
     given type); a patient when any level does.  Denominators: assessed
-    patients and assessed levels.  Leak types follow Yeom et al. 2003 and
-    the schema's list; a level with two types counts under both, so type rows
-    need not add up to ``any``.
+    patients and assessed levels.  Each leak is classified twice: by its
+    mechanism (``leak_type``, Yeom et al. 2003: B, S, C; then "type not
+    recorded") and by its location (``leak_location``; then "location not
+    recorded").  A level with leaks of two mechanisms (or locations) counts
+    under both, so those rows need not add up to ``any``.
     """
     level = spec.analyses.conf_level
     oid = set(operations["operation_id"].astype(str))
@@ -439,6 +441,8 @@ def leak_rates(operations: pd.DataFrame, extract: Extract, spec: StudySpec) -> p
     key_lv = f["level"].astype(str).to_numpy()
     frame = pd.DataFrame({"op": key_op, "lv": key_lv, "leak": f["leak"].fillna(False).to_numpy(dtype=bool),
                           "type": f["leak_type"].astype("string").to_numpy(dtype=object),
+                          "location": (f["leak_location"].astype("string").to_numpy(dtype=object)
+                                       if "leak_location" in f.columns else np.full(len(f), None, dtype=object)),
                           "sym": f["symptomatic"].fillna(False).to_numpy(dtype=bool)})
     frame["sym"] &= frame["leak"]
     lv = frame.groupby(["op", "lv"], sort=True)
@@ -447,19 +451,19 @@ def leak_rates(operations: pd.DataFrame, extract: Extract, spec: StudySpec) -> p
     n_lv, n_pt = len(per_level), len(per_patient)
     rows = [_rate("cement leak", "patient", "any", int(per_patient["leak"].sum()), n_pt, level),
             _rate("cement leak", "level", "any", int(per_level["leak"].sum()), n_lv, level)]
-    types = entity("imaging_findings").column("leak_type").values
     leaking = frame[frame["leak"]]
-    for t in types:
-        hit = leaking[leaking["type"] == t]
-        lv_hit = hit.groupby(["op", "lv"]).size().size
-        pt_hit = hit["op"].nunique()
-        rows.append(_rate("cement leak", "patient", t, int(pt_hit), n_pt, level))
-        rows.append(_rate("cement leak", "level", t, int(lv_hit), n_lv, level))
-    untyped = leaking[leaking["type"].isna()]
-    if len(untyped):
-        rows.append(_rate("cement leak", "patient", "type not recorded", int(untyped["op"].nunique()), n_pt, level))
-        rows.append(_rate("cement leak", "level", "type not recorded",
-                          int(untyped.groupby(["op", "lv"]).size().size), n_lv, level))
+    # the mechanism (Yeom type) rows, then the location rows: two classifications of the same leaks
+    for col, schema_col, missing in (("type", "leak_type", "type not recorded"),
+                                     ("location", "leak_location", "location not recorded")):
+        for t in entity("imaging_findings").column(schema_col).values:
+            hit = leaking[leaking[col] == t]
+            rows.append(_rate("cement leak", "patient", t, int(hit["op"].nunique()), n_pt, level))
+            rows.append(_rate("cement leak", "level", t, int(hit.groupby(["op", "lv"]).size().size), n_lv, level))
+        untyped = leaking[leaking[col].isna()]
+        if len(untyped):
+            rows.append(_rate("cement leak", "patient", missing, int(untyped["op"].nunique()), n_pt, level))
+            rows.append(_rate("cement leak", "level", missing, int(untyped.groupby(["op", "lv"]).size().size),
+                              n_lv, level))
     rows.append(_rate("symptomatic cement leak", "patient", "any", int(per_patient["sym"].sum()), n_pt, level))
     rows.append(_rate("symptomatic cement leak", "level", "any", int(per_level["sym"].sum()), n_lv, level))
     return pd.DataFrame(rows, columns=RATE_COLUMNS)
