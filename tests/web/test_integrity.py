@@ -173,7 +173,7 @@ def test_leak_type_without_a_leak_is_reported_on_its_field(server: Server) -> No
             "L2-leak_location": "", "L2-symptomatic": ""}
     resp = b.post_form("/review/operations/OPW2/", data)
     assert resp.status == 200
-    assert "leak type given but no leak recorded" in field_errors(resp.body, "L2-leak_type")
+    assert "leak mechanism given but no leak recorded" in field_errors(resp.body, "L2-leak_type")
     assert field_errors(resp.body, "L2-leak") == ""
     assert findings(server, "OPW2") == {}
     # a missing leak (required by the schema) is the import's error, on its field
@@ -316,7 +316,7 @@ def test_audit_per_record_shows_each_change_with_its_reason(server: Server) -> N
 def test_audit_per_user_with_date_filter(server: Server) -> None:
     b = login(server, "auditor1")
     n = server.sql("SELECT COUNT(*) FROM spinereg_audit WHERE actor = 'reviewer1'")[0][0]
-    assert n == 5  # creates: OPW1 T12 + L1, OPW2 L2, OPW5 T8; the update of OPW5 T9
+    assert n == 7  # creates: OPW1 T12 + L1, OPW2 L2, OPW5 T8; the update of OPW5 T9; locks: OPW1 T12 + L1
     page = b.get("/audit/users/reviewer1/")
     assert page.status == 200
     assert len(re.findall(r'<tr class="entry">', page.body)) == n

@@ -49,12 +49,7 @@ CODE_LABELS: dict[str, Any] = {
     "intradiscal": gettext_lazy("Intradiscal"),
     "paravertebral": gettext_lazy("Paravertebral"),
     "epidural_foraminal": gettext_lazy("Epidural or foraminal"),
-    "venous_pulmonary_embolism": gettext_lazy("Venous, with pulmonary cement embolism"),
-    "spinal_canal": gettext_lazy("Spinal canal"),
-    "foraminal": gettext_lazy("Foraminal"),
-    "epidural": gettext_lazy("Epidural"),
     "venous": gettext_lazy("Venous"),
-    "pulmonary": gettext_lazy("Pulmonary"),
 }
 
 #: The stated criteria of a symptomatic leak (help text of ``symptomatic``).
@@ -66,9 +61,8 @@ SYMPTOMATIC_CRITERIA = gettext_lazy(
 #: Help texts for columns whose meaning needs more than the schema's description.
 HELP_TEXTS: dict[str, Any] = {
     "symptomatic": SYMPTOMATIC_CRITERIA,
-    "leak_type": gettext_lazy("The mechanism of the leak (Yeom et al. 2003): B basivertebral, S segmental vein, "
-                              "C cortical defect. Only when a leak was seen."),
-    "leak_location": gettext_lazy("Where the cement went. Only when a leak was seen."),
+    "leak_type": gettext_lazy("The mechanism, after Yeom et al. (2003). Only when a leak was seen."),
+    "leak_location": gettext_lazy("Only when a leak was seen."),
     "leak": gettext_lazy("Cement (PMMA) outside the vertebral body on the post-operative images."),
 }
 
