@@ -63,7 +63,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     run_parallel(home, ["site", "add", "h01", "--name", "Hospital 1", "--hospital", "SYN-H01", "--db", db],
                  ["site", "add", "h02", "--name", "Hospital 2", "--hospital", "SYN-H02", "--db", db])
     users = [("reviewer1", "reviewer", "h01"), ("reviewer2", "reviewer", "h02"), ("dm1", "data_manager", "h01"),
-             ("surgeon1", "surgeon", "h01"), ("auditor1", "auditor", None)]
+             ("surgeon1", "surgeon", "h01"), ("auditor1", "auditor", None), ("admin1", "admin", None)]
     run_parallel(home, *[["user", "add", name, "--role", role, *(["--site", site] if site else []), "--db", db]
                          for name, role, site in users], SPINEREG_PASSWORD=PASSWORD)
     srv = start_server(home, db)
@@ -352,12 +352,13 @@ DIRECT = """
     from spinereg.registry import missing_forms, open_registry, quality_problems
     alias = open_registry(sys.argv[1])
     m = missing_forms(alias)
+    every = m["form"].value_counts().to_dict()
     m = m[m["hospital"] == "SYN-H01"]
     q = quality_problems(alias)
     q = q[q["hospital"] == "SYN-H01"]
     print(json.dumps({"missing": sorted([r.operation_id, r.form] for r in m.itertuples()),
                       "problems": sorted([r.table, r.key, r.column, r.rule] for r in q.itertuples()),
-                      "severity": q["severity"].value_counts().to_dict()}))
+                      "severity": q["severity"].value_counts().to_dict(), "every": every}))
 """
 
 
@@ -408,3 +409,27 @@ def test_no_page_shows_a_cpr_number(server: Server) -> None:
         body = b.get(path).body
         assert not re.search(r"\b\d{6}-?\d{4}\b", body), path
 
+
+
+def test_national_role_sees_every_site_and_filters_by_site(server: Server) -> None:
+    import base64
+
+    from django_otp.oath import totp
+
+    direct = json.loads(registry_python(server, DIRECT))
+    b = login(server, "admin1")  # an admin needs a second factor first
+    setup = b.get("/accounts/totp/")
+    secret = re.search(r'<code id="totp-secret">([A-Z2-7=]+)</code>', setup.body)
+    assert secret
+    key = base64.b32decode(secret.group(1))
+    assert b.request("/accounts/totp/", {"csrfmiddlewaretoken": b.csrf(setup),
+                                         "otp_token": f"{totp(key):06d}"}).status == 302
+    every = b.get("/worklists/missing-forms/")
+    assert every.status == 200 and '<select id="site" name="site">' in every.body
+    for form, n in direct["every"].items():
+        assert f'data-form="{form}">{n}<' in every.body
+    assert sum(direct["every"].values()) > len(direct["missing"])  # other sites' rows are there too
+    one = b.get("/worklists/missing-forms/?site=h01")
+    for form in ("treated_levels", "imaging_review", "baseline_questionnaire"):
+        n = sum(1 for _op, f in direct["missing"] if f == form)
+        assert f'data-form="{form}">{n}<' in one.body

@@ -28,7 +28,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
 from spinereg.web.permissions import can, operations_of, patients_of, staff_view
-from spinereg.web.review import PAGE_SIZE, page_size, web_dataset
+from spinereg.web.review import PAGE_SIZE, level_order, page_size, web_dataset
 
 __all__ = ["SIGNATURE_MEANINGS", "audit_complication", "audit_finding", "audit_index", "audit_operation",
            "audit_patient", "audit_user", "lock_record", "record_status",
@@ -76,8 +76,10 @@ def record_status(request: HttpRequest, operation_id: str) -> HttpResponse:
     from spinereg.registry.models import ImagingFinding
 
     op = _operation(request, operation_id)
-    findings = [(f, lock_state(ALIAS, "imaging_findings", str(f.finding_id)))
-                for f in ImagingFinding.objects.filter(operation_id=op.operation_id).order_by("level", "finding_id")]
+    stored = list(ImagingFinding.objects.filter(operation_id=op.operation_id).order_by("finding_id"))
+    order = {lv: i for i, lv in enumerate(level_order([str(f.level) for f in stored]))}
+    stored.sort(key=lambda f: order[str(f.level)])
+    findings = [(f, lock_state(ALIAS, "imaging_findings", str(f.finding_id))) for f in stored]
     return render(request, "web/integrity/status.html", {
         "op": op, "lock": lock_state(ALIAS, OPERATIONS, op.operation_id), "findings": findings,
         "imaging_locked": any(lock for _f, lock in findings),

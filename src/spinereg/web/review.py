@@ -27,8 +27,8 @@ from django.utils.translation import gettext_lazy
 
 from spinereg.web.permissions import operations_of, staff_view
 
-__all__ = ["FINDING_ENTITY", "PAGE_SIZE", "PAGE_SIZES", "awaiting_review", "page_size", "review_form", "review_queue",
-           "web_dataset"]
+__all__ = ["FINDING_ENTITY", "PAGE_SIZE", "PAGE_SIZES", "awaiting_review", "level_order", "page_size", "review_form",
+           "review_queue", "web_dataset"]
 
 FINDING_ENTITY = "imaging_findings"
 PAGE_SIZE = 50
@@ -105,7 +105,7 @@ def review_queue(request: HttpRequest) -> HttpResponse:
     levels: dict[str, list[str]] = {}
     for op_id, level in TreatedLevel.objects.filter(operation_id__in=ids).values_list("operation_id", "level"):
         levels.setdefault(op_id, []).append(level)
-    rows = [{"op": o, "levels": ", ".join(_level_order(levels.get(o.operation_id, [])))} for o in page]
+    rows = [{"op": o, "levels": ", ".join(level_order(levels.get(o.operation_id, [])))} for o in page]
     query = urlencode({"per_page": size}) if size != PAGE_SIZE else ""
     return render(request, "web/review/queue.html", {"page": page, "rows": rows, "query": query})
 
@@ -123,7 +123,8 @@ def level_columns() -> list[Any]:
     return [c for c in _schema().columns if c.name not in FIXED_COLUMNS + SHARED_COLUMNS]
 
 
-def _level_order(levels: list[str]) -> list[str]:
+def level_order(levels: list[str]) -> list[str]:
+    """Levels in the schema's order (cranial to caudal), not alphabetical."""
     order = {v: i for i, v in enumerate(_schema().column("level").values)}
     return sorted(levels, key=lambda v: order.get(v, len(order)))
 
@@ -351,7 +352,7 @@ def review_form(request: HttpRequest, operation_id: str) -> HttpResponse:
     op = operations_of(request.user.staff).filter(operation_id=operation_id).first()
     if op is None:
         raise Http404(_("No such operation at your site."))
-    levels = _level_order([str(v) for v in TreatedLevel.objects.filter(operation_id=op.operation_id)
+    levels = level_order([str(v) for v in TreatedLevel.objects.filter(operation_id=op.operation_id)
                            .values_list("level", flat=True)])
     stored = _stored(op.operation_id, levels)
     form = ReviewForm(request.POST or None, levels=levels, initial=_initial(stored))
