@@ -186,6 +186,17 @@ def test_leak_type_without_a_leak_is_reported_on_its_field(server: Server) -> No
     assert findings(server, "OPW2")["L2"][2:4] == (0, "yeom_c")
 
 
+def test_review_form_never_shows_a_cpr_number_back(server: Server) -> None:
+    b = login(server, "reviewer1")
+    cpr = "010101-1234"
+    resp = b.post_form("/review/operations/OPW2/", {"modality": "xray", "date": cpr, "L2-leak": "false",
+                                                    "reason": f"patient {cpr}"})
+    assert resp.status == 200
+    assert "CPR number" in field_errors(resp.body, "date") and "CPR number" in field_errors(resp.body, "reason")
+    assert cpr not in resp.body and cpr.replace("-", "") not in resp.body
+    assert findings(server, "OPW2")["L2"][1] == "2024-02-03"  # unchanged
+
+
 def test_review_levels_are_written_all_or_nothing(server: Server) -> None:
     # OPW5: T8 has no finding, T9 has one, locked.  T8's new finding is written first, then T9's change
     # is refused (no reason): T8's must be rolled back with it.

@@ -168,10 +168,13 @@ class ReviewForm(forms.Form):
         help_text=gettext_lazy("The registry's validator reports warnings for these values; tick to save them "
                                "anyway."))
 
+    data: Any
+
     def __init__(self, *args: Any, levels: list[str], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.levels = levels
         self.warned = bool(self.data.get("confirm_warnings")) if self.is_bound else False
+        self.cpr_fields = self._drop_cpr()
         schema = _schema()
         shared = {c: _form_field(schema.column(c), None) for c in SHARED_COLUMNS if c in schema.column_names}
         per_level = {field_name(lv, c.name): _form_field(c, lv) for lv in levels for c in level_columns()}
@@ -179,6 +182,27 @@ class ReviewForm(forms.Form):
         self.fields.clear()
         self.fields.update({**shared, **per_level, "reason": own["reason"],
                             "confirm_warnings": own["confirm_warnings"]})
+
+    def _drop_cpr(self) -> list[str]:
+        """Blank every submitted value that holds a CPR number, so that it is never shown again; the
+        fields are reported by :meth:`clean`."""
+        from spinereg.data import contains_cpr
+
+        if not self.is_bound:
+            return []
+        found = [k for k, v in self.data.items() if k != "csrfmiddlewaretoken" and contains_cpr(str(v))]
+        if found:
+            self.data = self.data.copy()
+            for k in found:
+                self.data[k] = ""
+        return found
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        for name in self.cpr_fields:
+            self.add_error(name if name in self.fields else None,
+                           _("This held a CPR number: it was removed and not saved or shown."))
+        return cleaned
 
     def shared_fields(self) -> list[Any]:
         return [self[c] for c in SHARED_COLUMNS if c in self.fields]
