@@ -432,6 +432,30 @@ def audit_user(request: HttpRequest, username: str) -> HttpResponse:
 
 # -- worklists ------------------------------------------------------------------------------------
 
+#: The last registry-wide worklist of each kind in this process, with the newest audit entry and the day
+#: (UTC) it was computed at.
+_WORKLISTS: dict[str, tuple[tuple[int, date], Any]] = {}
+
+
+def _registry_wide(kind: str, compute: Any) -> Any:
+    """``compute(ALIAS)`` (a registry-wide worklist), computed again only after the registry changed or the
+    day did (the validator's date rules take today as the extract date): every write appends an audit
+    entry, so the newest entry's id tells whether the last result still holds."""
+    from datetime import UTC, datetime
+
+    from django.db.models import Max
+
+    from spinereg.registry.models import AuditEntry
+
+    state = (int(AuditEntry.objects.aggregate(m=Max("id"))["m"] or 0), datetime.now(UTC).date())
+    cached = _WORKLISTS.get(kind)
+    if cached is not None and cached[0] == state:
+        return cached[1]
+    frame = compute(ALIAS)
+    _WORKLISTS[kind] = (state, frame)
+    return frame
+
+
 def _site_scope(request: HttpRequest) -> tuple[Any, Any, list[Any]]:
     """(site chosen, sites to choose from, the site filter) for a worklist: the user's own site, or for a
     national role every site or the one chosen with ``?site=``."""
@@ -471,7 +495,7 @@ def worklist_missing(request: HttpRequest) -> HttpResponse:
     from spinereg.registry import MISSING_FORMS, missing_forms
 
     site, sites, _all = _site_scope(request)
-    frame = _in_site(missing_forms(ALIAS), site, request.user.staff.national)
+    frame = _in_site(_registry_wide("missing_forms", missing_forms), site, request.user.staff.national)
     form_filter = request.GET.get("form")
     if form_filter in MISSING_FORMS:
         frame = frame[frame["form"] == form_filter]
@@ -494,7 +518,7 @@ def worklist_quality(request: HttpRequest) -> HttpResponse:
     from spinereg.registry import quality_problems
 
     site, sites, _all = _site_scope(request)
-    frame = _in_site(quality_problems(ALIAS), site, request.user.staff.national)
+    frame = _in_site(_registry_wide("quality_problems", quality_problems), site, request.user.staff.national)
     severity = request.GET.get("severity")
     if severity in ("error", "warning"):
         frame = frame[frame["severity"] == severity]
