@@ -315,6 +315,11 @@ def test_audit_per_record_shows_each_change_with_its_reason(server: Server) -> N
     finding = b.get("/audit/findings/IFW5/")
     assert "leak</span>: no → yes" in finding.body and "leak_type</span>: — → yeom_s" in finding.body
     assert "leak seen on second reading" in finding.body
+    # a patient created by an import: the values come from the import's snapshot
+    [(patient,)] = server.sql("SELECT patient_id FROM spinereg_operations WHERE operation_id = 'OPW1'")
+    created = b.get(f"/audit/patients/{patient}/")
+    assert created.status == 200 and 'class="action">create<' in created.body
+    assert f"patient_id</span>: {patient}</li>" in created.body
     # the CSV holds the same entries
     dl = b.get("/audit/operations/OPW1/?format=csv")
     assert dl.status == 200 and dl.headers["Content-Type"].startswith("text/csv")
