@@ -140,6 +140,8 @@ def test_review_form_is_generated_from_the_schema_with_the_criteria(server: Serv
         assert f'value="{code}"' in page.body
     assert 'name="modality"' in page.body and 'name="date"' in page.body
     assert "new clinical signs attributable to it" in page.body
+    css = re.search(r'<link rel="stylesheet" href="(/static/web/integrity\.css)">', page.body)
+    assert css and server.browser().get(css.group(1)).status == 200
     # every visible input has a label
     ids = set(re.findall(r'<(?:input|select|textarea)[^>]*\bid="([^"]+)"', page.body))
     labelled = set(re.findall(r'<label[^>]*\bfor="([^"]+)"', page.body))
