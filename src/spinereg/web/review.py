@@ -41,13 +41,13 @@ ALIAS = "default"
 #: Readable names of the schema's codes (the code itself is shown for any other).
 CODE_LABELS: dict[str, Any] = {
     "xray": gettext_lazy("Plain radiograph (X-ray)"),
-    "ct": gettext_lazy("CT"),
-    "mri": gettext_lazy("MRI"),
+    "ct": gettext_lazy("Computed tomography (CT)"),
+    "mri": gettext_lazy("Magnetic resonance imaging (MRI)"),
     "yeom_b": gettext_lazy("Yeom type B (via the basivertebral vein)"),
     "yeom_s": gettext_lazy("Yeom type S (via a segmental vein)"),
     "yeom_c": gettext_lazy("Yeom type C (through a cortical defect)"),
     "intradiscal": gettext_lazy("Intradiscal"),
-    "paravertebral": gettext_lazy("Paravertebral"),
+    "paravertebral": gettext_lazy("Paravertebral soft tissue"),
     "epidural_foraminal": gettext_lazy("Epidural or foraminal"),
     "venous": gettext_lazy("Venous"),
 }
