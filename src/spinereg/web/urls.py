@@ -15,4 +15,5 @@ urlpatterns = [
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("spinereg.web.studies_urls")),
     path("", include("spinereg.web.clinical_urls")),
+    path("", include("spinereg.web.integrity_urls")),
 ]
