@@ -212,7 +212,7 @@ def parse_response(body: bytes | str | Mapping[str, Any]) -> ParsedResponse:
                                  expression=f"QuestionnaireResponse.item.where(linkId='{link_id}')",
                                  link_id=link_id, value="(missing)")
     if len(missing) > fi.max_missing:
-        raise FhirInputError(f"{len(missing)} items have no answer ({', '.join(missing)}): at most "
+        raise FhirInputError(f"{len(missing)} items have no answer ({', '.join(map(repr, missing))}): at most "
                              f"{fi.max_missing} may be left out of {fi.instrument.name}", code="required",
                              expression=f"QuestionnaireResponse.item.where(linkId='{missing[0]}')",
                              link_id=missing[0], value="(missing)")
