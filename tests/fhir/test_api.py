@@ -5,6 +5,8 @@ and a maintained FHIR client library (fhirclient) talking to it."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -19,7 +21,7 @@ from fhir.resources.R4B.operationoutcome import OperationOutcome
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
 from spinereg.fhir import questionnaire
-from tests.web.conftest import PASSWORD, Server, ok, run_cli, run_parallel, start_server, stop_server
+from tests.web.conftest import PASSWORD, Server, cli_env, ok, run_cli, run_parallel, start_server, stop_server
 
 CPR = "0202554322"
 
@@ -33,6 +35,7 @@ class Api:
     op_id: str
     op_date: date
     other: str          # a patient operated at h02 only
+    spare: str          # a data_manager token for the revocation test
 
     def call(self, method: str, path: str, body: bytes | None = None, token: str | None = "default",
              ctype: str = "application/fhir+json") -> tuple[int, dict[str, Any], Any]:
@@ -51,9 +54,16 @@ class Api:
         return int(self.server.sql("SELECT COUNT(*) FROM spinereg_proms")[0][0])
 
 
-def _token(home: Any, db: str, user: str) -> str:
-    out = ok(run_cli(home, "token", "create", user, "--db", db)).stdout
-    return out.split()[-1]
+def _outputs(home: Any, *commands: list[str]) -> list[subprocess.CompletedProcess[str]]:
+    """Run independent commands at once; their completed processes (stdout, stderr, return code)."""
+    procs = [(args, subprocess.Popen([sys.executable, "-m", "spinereg", *args], env=cli_env(home), text=True,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL))
+             for args in commands]
+    done = []
+    for args, proc in procs:
+        out, err = proc.communicate(timeout=180)
+        done.append(subprocess.CompletedProcess(args, proc.returncode, out, err))
+    return done
 
 
 @pytest.fixture(scope="module")
@@ -66,7 +76,9 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
                  ["site", "add", "h02", "--name", "Hospital 2", "--hospital", "SYN-H02", "--db", db])
     run_parallel(home, ["user", "add", "dm1", "--role", "data_manager", "--site", "h01", "--db", db],
                  ["user", "add", "an1", "--role", "analyst", "--db", db], SPINEREG_PASSWORD=PASSWORD)
-    token, reader = _token(home, db, "dm1"), _token(home, db, "an1")
+    token, reader, spare = (ok(d).stdout.split()[-1] for d in _outputs(
+        home, ["token", "create", "dm1", "--db", db], ["token", "create", "an1", "--db", db],
+        ["token", "create", "dm1", "--label", "to revoke", "--db", db]))
     server = start_server(home, db)
     try:
         rows = server.sql(
@@ -79,7 +91,7 @@ def api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Api]:
         assert rows and other
         pid, op_id, op_date = rows[0]
         yield Api(server, token, reader, str(pid), str(op_id), date.fromisoformat(str(op_date)[:10]),
-                  str(other[0][0]))
+                  str(other[0][0]), spare)
     finally:
         stop_server(server)
 
@@ -123,17 +135,17 @@ def test_no_or_bad_token_is_401(api: Api, token: str | None) -> None:
 
 def test_token_stored_hashed_and_revoked(api: Api) -> None:
     home, db = api.server.home, api.server.db_url
-    token = _token(home, db, "dm1")
+    token = api.spare
     assert api.call("GET", "/fhir/Questionnaire/odi", token=token)[0] == 200
     stored = api.server.sql("SELECT id, token_hash FROM spinereg_fhir_apitoken")
     assert all(token not in str(h) for _, h in stored)
     import hashlib
     (tid,) = [i for i, h in stored if h == hashlib.sha256(token.encode()).hexdigest()]
-    listed = ok(run_cli(home, "token", "list", "--db", db)).stdout
-    assert token[:10] in listed and token not in listed
-    ok(run_cli(home, "token", "revoke", str(tid), "--db", db))
+    listed, revoked, done = _outputs(home, ["token", "list", "--db", db], ["token", "revoke", str(tid), "--db", db],
+                                     ["token", "create", "nobody", "--db", db])
+    assert token[:10] in ok(listed).stdout and token not in listed.stdout and "to revoke" in listed.stdout
+    assert f"token {tid} revoked" in ok(revoked).stdout
     assert api.call("GET", "/fhir/Questionnaire/odi", token=token)[0] == 401
-    done = run_cli(home, "token", "create", "nobody", "--db", db)
     assert done.returncode != 0 and "no user 'nobody'" in done.stderr and "Traceback" not in done.stderr
 
 
@@ -270,11 +282,11 @@ def test_other_site_not_visible(api: Api) -> None:
     status, _, body = api.call("GET", f"/fhir/QuestionnaireResponse?patient={api.other}&_summary=count",
                                token=api.reader)
     assert body["total"] > 0  # a national role sees them
-    if rows:
-        rid = f"{str(rows[0][0]).replace(':', '..')}.nrs-back"
-        assert api.call("GET", f"/fhir/QuestionnaireResponse/{rid}", token=api.reader)[0] == 200
-        status, _, body = api.call("GET", f"/fhir/QuestionnaireResponse/{rid}")
-        assert status == 404 and _outcome(body)["code"] == "not-found"
+    assert rows
+    rid = f"{str(rows[0][0]).replace(':', '..')}.nrs-back"
+    assert api.call("GET", f"/fhir/QuestionnaireResponse/{rid}", token=api.reader)[0] == 200
+    status, _, body = api.call("GET", f"/fhir/QuestionnaireResponse/{rid}")
+    assert status == 404 and _outcome(body)["code"] == "not-found"
 
 
 # -- a maintained FHIR client library -----------------------------------------------------------------------
@@ -282,7 +294,7 @@ def test_fhirclient(api: Api) -> None:
     from fhirclient import server as fserver
     from fhirclient.models.bundle import Bundle as FBundle
     from fhirclient.models.questionnaire import Questionnaire as FQuestionnaire
-    from fhirclient.models.questionnaireresponse import QuestionnaireResponse as FQR
+    from fhirclient.models.questionnaireresponse import QuestionnaireResponse as FResponse
 
     srv = fserver.FHIRServer(None, base_uri=api.server.base + "/fhir/")
     srv.session.headers["Authorization"] = f"Bearer {api.token}"
@@ -290,13 +302,14 @@ def test_fhirclient(api: Api) -> None:
     assert q.id == "odi" and [i.linkId for i in q.item][:2] == ["odi_1", "odi_2"]
     assert q.code[0].code == "97908-8"
     assert q.item[0].answerOption[5].extension[0].valueDecimal == 5
-    created = FQR(qr(api, qid="nrs-back", value=3, days=365))  # day 365: the 1-year time point
+    created = FResponse(qr(api, qid="nrs-back", value=3, days=365))  # day 365: the 1-year time point
     before = api.proms()
     result = created.create(srv)
     assert result is not None and api.proms() == before + 1
-    bundle = FQR.where(struct={"patient": api.patient, "questionnaire": "nrs-back", "_count": "50"}).perform(srv)
+    (bundle,) = FResponse.where(struct={"patient": api.patient, "questionnaire": "nrs-back", "_count": "50"}
+                          ).perform_iter(srv)
     assert isinstance(bundle, FBundle) and bundle.total >= 2
     values = sorted(e.resource.item[0].answer[0].valueCoding.code for e in bundle.entry)
     assert "3" in values and "7" in values
-    found = FQuestionnaire.where(struct={"_id": "eq5d5l"}).perform_resources(srv)
+    found = list(FQuestionnaire.where(struct={"_id": "eq5d5l"}).perform_resources_iter(srv))
     assert [r.id for r in found] == ["eq5d5l"]

@@ -52,7 +52,7 @@ class ApiToken(models.Model):
     @classmethod
     def lookup(cls, token: str) -> ApiToken | None:
         """The active token record of a clear token (None when unknown or revoked), its use recorded."""
-        record = cls.objects.select_related("user", "user__staff", "user__staff__site").filter(
+        record: ApiToken | None = cls.objects.select_related("user", "user__staff", "user__staff__site").filter(
             token_hash=hash_token(token), revoked__isnull=True).first()
         if record is None:
             return None
