@@ -80,7 +80,13 @@ def test_timepoint_nearest_operation() -> None:
     assert assign_timepoint(date(2020, 5, 20), ops) == ("OP2", "baseline")
 
 
-@pytest.mark.parametrize("authored", [date(2020, 2, 15), date(2019, 9, 1), date(2023, 1, 1)])
+@pytest.mark.parametrize("authored", [
+    date(2020, 1, 2),    # day 1: after baseline (..0), before 3m (60..)
+    date(2020, 2, 29),   # day 59
+    date(2020, 5, 31),   # day 151: just after 3m (..150)
+    date(2019, 10, 2),   # day -91: just before baseline (-90..)
+    date(2022, 6, 20),   # day 901: just after 2y (..900)
+])
 def test_timepoint_outside_every_window(authored: date) -> None:
     with pytest.raises(FhirInputError) as err:
         assign_timepoint(authored, OP)
