@@ -5,6 +5,7 @@ and a maintained FHIR client library (fhirclient) talking to it."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import urllib.error
@@ -287,6 +288,57 @@ def test_other_site_not_visible(api: Api) -> None:
     assert api.call("GET", f"/fhir/QuestionnaireResponse/{rid}", token=api.reader)[0] == 200
     status, _, body = api.call("GET", f"/fhir/QuestionnaireResponse/{rid}")
     assert status == 404 and _outcome(body)["code"] == "not-found"
+
+
+# -- Patient ----------------------------------------------------------------------------------------------
+NEW_CPR = "0101701234"  # 1 January 1970, serial 1234: century 1900s (first digit 1), female (even last digit)
+
+
+def _patient(cpr: str = NEW_CPR, **extra: Any) -> bytes:
+    return json.dumps({"resourceType": "Patient", "identifier": [
+        {"system": "urn:oid:1.2.208.176.1.2", "value": cpr}], **extra}).encode()
+
+
+def test_patient_post_pseudonymised_and_read(api: Api) -> None:
+    before = api.server.sql("SELECT COUNT(*) FROM spinereg_patients")[0][0]
+    status, headers, body = api.call("POST", "/fhir/Patient", _patient())
+    assert status == 201, body
+    pid = body["id"]
+    assert re.fullmatch(r"[0-9a-f]{32}", pid) and headers["Location"].endswith(f"/fhir/Patient/{pid}")
+    assert body == {"resourceType": "Patient", "id": pid, "gender": "female", "birthDate": "1970-01-01"}
+    assert NEW_CPR not in json.dumps(body) + json.dumps(headers) and "010170" not in json.dumps(body)
+    assert api.server.sql("SELECT COUNT(*) FROM spinereg_patients")[0][0] == before + 1
+    assert api.server.sql("SELECT actor FROM spinereg_audit WHERE entity = 'patients' AND record_key = ?", pid) == [
+        ("dm1 (FHIR API)",)]
+    # the same CPR number (with a dash) again: the same pseudonym, nothing new
+    status, _, again = api.call("POST", "/fhir/Patient", _patient("010170-1234"))
+    assert (status, again["id"]) == (200, pid)
+    assert api.server.sql("SELECT COUNT(*) FROM spinereg_patients")[0][0] == before + 1
+    # read: a national role sees every patient; a site-bound one only those operated at its site
+    assert api.call("GET", f"/fhir/Patient/{pid}", token=api.reader)[2] == body
+    assert api.call("GET", f"/fhir/Patient/{pid}")[0] == 404
+    assert api.call("GET", f"/fhir/Patient/{api.patient}")[2]["id"] == api.patient
+    assert api.call("GET", f"/fhir/Patient/{api.other}")[0] == 404
+    assert NEW_CPR not in (api.server.home / "serve.log").read_text()
+
+
+@pytest.mark.parametrize(("body", "status", "code", "text"), [
+    (_patient("3202701234"), 422, "invalid", "not registered"),            # no 32 February: not a CPR number
+    (_patient(name=[{"family": "X"}]), 422, "business-rule", "Patient.name is not accepted"),
+    (_patient(text={"status": "generated", "div": '<div xmlns="http://www.w3.org/1999/xhtml">0202554322</div>'}),
+     422, "security", "CPR number"),
+    (json.dumps({"resourceType": "Patient", "gender": "male"}).encode(), 422, "required", "urn:oid:1.2.208.176.1.2"),
+    (json.dumps({"resourceType": "Group"}).encode(), 400, "invalid", "'Group'"),
+    (_patient(birthDate="1970-13-45"), 400, "structure", "birthDate"),
+])
+def test_patient_bad_input(api: Api, body: bytes, status: int, code: str, text: str) -> None:
+    before = api.server.sql("SELECT COUNT(*) FROM spinereg_patients")[0][0]
+    got, _, out = api.call("POST", "/fhir/Patient", body)
+    issue = _outcome(out)
+    assert (got, issue["code"]) == (status, code) and text in issue["diagnostics"], issue
+    assert "3202701234" not in json.dumps(out) and "0202554322" not in json.dumps(out)
+    assert api.server.sql("SELECT COUNT(*) FROM spinereg_patients")[0][0] == before
+    assert api.call("POST", "/fhir/Patient", _patient(), token=api.reader)[0] == 403
 
 
 # -- a maintained FHIR client library -----------------------------------------------------------------------

@@ -9,11 +9,13 @@ from spinereg.fhir._convert import (
     assign_timepoint,
     check_resource,
     instrument_columns,
+    load_json,
     parse_response,
     prom_row,
     response_from_row,
 )
 from spinereg.fhir._outcome import FhirInputError, operation_outcome
+from spinereg.fhir._patient import CPR_SYSTEM, patient_cpr, patient_resource
 from spinereg.fhir._questionnaires import (
     ANSWER_SYSTEM,
     CANONICAL_BASE,
@@ -28,6 +30,7 @@ from spinereg.fhir._questionnaires import (
 __all__ = [
     "ANSWER_SYSTEM",
     "CANONICAL_BASE",
+    "CPR_SYSTEM",
     "ORDINAL_VALUE",
     "FhirInputError",
     "FhirInstrument",
@@ -39,8 +42,11 @@ __all__ = [
     "fhir_instruments",
     "instrument_codes",
     "instrument_columns",
+    "load_json",
     "operation_outcome",
     "parse_response",
+    "patient_cpr",
+    "patient_resource",
     "prom_row",
     "questionnaire",
     "questionnaires",

@@ -30,8 +30,8 @@ from spinereg.data import HIDDEN, contains_cpr, entity, timepoints
 from spinereg.fhir._outcome import FhirInputError
 from spinereg.fhir._questionnaires import FhirInstrument, fhir_instrument
 
-__all__ = ["ParsedResponse", "assign_timepoint", "check_resource", "instrument_columns", "parse_response", "prom_row",
-           "response_from_row"]
+__all__ = ["ParsedResponse", "assign_timepoint", "check_resource", "instrument_columns", "load_json",
+           "parse_response", "prom_row", "response_from_row"]
 
 STATUSES = ("completed", "amended")
 
@@ -63,7 +63,8 @@ def _strings(node: Any, path: str) -> Iterator[tuple[str, str]]:
             yield from _strings(v, f"{path}[{i}]")
 
 
-def _load(body: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
+def load_json(body: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
+    """A JSON object from a request body (:class:`FhirInputError` 400 for malformed JSON or another value)."""
     if isinstance(body, Mapping):
         return dict(body)
     try:
@@ -81,7 +82,7 @@ def _load(body: bytes | str | Mapping[str, Any]) -> dict[str, Any]:
 
 def check_resource(body: bytes | str | Mapping[str, Any], resource_type: str) -> dict[str, Any]:
     """Parse ``body``, refuse another resource type and any CPR-shaped number in its text."""
-    doc = _load(body)
+    doc = load_json(body)
     got = doc.get("resourceType")
     if got != resource_type:
         raise FhirInputError(f"resourceType {got!r} is not accepted here: expected {resource_type!r}",

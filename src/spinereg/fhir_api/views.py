@@ -44,6 +44,8 @@ from spinereg.fhir import (
     instrument_columns,
     operation_outcome,
     parse_response,
+    patient_cpr,
+    patient_resource,
     prom_row,
     questionnaire,
     questionnaires,
@@ -52,7 +54,8 @@ from spinereg.fhir import (
 from spinereg.registry import RecordValidationError, RegistryWriter, dataset_code
 from spinereg.web.permissions import can, operations_of, patients_of
 
-__all__ = ["metadata", "questionnaire_read", "questionnaire_type", "response_read", "response_type"]
+__all__ = ["metadata", "patient_read", "patient_type", "questionnaire_read", "questionnaire_type", "response_read",
+           "response_type"]
 
 ALIAS = "default"
 FHIR_JSON = "application/fhir+json"
@@ -154,6 +157,7 @@ def _capability_statement(base: str) -> dict[str, Any]:
             "resource": [
                 {"type": "Questionnaire", "interaction": [{"code": "read"}, {"code": "search-type"}],
                  "searchParam": [{"name": "_id", "type": "token"}, {"name": "url", "type": "uri"}]},
+                {"type": "Patient", "interaction": [{"code": "read"}, {"code": "create"}]},
                 {"type": "QuestionnaireResponse",
                  "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
                  "searchParam": search_qr},
@@ -395,3 +399,64 @@ def _create_response(request: HttpRequest) -> HttpResponse:
     assert doc is not None
     location = request.build_absolute_uri(f"/fhir/QuestionnaireResponse/{doc['id']}")
     return fhir_response(doc, 201, {"Location": location})
+
+
+# -- Patient ------------------------------------------------------------------------------------------------
+def _site_key() -> bytes:
+    """The site's pseudonymisation key: SPINEREG_SITE_KEY, else the key file (setting SPINEREG_KEY_FILE, default
+    $SPINEREG_HOME/site.key), created only for a registry that has no key yet."""
+    import os
+    from pathlib import Path
+
+    from spinereg.data import default_key_path, load_site_key
+    from spinereg.registry import registry_info
+
+    path = Path(getattr(settings, "SPINEREG_KEY_FILE", "") or default_key_path())
+    if os.environ.get("SPINEREG_SITE_KEY") or path.exists():
+        return load_site_key(path, create=False)
+    if registry_info(ALIAS).key_fingerprint is not None:
+        raise FhirInputError("the server has no site key but the registry has one: give the server the registry's "
+                             "key (SPINEREG_KEY_FILE or SPINEREG_SITE_KEY)", status=500, code="exception")
+    return load_site_key(path, create=True)
+
+
+def _patient_doc(pid: str) -> dict[str, Any] | None:
+    from spinereg.registry.models import Patient
+
+    obj = Patient.objects.filter(patient_id=pid).first()
+    if obj is None:
+        return None
+    return patient_resource({"patient_id": obj.patient_id, "sex": obj.sex, "birth_date": obj.birth_date,
+                             "death_date": obj.death_date})
+
+
+@api("view_records", methods=("POST",))
+def patient_type(request: HttpRequest) -> HttpResponse:
+    """``POST /fhir/Patient``: register a patient by CPR number (pseudonymised at once); 201 when new, 200 when
+    registered already; the resource id is the pseudonym, and no answer holds the CPR number."""
+    from spinereg.registry import find_patient, register_patient
+
+    profile = request.fhir_profile
+    cpr = patient_cpr(_body(request))
+    key = _site_key()
+    try:
+        existed = find_patient(ALIAS, cpr, key=key) is not None
+        pid = register_patient(ALIAS, cpr, dataset=_dataset(), key=key, who=f"{profile.user.get_username()} (FHIR API)")
+    except SpineregError as exc:
+        message = str(exc).replace(cpr, "[CPR number hidden]")
+        raise FhirInputError(f"Patient.identifier: not registered: {message}", status=422, code="invalid",
+                             expression="Patient.identifier") from None
+    doc = _patient_doc(pid)
+    assert doc is not None
+    return fhir_response(doc, 200 if existed else 201,
+                         {"Location": request.build_absolute_uri(f"/fhir/Patient/{pid}")})
+
+
+@api("view_records")
+def patient_read(request: HttpRequest, resource_id: str) -> HttpResponse:
+    """``GET /fhir/Patient/ID``: a patient of the token's site (404 otherwise)."""
+    visible = patients_of(request.fhir_profile).filter(patient_id=resource_id).exists()
+    doc = _patient_doc(resource_id) if visible else None
+    if doc is None:
+        raise FhirInputError(f"Patient/{resource_id} not found", status=404, code="not-found")
+    return fhir_response(doc)
