@@ -14,5 +14,6 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
     path("", include("spinereg.web.studies_urls")),
+    path("", include("spinereg.web.clinical_urls")),
     path("", include("spinereg.fhir_api.urls")),
 ]
