@@ -314,9 +314,11 @@ def test_patient_post_pseudonymised_and_read(api: Api) -> None:
     status, _, again = api.call("POST", "/fhir/Patient", _patient("010170-1234"))
     assert (status, again["id"]) == (200, pid)
     assert api.server.sql("SELECT COUNT(*) FROM spinereg_patients")[0][0] == before + 1
-    # read: a national role sees every patient; a site-bound one only those operated at its site
+    # read: a national role sees every patient; a site-bound one those operated at its site or reached there by
+    # CPR number (as the web's register page grants)
     assert api.call("GET", f"/fhir/Patient/{pid}", token=api.reader)[2] == body
-    assert api.call("GET", f"/fhir/Patient/{pid}")[0] == 404
+    assert api.call("GET", f"/fhir/Patient/{pid}")[2] == body
+    assert api.server.sql("SELECT how FROM spinereg_web_patientaccess WHERE patient_id = ?", pid) == [("registered",)]
     assert api.call("GET", f"/fhir/Patient/{api.patient}")[2]["id"] == api.patient
     assert api.call("GET", f"/fhir/Patient/{api.other}")[0] == 404
     assert NEW_CPR not in (api.server.home / "serve.log").read_text()

@@ -433,7 +433,8 @@ def _patient_doc(pid: str) -> dict[str, Any] | None:
 @api("view_records", methods=("POST",))
 def patient_type(request: HttpRequest) -> HttpResponse:
     """``POST /fhir/Patient``: register a patient by CPR number (pseudonymised at once); 201 when new, 200 when
-    registered already; the resource id is the pseudonym, and no answer holds the CPR number."""
+    registered already; the resource id is the pseudonym, and no answer holds the CPR number.  As on the web's
+    register page, the token's site may then read the patient (knowing the number is the credential)."""
     from spinereg.registry import find_patient, register_patient
 
     profile = request.fhir_profile
@@ -446,16 +447,33 @@ def patient_type(request: HttpRequest) -> HttpResponse:
         message = str(exc).replace(cpr, "[CPR number hidden]")
         raise FhirInputError(f"Patient.identifier: not registered: {message}", status=422, code="invalid",
                              expression="Patient.identifier") from None
+    _grant(profile, pid, "found" if existed else "registered")
     doc = _patient_doc(pid)
     assert doc is not None
     return fhir_response(doc, 200 if existed else 201,
                          {"Location": request.build_absolute_uri(f"/fhir/Patient/{pid}")})
 
 
+def _grant(profile: Any, pseudonym: str, how: str) -> None:
+    """Record that the token's site reached this patient by CPR number, as the web's register and find pages
+    do (:class:`spinereg.web.models.PatientAccess`; nothing for a national role)."""
+    from datetime import UTC, datetime
+
+    from spinereg.web.models import PatientAccess
+
+    if profile.national or profile.site is None:
+        return
+    PatientAccess.objects.get_or_create(site=profile.site, patient_id=pseudonym,
+                                        defaults={"how": how, "at": datetime.now(UTC)})
+
+
 @api("view_records")
 def patient_read(request: HttpRequest, resource_id: str) -> HttpResponse:
-    """``GET /fhir/Patient/ID``: a patient of the token's site (404 otherwise)."""
-    visible = patients_of(request.fhir_profile).filter(patient_id=resource_id).exists()
+    """``GET /fhir/Patient/ID``: a patient operated at the token's site, or reached there by CPR number
+    (:func:`spinereg.web.clinical.patients_visible`); 404 otherwise."""
+    from spinereg.web.clinical import patients_visible
+
+    visible = patients_visible(request.fhir_profile).filter(patient_id=resource_id).exists()
     doc = _patient_doc(resource_id) if visible else None
     if doc is None:
         raise FhirInputError(f"Patient/{resource_id} not found", status=404, code="not-found")
