@@ -109,6 +109,7 @@ INSTALLED_APPS = [
     "csp",
     "spinereg.registry",
     "spinereg.web",
+    "spinereg.fhir_api",
 ]
 
 MIDDLEWARE = [

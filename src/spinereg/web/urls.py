@@ -16,4 +16,5 @@ urlpatterns = [
     path("", include("spinereg.web.studies_urls")),
     path("", include("spinereg.web.clinical_urls")),
     path("", include("spinereg.web.integrity_urls")),
+    path("", include("spinereg.fhir_api.urls")),
 ]
