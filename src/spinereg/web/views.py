@@ -13,6 +13,7 @@ from urllib.parse import urlencode
 from django.contrib.auth import views as auth_views
 from django.db import connection
 from django.db.models import Q
+from django.db.models.functions import Left
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -61,8 +62,8 @@ def _prefix(qs: Any, field: str, prefix: str) -> Any:
     < prefix + U+FFFF.  On SQLite (byte order) the range is exactly the prefix match for ASCII keys;
     elsewhere the collation decides the order, so the exact prefix test is added on what the range found."""
     qs = qs.filter(**{f"{field}__gte": prefix, f"{field}__lt": prefix + _PREFIX_END})
-    if connection.vendor != "sqlite":
-        qs = qs.filter(**{f"{field}__startswith": prefix})
+    if connection.vendor != "sqlite":  # (Left, not __startswith: a foreign key has no startswith lookup)
+        qs = qs.alias(key_start=Left(field, len(prefix))).filter(key_start=prefix)
     return qs
 
 
