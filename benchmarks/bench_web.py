@@ -294,13 +294,16 @@ def main() -> None:
     load_before = os.getloadavg()
     server = start_server(home, db_file, a.workers, log)
     deadline = time.monotonic() + a.time_limit
-    rows: list[tuple[str, str, str, int, int, list[float]]] = []
+    print(f"\nGET latency, ms (client side, loopback; spinereg serve --workers {a.workers}; site = a surgeon of "
+          f"{SITE[1]}, national = an analyst); target p95 <= 200 ms")
+    print(f"{'page':<22} {'role':<9} {'mode':<11} {'n':>5} {'err':>4} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}",
+          flush=True)
+    worst = 0.0
     try:
         for user, _role, site in USERS:
-            national = site is None
+            role = "site" if site is not None else "national"
             cookie = login(server.base, user)
-            targets = pages(db_file, national)
-            for name, path in targets.items():
+            for name, path in pages(db_file, site is None).items():
                 _ms, good = fetch(server.base, path, cookie, a.timeout)  # warm up (and check) once
                 if not good:
                     raise SystemExit(f"{path} as {user}: not a 200 page with a table")
@@ -308,28 +311,21 @@ def main() -> None:
                     lat, errors = measure(partial(fetch, server.base, path, cookie, a.timeout),
                                           a.requests, clients, deadline)
                     label = "sequential" if clients == 1 else f"{clients} clients"
-                    rows.append((name, "national" if national else "site", label, len(lat), errors, lat))
+                    if not lat:
+                        print(f"{name:<22} {role:<9} {label:<11} {0:>5} {errors:>4}  (time limit reached)")
+                        continue
+                    p95 = _pct(lat, 95)
+                    worst = max(worst, p95) if not name.startswith("healthz") else worst
+                    print(f"{name:<22} {role:<9} {label:<11} {len(lat):>5} {errors:>4} {_pct(lat, 50):>7.1f} "
+                          f"{p95:>7.1f} {_pct(lat, 99):>7.1f} {lat[-1]:>7.1f}", flush=True)
         rss = worker_rss_mb(server.proc.pid)
     finally:
         stop_server(server)
-    print(f"\nGET latency, ms (client side, loopback; spinereg serve --workers {a.workers}; site = {SITE[1]}, "
-          f"national = analyst); target p95 <= 200 ms")
-    print(f"{'page':<22} {'role':<9} {'mode':<11} {'n':>5} {'err':>4} {'p50':>7} {'p95':>7} {'p99':>7} {'max':>7}")
-    worst = 0.0
-    for name, role, label, n, errors, lat in rows:
-        if not lat:
-            print(f"{name:<22} {role:<9} {label:<11} {0:>5} {errors:>4}  (time limit reached)")
-            continue
-        p95 = _pct(lat, 95)
-        worst = max(worst, p95) if not name.startswith("healthz") else worst
-        print(f"{name:<22} {role:<9} {label:<11} {n:>5} {errors:>4} {_pct(lat, 50):>7.1f} {p95:>7.1f} "
-              f"{_pct(lat, 99):>7.1f} {lat[-1]:>7.1f}")
     print(f"worst p95 of the staff pages {worst:.1f} ms [target <= 200 ms]; server workers' peak RSS "
           + ", ".join(f"{r:,.0f}" for r in rss) + f" MB; total run {time.perf_counter() - t0:.0f} s")
     print(f"machine: {os.cpu_count()} CPUs, load average {load_before[0]:.1f} before and {os.getloadavg()[0]:.1f} "
           "after the measurements (other processes share the CPUs: compare with the healthz baseline, a page "
           "without a list)")
-
 
 if __name__ == "__main__":
     main()

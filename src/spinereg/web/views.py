@@ -25,8 +25,10 @@ from spinereg.web.permissions import operations_of, patients_of, staff_view
 PAGE_SIZE = 50
 #: lists show an exact count up to this many rows, then "more than ..." (no COUNT over a whole registry)
 COUNT_CAP = 1000
-#: the upper bound of a prefix range: every pseudonym that starts with q sorts before q + this
-#: (pseudonyms are ASCII; SQLite compares bytes, and PostgreSQL's ICU and C collations put U+FFFF last)
+#: the upper bound of a prefix range: every pseudonym that starts with q sorts before q + this.
+#: Pseudonyms are ASCII (hex digits, or a dataset code and a source id); SQLite and PostgreSQL's
+#: C collation (the registry's test clusters: initdb --no-locale) compare bytes, and ICU's root
+#: collation sorts U+FFFF after every character; a glibc-locale database has not been checked.
 _PREFIX_END = "\uffff"
 
 
@@ -179,7 +181,10 @@ def patient_detail(request: HttpRequest, pseudonym: str) -> HttpResponse:
     patient = patients_of(profile).filter(patient_id=pseudonym).first()
     if patient is None:
         raise Http404(_("No such patient at your site."))
-    operations = operations_of(profile).filter(patient_id=pseudonym).order_by("date", "operation_id")
+    # sorted here, not by ORDER BY: with it SQLite walked the site's (hospital, date, operation_id) index,
+    # every operation of the hospital (~0.5 s at 1,000,000 patients), instead of seeking the patient's few
+    operations = sorted(operations_of(profile).filter(patient_id=pseudonym).order_by(),
+                        key=lambda op: (op.date, op.operation_id))
     assert isinstance(patient, Patient)
     return render(request, "web/patient.html", {"patient": patient, "operations": operations})
 
