@@ -10,6 +10,7 @@ import html
 import re
 import urllib.parse
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -78,11 +79,11 @@ def _visible_patients(server: Server, user: str) -> list[str]:
                                            *params))
 
 
-def _walk(b: Browser, path: str, rows: re.Pattern[str], link: re.Pattern[str]) -> tuple[list[object], int, str]:
+def _walk(b: Browser, path: str, rows: re.Pattern[str], link: re.Pattern[str]) -> tuple[list[Any], int, str]:
     """Follow the ``link`` links from ``path``: every row of every page, the number of pages, the last path.
     Walking forward from the first page, every page but the last is full; walking back from the last page
     (``rel="prev"``), the first and last pages visited may be short."""
-    seen: list[object] = []
+    seen: list[Any] = []
     pages = 0
     while True:
         page = b.get(path)
