@@ -68,7 +68,12 @@ def patients_of(profile: Any) -> Any:
 
     if profile.national:
         return Patient.objects.all()
-    return Patient.objects.filter(patient_id__in=operations_of(profile).values("patient_id"))
+    # EXISTS, correlated on the patient: one seek in the (hospital, patient_id, department) index
+    # per patient looked at.  (``patient_id IN (the site's operations)`` made SQLite materialise
+    # every patient of the site, ~160,000 at a large hospital of a national registry, per query.)
+    from django.db.models import Exists, OuterRef
+
+    return Patient.objects.filter(Exists(operations_of(profile).filter(patient_id=OuterRef("patient_id"))))
 
 
 #: URL parameter name -> the record it names.  Every staff URL that names a record uses one of these
