@@ -72,7 +72,6 @@ __all__ = [
     "find",
     "operation_detail",
     "operation_edit",
-    "operation_list",
     "operation_new",
     "patient_found",
     "patients_visible",
@@ -427,17 +426,6 @@ def operation_edit(request: HttpRequest, operation_id: str) -> HttpResponse:
     op = _operation(request.user.staff, operation_id)
     patient = Patient.objects.get(patient_id=op.patient_id)
     return _operation_page(request, patient, op)
-
-
-@staff_view("view_records")
-def operation_list(request: HttpRequest) -> HttpResponse:
-    """The operations the user's site may see, newest first, paginated."""
-    from django.core.paginator import Paginator
-
-    ops = (operations_of(request.user.staff).order_by("-date", "operation_id")
-           .only("operation_id", "patient_id", "date", "hospital", "procedure_category"))
-    page = Paginator(ops, PAGE_SIZE).get_page(request.GET.get("page"))
-    return render(request, "web/clinical/operation_list.html", {"page": page})
 
 
 def _table(form_class: type[SchemaForm], records: Any) -> tuple[list[str], list[tuple[Any, list[str]]]]:

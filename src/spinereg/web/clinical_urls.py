@@ -13,7 +13,6 @@ urlpatterns = [
     path("clinical/patients/<str:pseudonym>/", clinical.patient_found, name="clinical-patient"),
     path("clinical/patients/<str:pseudonym>/death/", clinical.death, name="clinical-death"),
     path("clinical/patients/<str:pseudonym>/operations/new/", clinical.operation_new, name="operation-new"),
-    path("operations/", clinical.operation_list, name="operations"),
     path("operations/<str:operation_id>/", clinical.operation_detail, name="operation"),
     path("operations/<str:operation_id>/edit/", clinical.operation_edit, name="operation-edit"),
     path("operations/<str:operation_id>/complications/new/", clinical.complication_new, name="complication-new"),

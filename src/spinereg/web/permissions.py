@@ -63,8 +63,11 @@ def operations_of(profile: Any) -> Any:
 
 
 def patients_of(profile: Any) -> Any:
-    """The patients the user's site may see: those operated at the site (all for a national role)."""
+    """The patients the user's site may see (all for a national role): those operated at the site,
+    and those the site reached by CPR number (registered or found: knowing the number is the
+    credential; :class:`spinereg.web.models.PatientAccess`)."""
     from spinereg.registry.models import Patient
+    from spinereg.web.models import PatientAccess
 
     if profile.national:
         return Patient.objects.all()
@@ -73,7 +76,11 @@ def patients_of(profile: Any) -> Any:
     # every patient of the site, ~160,000 at a large hospital of a national registry, per query.)
     from django.db.models import Exists, OuterRef
 
-    return Patient.objects.filter(Exists(operations_of(profile).filter(patient_id=OuterRef("patient_id"))))
+    operated = Exists(operations_of(profile).filter(patient_id=OuterRef("patient_id")))
+    if profile.site is None:
+        return Patient.objects.filter(operated)
+    reached = Exists(PatientAccess.objects.filter(site=profile.site, patient_id=OuterRef("patient_id")))
+    return Patient.objects.filter(operated | reached)
 
 
 #: URL parameter name -> the record it names.  Every staff URL that names a record uses one of these
