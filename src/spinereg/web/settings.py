@@ -100,6 +100,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "csp",
     "spinereg.registry",
+    "spinereg.followup",
     "spinereg.web",
 ]
 
