@@ -12,13 +12,21 @@ import io
 import re
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
 from spinereg.cli import app
 from spinereg.data import contains_cpr
-from spinereg.followup.service import hash_token, list_invitations, record_consent, send_invitations, set_contact
+from spinereg.followup.service import (
+    SendResult,
+    hash_token,
+    list_invitations,
+    record_consent,
+    send_invitations,
+    set_contact,
+)
 from spinereg.registry import RegistryWriter, register_patient
 
 CPR = "0202554322"
@@ -46,15 +54,15 @@ def build(alias: str) -> dict[str, str]:
     return ids
 
 
-def run(alias: str, today: str, outbox: Path, **kw: object) -> object:
-    return send_invitations(alias, today=date.fromisoformat(today), outbox=outbox, base_url=BASE, **kw)  # type: ignore[arg-type]
+def run(alias: str, today: str, outbox: Path, **kw: Any) -> SendResult:
+    return send_invitations(alias, today=date.fromisoformat(today), outbox=outbox, base_url=BASE, **kw)
 
 
 def files(outbox: Path) -> list[str]:
     return sorted(str(p.relative_to(outbox)) for p in outbox.rglob("*") if p.is_file())
 
 
-def invitations(alias: str) -> dict[str, object]:
+def invitations(alias: str) -> dict[str, Any]:
     from spinereg.followup.models import Invitation
 
     return {i.operation_id: i for i in Invitation.objects.using(alias).all()}
@@ -64,21 +72,21 @@ def test_due_not_yet_due_death_withdrawal_and_a_second_run(registry: str, tmp_pa
     ids = build(registry)
     out = tmp_path / "outbox"
     r = run(registry, "2026-03-01", out)  # day 59: nothing due (baseline answered, 3m not yet open)
-    assert (r.invited, r.failed) == (0, 0)  # type: ignore[attr-defined]
+    assert (r.invited, r.failed) == (0, 0)
     assert files(out) == []
     r = run(registry, "2026-03-02", out)  # day 60: the 3m window opens
-    assert (r.invited, r.letters, r.failed) == (3, 1, 0)  # type: ignore[attr-defined]
+    assert (r.invited, r.letters, r.failed) == (3, 1, 0)
     inv = invitations(registry)
     assert sorted(inv) == ["OP1", "OP2", "OP5"]  # P3 died before the window, P4 withdrew: no invitation
-    assert {k: (i.timepoint, i.status, i.channel) for k, i in inv.items()} == {  # type: ignore[attr-defined]
+    assert {k: (i.timepoint, i.status, i.channel) for k, i in inv.items()} == {
         "OP1": ("3m", "sent", "email"), "OP2": ("3m", "sent", "letter"), "OP5": ("3m", "sent", "email")}
-    assert inv["OP1"].due_date == date(2026, 4, 1)  # type: ignore[attr-defined]
+    assert inv["OP1"].due_date == date(2026, 4, 1)
     first = files(out)
     assert len(first) == 3
     assert sum(f.startswith("mail/") for f in first) == 2 and sum(f.startswith("letters/") for f in first) == 1
     # a second run the same day sends nothing new
     r = run(registry, "2026-03-02", out)
-    assert (r.invited, r.reminded, r.failed) == (0, 0, 0)  # type: ignore[attr-defined]
+    assert (r.invited, r.reminded, r.failed) == (0, 0, 0)
     assert files(out) == first
     assert len(invitations(registry)) == 3
     # the list: one row per invitation; the links of this process's deliveries
@@ -92,11 +100,11 @@ def test_reminder_once_and_an_answer_after_the_reminder(registry: str, tmp_path:
     build(registry)
     out = tmp_path / "outbox"
     run(registry, "2026-03-02", out)
-    assert run(registry, "2026-03-15", out).reminded == 0  # type: ignore[attr-defined]  # 13 days
+    assert run(registry, "2026-03-15", out).reminded == 0  # 13 days
     r = run(registry, "2026-03-16", out)  # 14 days after the invitation
-    assert r.reminded == 3  # type: ignore[attr-defined]
+    assert r.reminded == 3
     assert sum("reminder" in f for f in files(out)) == 3
-    assert run(registry, "2026-03-17", out).reminded == 0  # type: ignore[attr-defined]  # one reminder at most
+    assert run(registry, "2026-03-17", out).reminded == 0  # one reminder at most
     # P1 answers after the reminder; P2 dies
     w = RegistryWriter(registry, "Hospital A")
     w.create("proms", {"prom_id": "Q1", "patient_id": "P1", "operation_id": "OP1", "timepoint": "3m",
@@ -104,15 +112,15 @@ def test_reminder_once_and_an_answer_after_the_reminder(registry: str, tmp_path:
     w.update("patients", "P2", {"death_date": "2026-03-25"})
     before = files(out)
     r = run(registry, "2026-04-20", out)
-    assert (r.answered, r.stopped, r.reminded, r.invited) == (1, 1, 0, 0)  # type: ignore[attr-defined]
+    assert (r.answered, r.stopped, r.reminded, r.invited) == (1, 1, 0, 0)
     assert files(out) == before
     inv = invitations(registry)
-    assert (inv["OP1"].status, inv["OP2"].status, inv["OP5"].status) == ("answered", "stopped", "reminded")  # type: ignore[attr-defined]
+    assert (inv["OP1"].status, inv["OP2"].status, inv["OP5"].status) == ("answered", "stopped", "reminded")
     # the window closes unanswered: expired; nothing more is ever sent
     r = run(registry, "2026-06-01", out)
-    assert (r.expired, r.invited, r.reminded) == (1, 0, 0)  # type: ignore[attr-defined]
-    assert invitations(registry)["OP5"].status == "expired"  # type: ignore[attr-defined]
-    assert run(registry, "2026-06-30", out).expired == 0  # type: ignore[attr-defined]
+    assert (r.expired, r.invited, r.reminded) == (1, 0, 0)
+    assert invitations(registry)["OP5"].status == "expired"
+    assert run(registry, "2026-06-30", out).expired == 0
     assert files(out) == before
 
 
@@ -122,8 +130,8 @@ def test_withdrawal_after_the_invitation_stops_it(registry: str, tmp_path: Path)
     run(registry, "2026-03-02", out)
     record_consent(registry, "P1", "withdrawn", date(2026, 3, 5))
     r = run(registry, "2026-03-20", out)
-    assert (r.stopped, r.reminded) == (1, 2)  # type: ignore[attr-defined]  # P1 stopped; P2 and P5 reminded
-    assert invitations(registry)["OP1"].status == "stopped"  # type: ignore[attr-defined]
+    assert (r.stopped, r.reminded) == (1, 2)  # P1 stopped; P2 and P5 reminded
+    assert invitations(registry)["OP1"].status == "stopped"
     assert not any(f.startswith("mail/") and "reminder" in f and _to(out / f) == "p1@example.org"
                    for f in files(out))
 
@@ -141,21 +149,21 @@ def test_a_refused_message_is_failed_never_sent(registry: str, tmp_path: Path,
     out = tmp_path / "outbox"
     monkeypatch.setenv("SPINEREG_EMAIL_BACKEND", "tests.followup.backends.RefusingBackend")
     r = run(registry, "2026-03-02", out)
-    assert (r.invited, r.letters, r.failed) == (1, 1, 2)  # type: ignore[attr-defined]  # the letter went out
+    assert (r.invited, r.letters, r.failed) == (1, 1, 2)  # the letter went out
     inv = invitations(registry)
     for op in ("OP1", "OP5"):
-        assert (inv[op].status, inv[op].sent_on) == ("pending", None)  # type: ignore[attr-defined]
+        assert (inv[op].status, inv[op].sent_on) == ("pending", None)
     attempts = DeliveryAttempt.objects.using(registry).filter(channel="email")
     assert sorted((a.outcome, a.error) for a in attempts) == [("failed", "SMTPRecipientsRefused")] * 2
     # a backend that reports no message sent is a failure too
     monkeypatch.setenv("SPINEREG_EMAIL_BACKEND", "tests.followup.backends.SilentBackend")
-    assert run(registry, "2026-03-03", out).failed == 2  # type: ignore[attr-defined]
-    assert invitations(registry)["OP1"].status == "pending"  # type: ignore[attr-defined]
+    assert run(registry, "2026-03-03", out).failed == 2
+    assert invitations(registry)["OP1"].status == "pending"
     # the next run with a working backend delivers them
     monkeypatch.delenv("SPINEREG_EMAIL_BACKEND")
     r = run(registry, "2026-03-04", out)
-    assert (r.invited, r.failed) == (2, 0)  # type: ignore[attr-defined]
-    assert invitations(registry)["OP1"].status == "sent"  # type: ignore[attr-defined]
+    assert (r.invited, r.failed) == (2, 0)
+    assert invitations(registry)["OP1"].status == "sent"
 
 
 def test_cli_send_fails_with_a_summary_and_list_writes_csv(registry: str, tmp_path: Path,
