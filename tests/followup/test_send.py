@@ -238,3 +238,52 @@ def test_outbox_holds_no_cpr_no_name_no_pseudonym_and_no_token_hash(registry: st
 
 def _tokens(texts: dict[str, str]) -> list[str]:
     return [re.findall(re.escape(BASE) + r"/q/([A-Za-z0-9_-]{43})/", t.replace("\n", ""))[0] for t in texts.values()]
+
+
+class _RefusingSMTP:
+    """A minimal SMTP server on localhost that greets, then refuses every recipient (550)."""
+
+    def __init__(self) -> None:
+        import socketserver
+        import threading
+
+        class Handler(socketserver.StreamRequestHandler):
+            def handle(self) -> None:
+                self.wfile.write(b"220 refusing.test ESMTP\r\n")
+                for raw in self.rfile:
+                    verb = raw.decode("ascii", "replace").strip().split(" ")[0].upper()
+                    if verb == "QUIT":
+                        self.wfile.write(b"221 bye\r\n")
+                        return
+                    reply = {"EHLO": b"250 refusing.test\r\n", "HELO": b"250 refusing.test\r\n",
+                             "RCPT": b"550 5.1.1 mailbox unavailable\r\n"}.get(verb, b"250 ok\r\n")
+                    self.wfile.write(reply)
+
+        self.server = socketserver.ThreadingTCPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_an_smtp_server_that_refuses_mail_gives_failed(registry: str, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from spinereg.followup.models import DeliveryAttempt
+
+    build(registry)
+    smtp = _RefusingSMTP()
+    try:
+        monkeypatch.setenv("SPINEREG_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("SPINEREG_SMTP_PORT", str(smtp.port))
+        monkeypatch.setenv("SPINEREG_SMTP_SECURITY", "none")
+        r = run(registry, "2026-03-02", tmp_path / "outbox")
+    finally:
+        smtp.close()
+    assert (r.failed, r.invited) == (2, 1)  # two e-mails refused; the letter went out
+    assert sorted(i.status for i in invitations(registry).values()) == ["pending", "pending", "sent"]
+    errors = sorted(DeliveryAttempt.objects.using(registry).filter(outcome="failed").values_list("error", flat=True))
+    assert errors == ["SMTPRecipientsRefused", "SMTPRecipientsRefused"]
+    assert not (tmp_path / "outbox" / "mail").exists()
