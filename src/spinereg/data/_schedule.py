@@ -65,6 +65,7 @@ from datetime import date
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from spinereg.data._schema import timepoints as schema_timepoints
@@ -77,8 +78,12 @@ SCHEDULE_COLUMNS = ["operation_id", "patient_id", "timepoint", "operation_date",
                     "status", "study_category"]
 
 
-def _dates(values: Any) -> pd.Series:
-    return pd.to_datetime(pd.Series(values), errors="coerce").astype("datetime64[ns]")
+def _dates(values: Any) -> npt.NDArray[np.datetime64]:
+    """Dates as datetime64[ns] (ISO text parsed fast; anything unparsable is NaT)."""
+    series = pd.Series(values)
+    if not pd.api.types.is_datetime64_any_dtype(series):
+        series = pd.to_datetime(series.astype("string"), errors="coerce", format="ISO8601")
+    return np.asarray(series.to_numpy(dtype="datetime64[ns]"))
 
 
 def follow_up_schedule(operations: pd.DataFrame, patients: pd.DataFrame, proms: pd.DataFrame,
@@ -106,63 +111,75 @@ def follow_up_schedule(operations: pd.DataFrame, patients: pd.DataFrame, proms: 
     Returns
     -------
     DataFrame
-        :data:`SCHEDULE_COLUMNS`, one row per operation and time point, ordered by
-        operation and window.  ``status`` is one of :data:`SCHEDULE_STATUSES`,
-        ``study_category`` one of :data:`STUDY_CATEGORIES`.
+        :data:`SCHEDULE_COLUMNS`, one row per operation and time point: the operations in
+        the order given, each with its time points in the order of ``windows``.  ``status`` is
+        one of :data:`SCHEDULE_STATUSES`, ``study_category`` one of :data:`STUDY_CATEGORIES`.
     """
     if windows is None:
         windows = {k: (tp.window[0], tp.window[1], tp.target) for k, tp in schema_timepoints().items()}
-    day = pd.Timestamp(today).normalize()
-    ops = pd.DataFrame({"operation_id": operations["operation_id"].astype(str).to_numpy(),
-                        "patient_id": operations["patient_id"].astype(str).to_numpy(),
-                        "operation_date": _dates(operations["date"].to_numpy()).to_numpy()})
-    ops = ops[ops["operation_date"].notna()].reset_index(drop=True)
-    deaths = pd.Series(_dates(patients["death_date"].to_numpy()).to_numpy(),
-                       index=patients["patient_id"].astype(str).to_numpy())
-    deaths = deaths[~deaths.index.duplicated()]
-    death = pd.Series(ops["patient_id"].map(deaths).to_numpy(), dtype="datetime64[ns]")
-    gone = pd.Series(dtype="datetime64[ns]")
+    day = pd.Timestamp(today).normalize().to_datetime64().astype("datetime64[ns]")
+    op_date_all = _dates(operations["date"].to_numpy())
+    keep = ~np.isnat(op_date_all)
+    op_id = operations["operation_id"].astype(str).to_numpy()[keep]
+    pat_id = operations["patient_id"].astype(str).to_numpy()[keep]
+    op_date = op_date_all[keep]
+    n = len(op_id)
+    # each operation's patient's death (first row per patient) and withdrawal, by position
+    pats = pd.Index(patients["patient_id"].astype(str).to_numpy())
+    first = ~pats.duplicated()
+    pat_index = pats[first]
+    death_of = _dates(patients["death_date"].to_numpy())[first]
+    where = pat_index.get_indexer(pd.Index(pat_id))
+    death = np.where(where >= 0, death_of[np.maximum(where, 0)], np.datetime64("NaT", "ns"))
+    withdrawal = np.full(n, np.datetime64("NaT", "ns"))
     if withdrawn:
-        gone = pd.Series(_dates(list(withdrawn.values())).to_numpy(), index=[str(k) for k in withdrawn])
-    withdrawal = pd.Series(ops["patient_id"].map(gone).to_numpy() if len(gone) else pd.NaT,
-                           index=ops.index, dtype="datetime64[ns]")
+        w_index = pd.Index([str(k) for k in withdrawn])
+        w_dates = _dates(list(withdrawn.values()))
+        at = w_index.get_indexer(pd.Index(pat_id))
+        withdrawal = np.where(at >= 0, w_dates[np.maximum(at, 0)], withdrawal)
+    # answers: same operation (by position), dated, not after the patient's death; day from the operation
+    ops_index = pd.Index(op_id)
+    q_ops = pd.Index(proms["operation_id"].astype(str).to_numpy())
+    pos = ops_index.get_indexer(q_ops) if len(proms) else np.zeros(0, dtype=np.int64)
+    answer = _dates(proms["answer_date"].to_numpy()) if len(proms) else np.zeros(0, "datetime64[ns]")
+    ok = (pos >= 0) & ~np.isnat(answer)
+    pos, answer = pos[ok], answer[ok]
+    a_death = death[pos]
+    ok = ~(answer > a_death)  # NaT compares False: alive, or death unknown
+    pos, answer = pos[ok], answer[ok]
+    q_day = (answer - op_date[pos]).astype("timedelta64[D]").astype(np.int64)
 
-    # answers: same operation, dated, not after the patient's death; day from the operation
-    q = pd.DataFrame({"operation_id": proms["operation_id"].astype(str).to_numpy(),
-                      "answer_date": _dates(proms["answer_date"].to_numpy()).to_numpy()})
-    q = q[q["answer_date"].notna()].merge(ops[["operation_id", "operation_date"]].drop_duplicates("operation_id"),
-                                          on="operation_id", how="inner")
-    q_death = pd.Series(q["operation_id"].map(ops.drop_duplicates("operation_id").set_index("operation_id")[
-        "patient_id"]).map(deaths).to_numpy(), dtype="datetime64[ns]")
-    q = q[~(q["answer_date"].to_numpy() > q_death.to_numpy())]
-    q_day = (q["answer_date"] - q["operation_date"]).dt.days.to_numpy()
-
-    known_dead = (death.notna() & (death <= day)).to_numpy(dtype=bool)
-    parts = []
-    for order, (name, (lo, hi, target)) in enumerate(windows.items()):
-        opens = ops["operation_date"] + pd.to_timedelta(lo, unit="D")
-        closes = ops["operation_date"] + pd.to_timedelta(hi, unit="D")
-        answered_ops = q.loc[(q_day >= lo) & (q_day <= hi), "operation_id"].unique()
-        answered = ops["operation_id"].isin(answered_ops).to_numpy(dtype=bool)
-        died = ~answered & known_dead & (death <= closes).fillna(False).to_numpy(dtype=bool)
-        left = ~answered & ~died & (withdrawal.notna() & (withdrawal <= day) & (withdrawal <= closes)).to_numpy(
-            dtype=bool)
+    one_day = np.timedelta64(1, "D")
+    known_dead = ~np.isnat(death) & (death <= day)
+    names = list(windows)
+    k = len(names)
+    status = np.empty((n, k), dtype=object)
+    category = np.empty((n, k), dtype=object)
+    opens_all = np.empty((n, k), dtype="datetime64[ns]")
+    due_all = np.empty((n, k), dtype="datetime64[ns]")
+    closes_all = np.empty((n, k), dtype="datetime64[ns]")
+    for j, name in enumerate(names):
+        lo, hi, target = windows[name]
+        opens = op_date + lo * one_day
+        closes = op_date + hi * one_day
+        answered = np.zeros(n, dtype=bool)
+        answered[pos[(q_day >= lo) & (q_day <= hi)]] = True
+        died = ~answered & known_dead & (death <= closes)
+        left = ~answered & ~died & ~np.isnat(withdrawal) & (withdrawal <= day) & (withdrawal <= closes)
         rest = ~answered & ~died & ~left
-        early = rest & (day < opens).to_numpy(dtype=bool)
-        late = rest & (day > closes).to_numpy(dtype=bool)
+        early = rest & (day < opens)
+        late = rest & (day > closes)
         open_now = rest & ~early & ~late
-        status = np.select([answered, died, left, early, open_now], list(SCHEDULE_STATUSES[:5]), default="closed")
+        status[:, j] = np.select([answered, died, left, early, open_now], list(SCHEDULE_STATUSES[:5]),
+                                 default="closed")
         # the study engine's follow-up table (withdrawal is not one of its categories)
-        study_not_due = ~answered & ~died & (closes > day).to_numpy(dtype=bool)
-        category = np.select([answered, died, study_not_due],
-                             ["answered", "died_before_answering", "not_yet_due"], default="alive_not_answered")
-        parts.append(pd.DataFrame({
-            "operation_id": ops["operation_id"], "patient_id": ops["patient_id"], "timepoint": name,
-            "operation_date": ops["operation_date"], "opens": opens,
-            "due_date": ops["operation_date"] + pd.to_timedelta(target, unit="D"), "closes": closes,
-            "status": status, "study_category": category, "_order": order}))
-    if not parts:
-        return pd.DataFrame(columns=SCHEDULE_COLUMNS)
-    out = pd.concat(parts, ignore_index=True)
-    out = out.sort_values(["operation_id", "_order"], kind="stable", ignore_index=True)
-    return out[SCHEDULE_COLUMNS]
+        study_not_due = ~answered & ~died & (closes > day)
+        category[:, j] = np.select([answered, died, study_not_due],
+                                   ["answered", "died_before_answering", "not_yet_due"], default="alive_not_answered")
+        opens_all[:, j], due_all[:, j], closes_all[:, j] = opens, op_date + target * one_day, closes
+    # one row per operation and time point: operations in input order, time points in window order
+    return pd.DataFrame({
+        "operation_id": np.repeat(op_id, k), "patient_id": np.repeat(pat_id, k),
+        "timepoint": np.tile(np.array(names, dtype=object), n), "operation_date": np.repeat(op_date, k),
+        "opens": opens_all.ravel(), "due_date": due_all.ravel(), "closes": closes_all.ravel(),
+        "status": status.ravel(), "study_category": category.ravel()}, columns=SCHEDULE_COLUMNS)

@@ -234,18 +234,20 @@ def send_invitations(alias: str, *, today: date, outbox: Path, base_url: str, re
         raise SpineregError(f"--reminder-days {reminder_days}: give 1 or more days")
     result = SendResult(today=today)
     plan = schedule(alias, today)
-    existing = {(i.operation_id, i.timepoint): i for i in Invitation.objects.using(alias).all()}
-    # 1. invitations whose time point is settled: answered, stopped, expired
+    # the open invitations as objects; of the others only their keys (a registry has millions)
+    existing = {(i.operation_id, i.timepoint): i for i in Invitation.objects.using(alias).filter(status__in=_OPEN)}
+    closed_keys = set(Invitation.objects.using(alias).exclude(status__in=_OPEN).values_list("operation_id",
+                                                                                           "timepoint"))
+    keys = pd.MultiIndex.from_arrays([plan["operation_id"], plan["timepoint"]])
+    # 1. open invitations whose time point is settled: answered, stopped, expired
     final = {"answered": "answered", "died": "stopped", "withdrawn": "stopped", "closed": "expired"}
-    settled = plan[plan["status"].isin(list(final))]
+    settled = plan[plan["status"].isin(list(final)).to_numpy() & keys.isin(list(existing))]
     for op, tp, status in zip(settled["operation_id"], settled["timepoint"], settled["status"], strict=True):
-        inv = existing.get((op, tp))
-        if inv is not None and inv.status in _OPEN:
-            with audited(alias):
-                _change(alias, inv, status=final[status])
-            setattr(result, final[status], getattr(result, final[status]) + 1)
-    # 2. due time points: invite, deliver again, remind
-    due = plan[plan["status"] == "due"]
+        with audited(alias):
+            _change(alias, existing[(op, tp)], status=final[status])
+        setattr(result, final[status], getattr(result, final[status]) + 1)
+    # 2. due time points: invite, deliver again, remind (an invitation answered, stopped or expired stays so)
+    due = plan[(plan["status"] == "due").to_numpy() & ~keys.isin(list(closed_keys))]
     emails = dict(Contact.objects.using(alias).exclude(email="").values_list("patient_id", "email"))
     conn = connection
     for row in due.itertuples(index=False):
