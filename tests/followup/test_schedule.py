@@ -101,6 +101,13 @@ def test_withdrawal() -> None:
     assert status("2026-03-10", proms=answered, withdrawn={"P1": "2026-03-05"})["3m"] == "answered"
 
 
+def test_no_patient_rows_means_nobody_died() -> None:
+    # the registry passes only the patients with a death date: none at all is the common case
+    nobody = pd.DataFrame({"patient_id": [], "death_date": []})
+    assert status("2026-03-10", patients=nobody) == {"baseline": "closed", "3m": "due", "1y": "not_yet_due",
+                                                     "2y": "not_yet_due"}
+
+
 def test_every_row_gets_one_known_status() -> None:
     s = follow_up_schedule(OP, ALIVE, NO_ANSWERS, "2026-03-10")
     assert set(s["status"]) <= set(SCHEDULE_STATUSES)

@@ -130,8 +130,9 @@ def follow_up_schedule(operations: pd.DataFrame, patients: pd.DataFrame, proms: 
     pat_index = pats[first]
     death_of = _dates(patients["death_date"].to_numpy())[first]
     where = pat_index.get_indexer(pd.Index(pat_id))
-    death = np.where(where >= 0, death_of[np.maximum(where, 0)], np.datetime64("NaT", "ns"))
-    withdrawal = np.full(n, np.datetime64("NaT", "ns"))
+    nat = np.full(n, np.datetime64("NaT", "ns"))
+    death = np.where(where >= 0, death_of[np.maximum(where, 0)], nat) if len(death_of) else nat
+    withdrawal = nat
     if withdrawn:
         w_index = pd.Index([str(k) for k in withdrawn])
         w_dates = _dates(list(withdrawn.values()))
