@@ -64,7 +64,7 @@ def test_the_page_answers_once_and_stores_a_questionnaire(site: tuple[Server, di
     bad = b.post_form(links["op-P1"], {**ANSWERS, "odi_3": "9"})
     assert bad.status == 400 and "from 0 to 5" in bad.body
     assert server.sql("SELECT COUNT(*) FROM spinereg_proms") == [(0,)]
-    done = b.post_form(links["op-P1"], ANSWERS)
+    done = b.post_form(links["op-P1"], {**ANSWERS, "action": "submit"})
     assert done.status == 200 and "answers were received" in done.body
     rows = server.sql("SELECT operation_id, patient_id, timepoint, eq5d3l_mo, eq5d3l_pd, eqvas, odi_1, nrs_back "
                       "FROM spinereg_proms")
@@ -80,6 +80,20 @@ def test_the_page_answers_once_and_stores_a_questionnaire(site: tuple[Server, di
     token = other.csrf(other.get(links["op-P2"]))
     assert other.request(links["op-P1"], {"csrfmiddlewaretoken": token, **ANSWERS}).status == 410
     assert server.sql("SELECT COUNT(*) FROM spinereg_proms") == [(1,)]
+
+
+def test_a_draft_is_kept_for_the_next_visit(site: tuple[Server, dict[str, str]]) -> None:
+    server, links = site
+    b = server.browser()
+    saved = b.post_form(links["op-P2"], {"action": "save", "eq5d3l_mo": "3", "nrs_back": "5"})
+    assert saved.status == 200 and "answers so far are saved" in saved.body
+    assert b.post_form(links["op-P2"], {"action": "save", "odi_1": "7"}).status == 400  # out of range: refused
+    later = server.browser().get(links["op-P2"])  # another visit (no cookies)
+    assert later.status == 200
+    assert 'name="eq5d3l_mo" value="3" checked' in later.body and 'name="nrs_back" value="5" checked' in later.body
+    assert 'name="eq5d3l_mo" value="2" checked' not in later.body
+    assert server.sql("SELECT COUNT(*) FROM spinereg_proms WHERE operation_id = 'op-P2'") == [(0,)]
+    assert server.sql("SELECT status FROM spinereg_followup_invitation WHERE operation_id = 'op-P2'") == [("sent",)]
 
 
 def test_unknown_and_expired_links(site: tuple[Server, dict[str, str]]) -> None:

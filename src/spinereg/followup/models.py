@@ -46,6 +46,8 @@ class Invitation(models.Model):
     reminded_on = models.DateField(null=True, blank=True, help_text="Day of the reminder (one at most).")
     used_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField()
+    draft = models.TextField(blank=True, default="",
+                             help_text="JSON: the answers saved so far on the patient's page (cleared on submission).")
 
     class Meta:
         db_table = "spinereg_followup_invitation"

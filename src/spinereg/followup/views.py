@@ -9,6 +9,10 @@ validation, audited, actor ``patient:<reference>``) and the invitation is marked
 answered and used, audited, in the same request.  The page shows nothing that
 identifies the patient: no name, no CPR number, no pseudonym, no operation.
 
+Draft: "Save and continue later" keeps the answers given so far on the invitation (checked
+against the items' ranges; the audit entry says how many, never which); the link shows them
+again until the answers are sent.
+
 Rate limit: at most :data:`RATE_LIMIT` requests per client address per
 :data:`RATE_WINDOW` seconds to ``/q/`` (Django's cache: per server process with the
 default local-memory cache), then 429.
@@ -102,11 +106,15 @@ def questionnaire(request: HttpRequest, token: str) -> HttpResponse:
         return _gone(request, "used", 410)
     if inv.status in ("expired", "stopped") or inv.expires_at <= datetime.now(UTC):
         return _gone(request, "expired", 410)
-    values: dict[str, str] = {}
+    values: dict[str, str] = _draft(inv)
     errors: list[str] = []
+    saved = False
     if request.method == "POST":
-        answers, values, errors = _read(request)
-        if not errors:
+        answers, values, errors = _read(request, partial=request.POST.get("action") == "save")
+        if not errors and request.POST.get("action") == "save":
+            _save_draft(inv, values)
+            saved = True
+        elif not errors:
             try:
                 _save(inv, answers)
             except SpineregError as exc:
@@ -114,7 +122,28 @@ def questionnaire(request: HttpRequest, token: str) -> HttpResponse:
             else:
                 return render(request, "followup/thanks.html", {})
     return render(request, "followup/questionnaire.html",
-                  {"sections": _sections(values), "errors": errors}, status=400 if errors else 200)
+                  {"sections": _sections(values), "errors": errors, "saved": saved}, status=400 if errors else 200)
+
+
+def _draft(inv: Any) -> dict[str, str]:
+    import json
+
+    try:
+        doc = json.loads(inv.draft) if inv.draft else {}
+    except ValueError:
+        return {}
+    return {str(k): str(v) for k, v in doc.items()} if isinstance(doc, dict) else {}
+
+
+def _save_draft(inv: Any, values: dict[str, str]) -> None:
+    """Keep the answers given so far (audited: how many, never which)."""
+    import json
+
+    with audited("default"):
+        inv.draft = json.dumps(values, sort_keys=True)
+        inv.save(update_fields=["draft"])
+        audit("default", "update", "invitations", inv.pk, None, {"draft_answers": len(values)},
+              who=f"patient:{inv.reference}")
 
 
 def _reason(exc: SpineregError) -> str:
@@ -124,7 +153,8 @@ def _reason(exc: SpineregError) -> str:
     return redact_cpr(str(exc).splitlines()[0])
 
 
-def _read(request: HttpRequest) -> tuple[dict[str, int | None], dict[str, str], list[str]]:
+def _read(request: HttpRequest, *, partial: bool = False) -> tuple[dict[str, int | None], dict[str, str], list[str]]:
+    """The answers of the form, checked against each item's range (``partial``: a draft, may be empty)."""
     answers: dict[str, int | None] = {}
     values: dict[str, str] = {}
     errors: list[str] = []
@@ -147,7 +177,7 @@ def _read(request: HttpRequest) -> tuple[dict[str, int | None], dict[str, str], 
                 continue
             answers[f.name], values[f.name] = v, str(v)
             given += 1
-    if not errors and given == 0:
+    if not errors and given == 0 and not partial:
         errors.append(_("Please answer at least one question."))
     return answers, values, errors
 
@@ -171,7 +201,7 @@ def _save(inv: Any, answers: dict[str, int | None]) -> None:
         RegistryWriter("default", dataset, who=f"patient:{inv.reference}").create("proms", row)
         with audited("default"):
             old = {"status": inv.status, "used_at": None}
-            inv.status, inv.used_at = "answered", now
-            inv.save(update_fields=["status", "used_at"])
+            inv.status, inv.used_at, inv.draft = "answered", now, ""
+            inv.save(update_fields=["status", "used_at", "draft"])
             audit("default", "update", "invitations", inv.pk, old, {"status": "answered", "used_at": now.isoformat()},
                   who=f"patient:{inv.reference}")
