@@ -193,6 +193,30 @@ def test_cli_send_fails_with_a_summary_and_list_writes_csv(registry: str, tmp_pa
     assert res.exit_code != 0 and "YYYY-MM-DD" in str(res.exception)  # main() prints it as one line
 
 
+def test_cli_contact_and_consent(registry: str, tmp_path: Path) -> None:
+    from django.db import connections
+
+    from spinereg.followup.models import Consent, Contact
+
+    build(registry)
+    db = (f"sqlite:///{connections[registry].settings_dict['NAME']}" if connections[registry].vendor == "sqlite"
+          else _pg_url(registry))
+    runner = CliRunner()
+    res = runner.invoke(app, ["followup", "contact", "P2", "--email", "p2@example.org", "--db", db])
+    assert res.exit_code == 0, res.output
+    assert "p2@example.org" not in res.output
+    res = runner.invoke(app, ["followup", "consent", "P2", "--status", "withdrawn", "--on", "2026-03-01", "--db", db])
+    assert res.exit_code == 0, res.output
+    assert Contact.objects.using(registry).get(patient_id="P2").email == "p2@example.org"
+    assert Consent.objects.using(registry).filter(patient_id="P2").latest("at").status == "withdrawn"
+    r = run(registry, "2026-03-02", tmp_path / "outbox")
+    assert "OP2" not in invitations(registry) and r.invited == 2  # P2 withdrew; P1 and P5 invited
+    res = runner.invoke(app, ["followup", "contact", "nobody", "--email", "x@example.org", "--db", db])
+    assert res.exit_code == 1 and "no patient 'nobody'" in str(res.exception)
+    res = runner.invoke(app, ["followup", "contact", "P1", "--email", "not-an-address", "--db", db])
+    assert res.exit_code == 1 and "not-an-address" not in str(res.exception)
+
+
 def _pg_url(alias: str) -> str:
     from spinereg.registry._settings import _URLS
 

@@ -1,4 +1,5 @@
-"""Follow-up commands: ``followup send`` (invite, remind, stop; idempotent) and ``followup list``."""
+"""Follow-up commands: ``followup send`` (invite, remind, stop; idempotent), ``followup list``,
+``followup contact`` and ``followup consent`` (staff: a patient's e-mail address, consent or withdrawal)."""
 
 from __future__ import annotations
 
@@ -23,13 +24,25 @@ class ListFormat(StrEnum):
     csv = "csv"
 
 
-def _today(value: str | None) -> date:
+class ConsentStatus(StrEnum):
+    consented = "consented"
+    withdrawn = "withdrawn"
+
+
+def _patient(alias: str, pseudonym: str) -> None:
+    from spinereg.registry.models import Patient
+
+    if not Patient.objects.using(alias).filter(patient_id=pseudonym).exists():
+        raise SpineregError(f"no patient {pseudonym!r} in the registry (give the patient's pseudonym)")
+
+
+def _today(value: str | None, option: str = "--today") -> date:
     if value is None:
         return datetime.now(UTC).date()
     try:
         return date.fromisoformat(value)
     except ValueError:
-        raise SpineregError(f"--today {value!r}: give a date as YYYY-MM-DD") from None
+        raise SpineregError(f"{option} {value!r}: give a date as YYYY-MM-DD") from None
 
 
 def _registry(db: str | None, *, write: bool) -> str:
@@ -117,3 +130,35 @@ def register(app: typer.Typer) -> None:
         else:
             output.write_text(text, encoding="utf-8")
             err.print(f"{len(frame)} invitations written to {output}", markup=False)
+
+    @followup_app.command("contact")
+    def contact(
+        pseudonym: Annotated[str, typer.Argument(help="The patient's pseudonym (patient_id).")],
+        email: Annotated[str | None, typer.Option("--email", help="The patient's e-mail address; leave out (or give "
+                                                                  "an empty one) for letters.")] = None,
+        db: DbOption = None,
+    ) -> None:
+        """Record how to reach a patient: an e-mail address, or none (invitations by letter)."""
+        from spinereg.followup.service import set_contact
+
+        alias = _registry(db, write=True)
+        _patient(alias, pseudonym)
+        set_contact(alias, pseudonym, email)
+        err.print(f"patient {pseudonym}: " + ("invitations by e-mail" if email else "invitations by letter"),
+                  markup=False)
+
+    @followup_app.command("consent")
+    def consent(
+        pseudonym: Annotated[str, typer.Argument(help="The patient's pseudonym (patient_id).")],
+        status: Annotated[ConsentStatus, typer.Option("--status", help="consented or withdrawn.")],
+        on: Annotated[str | None, typer.Option("--on", help="The day (YYYY-MM-DD); default today (UTC).")] = None,
+        db: DbOption = None,
+    ) -> None:
+        """Record a patient's consent or withdrawal (the latest record counts; a withdrawal stops invitations)."""
+        from spinereg.followup.service import record_consent
+
+        day = _today(on, "--on")
+        alias = _registry(db, write=True)
+        _patient(alias, pseudonym)
+        record_consent(alias, pseudonym, status.value, day)
+        err.print(f"patient {pseudonym}: {status.value}", markup=False)
