@@ -109,3 +109,40 @@ def test_unknown_and_expired_links(site: tuple[Server, dict[str, str]]) -> None:
         con.close()
     page = server.browser().get(links["op-P2"])
     assert page.status == 410 and "expired" in page.body
+
+
+PREPARE = """
+import sys
+from datetime import UTC, datetime, timedelta
+from spinereg.registry import RegistryWriter, open_registry
+alias = open_registry(sys.argv[1])
+today = datetime.now(UTC).date()
+w = RegistryWriter(alias, "Hospital A")
+w.create("patients", {"patient_id": "pseudo-M", "sex": "male", "birth_date": "1950-01-01"})
+w.create("operations", {"operation_id": "op-M", "patient_id": "pseudo-M",
+                        "date": (today - timedelta(days=70)).isoformat(), "procedure_category": "vertebroplasty"})
+"""
+
+
+def test_cli_in_its_own_process_fails_in_one_line_and_lists_csv(tmp_path_factory: pytest.TempPathFactory) -> None:
+    home = tmp_path_factory.mktemp("cli")
+    db = f"sqlite:///{home / 'registry.sqlite3'}"
+    ok(run_cli(home, "db", "init", "--db", db))
+    ok(subprocess.run([sys.executable, "-c", PREPARE, db], env=cli_env(home), capture_output=True, text=True,
+                      timeout=120, check=False))
+    ok(run_cli(home, "followup", "contact", "pseudo-M", "--email", "m@example.org", "--db", db))
+    failed = run_cli(home, "followup", "send", "--db", db, "--outbox", str(home / "outbox"),
+                     SPINEREG_EMAIL_BACKEND="tests.followup.backends.RefusingBackend")
+    assert failed.returncode == 1
+    assert "Traceback" not in failed.stderr and "m@example.org" not in failed.stderr + failed.stdout
+    last = failed.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: followup send ") and "0 invited" in last and "1 failed" in last
+    listed = ok(run_cli(home, "followup", "list", "--db", db, "--format", "csv"))
+    rows = listed.stdout.strip().splitlines()
+    assert rows[0] == "patient_id,operation_id,timepoint,due_date,status,channel,reference,sent_on,reminded_on,link"
+    assert len(rows) == 2 and ",pending,email," in rows[1] and rows[1].startswith("pseudo-M,op-M,3m,")
+    sent = ok(run_cli(home, "followup", "send", "--db", db, "--outbox", str(home / "outbox")))
+    assert "1 invited" in sent.stderr
+    rows = ok(run_cli(home, "followup", "list", "--db", db)).stdout.strip().splitlines()
+    assert ",sent,email," in rows[1] and rows[1].endswith(",(sent; token not stored)")
+    assert len(list((home / "outbox" / "mail").glob("*.eml"))) == 1
