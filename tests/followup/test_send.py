@@ -311,3 +311,31 @@ def test_an_smtp_server_that_refuses_mail_gives_failed(registry: str, tmp_path: 
     errors = sorted(DeliveryAttempt.objects.using(registry).filter(outcome="failed").values_list("error", flat=True))
     assert errors == ["SMTPRecipientsRefused", "SMTPRecipientsRefused"]
     assert not (tmp_path / "outbox" / "mail").exists()
+
+
+def test_completeness_and_the_non_responder_worklist(registry: str, tmp_path: Path) -> None:
+    from spinereg.followup.service import completeness, non_responders
+
+    build(registry)  # every operation has no hospital: one site ""
+    w = RegistryWriter(registry, "Hospital A")
+    w.update("operations", "OP5", {"hospital": "H2"})
+    run(registry, "2026-03-02", tmp_path / "outbox")
+    w.create("proms", {"prom_id": "Q1", "patient_id": "P1", "operation_id": "OP1", "timepoint": "3m",
+                       "answer_date": "2026-03-20", "nrs_back": 3})
+    # on 2026-06-01 (3m window closed the day before), by hand:
+    # site "": P1 answered, P2 alive without an answer (no death), P3 died 2026-02-15, P4 (withdrawn: the study
+    # engine has no withdrawal category) alive without an answer -> answered 1, died 1, alive 2; rate 1/3
+    # site H2: P5 alive without an answer -> rate 0/1.  baseline: everyone answered on day -4.
+    c = completeness(registry, date(2026, 6, 1)).set_index(["hospital", "timepoint"])
+    assert c.loc[("", "3m")].to_dict() == {"n": 4, "answered": 1, "died_before_answering": 1,
+                                          "alive_not_answered": 2, "not_yet_due": 0, "response_rate": 1 / 3}
+    assert c.loc[("H2", "3m"), "response_rate"] == 0.0
+    assert c.loc[("", "baseline"), "answered"] == 4 and c.loc[("", "1y"), "not_yet_due"] == 3
+    assert c.loc[("", "1y"), "died_before_answering"] == 1
+    trend = completeness(registry, date(2026, 6, 1), by_month=True)
+    assert set(trend["month"]) == {"2026-01", "2026-05"}  # baseline closed 2026-01-01, 3m on 2026-05-31
+    work = non_responders(registry, date(2026, 6, 1))
+    assert sorted(work["operation_id"]) == ["OP2", "OP5"]  # invited, window closed unanswered, alive
+    assert not any("mail" in c for c in work.columns)  # no contact data on the worklist
+    assert list(work.loc[work["operation_id"] == "OP2", ["channel", "invitation"]].iloc[0]) == ["letter", "sent"]
+    assert non_responders(registry, date(2026, 3, 10)).empty  # nothing reminded or late yet

@@ -49,8 +49,9 @@ from spinereg._errors import SpineregError
 from spinereg.data import check_no_cpr, follow_up_schedule
 from spinereg.followup._audit import audit, audited
 
-__all__ = ["LIST_COLUMNS", "SendResult", "current_withdrawals", "email_connection", "hash_token",
-           "list_invitations", "record_consent", "send_invitations", "set_contact"]
+__all__ = ["COMPLETENESS_COLUMNS", "LIST_COLUMNS", "SendResult", "completeness", "current_withdrawals",
+           "email_connection", "hash_token", "list_invitations", "non_responders", "record_consent", "schedule",
+           "send_invitations", "set_contact"]
 
 #: The columns of :func:`list_invitations`.
 LIST_COLUMNS = ["patient_id", "operation_id", "timepoint", "due_date", "status", "channel", "reference", "sent_on",
@@ -185,8 +186,8 @@ def _registry_frames(alias: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     from django.db import connections
 
     with connections[alias].cursor() as cursor:
-        cursor.execute("SELECT operation_id, patient_id, CAST(date AS TEXT) FROM spinereg_operations")
-        ops = pd.DataFrame.from_records(cursor.fetchall(), columns=["operation_id", "patient_id", "date"])
+        cursor.execute("SELECT operation_id, patient_id, CAST(date AS TEXT), hospital FROM spinereg_operations")
+        ops = pd.DataFrame.from_records(cursor.fetchall(), columns=["operation_id", "patient_id", "date", "hospital"])
         cursor.execute("SELECT patient_id, CAST(death_date AS TEXT) FROM spinereg_patients "
                        "WHERE death_date IS NOT NULL")
         pats = pd.DataFrame.from_records(cursor.fetchall(), columns=["patient_id", "death_date"])
@@ -196,11 +197,71 @@ def _registry_frames(alias: str) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFra
     return ops, pats, proms
 
 
-def schedule(alias: str, today: date) -> pd.DataFrame:
+def schedule(alias: str, today: date, *, with_hospital: bool = False) -> pd.DataFrame:
     """The registry's follow-up schedule on ``today`` (:func:`spinereg.data.follow_up_schedule`),
-    with the consent withdrawals recorded here."""
+    with the consent withdrawals recorded here (and the operation's ``hospital``: ``with_hospital``)."""
     ops, pats, proms = _registry_frames(alias)
-    return follow_up_schedule(ops, pats, proms, today, withdrawn=current_withdrawals(alias))
+    out = follow_up_schedule(ops, pats, proms, today, withdrawn=current_withdrawals(alias))
+    if with_hospital:
+        sites = ops[["operation_id", "hospital"]].drop_duplicates("operation_id")
+        out = out.merge(sites, on="operation_id", how="left")
+    return out
+
+
+#: The columns of :func:`completeness`.
+COMPLETENESS_COLUMNS = ["hospital", "timepoint", "n", "answered", "died_before_answering", "alive_not_answered",
+                        "not_yet_due", "response_rate"]
+
+
+def completeness(alias: str, today: date, *, by_month: bool = False) -> pd.DataFrame:
+    """Follow-up completeness per site (``hospital``) and time point on ``today``: the study engine's
+    categories (``study_category`` of :func:`spinereg.data.follow_up_schedule`, the same rule as its
+    follow-up table with ``today`` as the extract date) and ``response_rate`` = answered / (answered +
+    alive_not_answered), NaN when nobody is in the denominator.
+
+    ``by_month``: one row per site, time point and ``month`` (``YYYY-MM``) in which the window
+    closed, for windows closed by ``today`` (the monthly trend)."""
+    plan = schedule(alias, today, with_hospital=True)
+    plan["hospital"] = plan["hospital"].fillna("").astype(str)
+    keys = ["hospital", "timepoint"]
+    if by_month:
+        plan = plan[plan["closes"] <= pd.Timestamp(today)]
+        plan = plan.assign(month=plan["closes"].dt.strftime("%Y-%m"))
+        keys.append("month")
+    cats = ["answered", "died_before_answering", "alive_not_answered", "not_yet_due"]
+    counts = pd.crosstab([plan[k] for k in keys], plan["study_category"]).reindex(columns=cats, fill_value=0)
+    counts.columns.name = None
+    out = counts.reset_index()
+    out.insert(len(keys), "n", out[cats].sum(axis=1))
+    denominator = out["answered"] + out["alive_not_answered"]
+    out["response_rate"] = (out["answered"] / denominator.where(denominator > 0)).astype(float)
+    order = {tp: i for i, tp in enumerate(pd.unique(plan["timepoint"]))}
+    out = out.sort_values(["hospital", *(["month"] if by_month else []), "timepoint"],
+                          key=lambda c: c.map(order) if c.name == "timepoint" else c, ignore_index=True)
+    cols = [*COMPLETENESS_COLUMNS[:2], *(["month"] if by_month else []), *COMPLETENESS_COLUMNS[2:]]
+    return out[cols]
+
+
+def non_responders(alias: str, today: date) -> pd.DataFrame:
+    """The worklist for phone or paper follow-up: time points still ``due`` whose invitation was
+    reminded (or sent without a reminder for the window's last 14 days), and time points whose window
+    closed unanswered with an invitation.  Columns: ``hospital, patient_id, operation_id, timepoint,
+    due_date, closes, status, invitation, channel, reference, sent_on, reminded_on``; no contact data."""
+    from spinereg.followup.models import Invitation
+
+    plan = schedule(alias, today, with_hospital=True)
+    plan = plan[plan["status"].isin(["due", "closed"])]
+    inv = pd.DataFrame.from_records(
+        Invitation.objects.using(alias).values_list("operation_id", "timepoint", "status", "channel", "reference",
+                                                    "sent_on", "reminded_on"),
+        columns=["operation_id", "timepoint", "invitation", "channel", "reference", "sent_on", "reminded_on"])
+    out = plan.merge(inv, on=["operation_id", "timepoint"], how="inner")
+    late = (out["closes"] - pd.Timestamp(today)).dt.days < 14
+    chase = (out["status"] == "closed") | out["reminded_on"].notna() | late
+    out = out[chase.to_numpy() & out["invitation"].isin(["sent", "reminded", "expired", "pending"]).to_numpy()]
+    cols = ["hospital", "patient_id", "operation_id", "timepoint", "due_date", "closes", "status", "invitation",
+            "channel", "reference", "sent_on", "reminded_on"]
+    return out.sort_values(["hospital", "closes", "operation_id"], ignore_index=True)[cols]
 
 
 def _reference(alias: str) -> str:
