@@ -339,3 +339,6 @@ def test_completeness_and_the_non_responder_worklist(registry: str, tmp_path: Pa
     assert not any("mail" in c for c in work.columns)  # no contact data on the worklist
     assert list(work.loc[work["operation_id"] == "OP2", ["channel", "invitation"]].iloc[0]) == ["letter", "sent"]
     assert non_responders(registry, date(2026, 3, 10)).empty  # nothing reminded or late yet
+    # the 3m window closes 2026-05-31: 14 days before (2026-05-17) not yet on the list, 13 days before it is
+    assert non_responders(registry, date(2026, 5, 17)).empty
+    assert sorted(non_responders(registry, date(2026, 5, 18))["operation_id"]) == ["OP2", "OP5"]

@@ -256,8 +256,8 @@ def non_responders(alias: str, today: date) -> pd.DataFrame:
                                                     "sent_on", "reminded_on"),
         columns=["operation_id", "timepoint", "invitation", "channel", "reference", "sent_on", "reminded_on"])
     out = plan.merge(inv, on=["operation_id", "timepoint"], how="inner")
-    late = (out["closes"] - pd.Timestamp(today)).dt.days < 14
-    chase = (out["status"] == "closed") | out["reminded_on"].notna() | late
+    late = (out["closes"] - pd.Timestamp(today)).dt.days < 14  # the window's last 13 days, or closed
+    chase = out["reminded_on"].notna() | late
     out = out[chase.to_numpy() & out["invitation"].isin(["sent", "reminded", "expired", "pending"]).to_numpy()]
     cols = ["hospital", "patient_id", "operation_id", "timepoint", "due_date", "closes", "status", "invitation",
             "channel", "reference", "sent_on", "reminded_on"]
