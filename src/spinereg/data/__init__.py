@@ -24,6 +24,7 @@ from spinereg.data._mapping import (
     namespaced_id,
     shipped_mappings,
 )
+from spinereg.data._schedule import SCHEDULE_COLUMNS, SCHEDULE_STATUSES, STUDY_CATEGORIES, follow_up_schedule
 from spinereg.data._schema import Column, Entity, TimePoint, entities, entity, timepoints
 from spinereg.data._scores import derive_scores
 from spinereg.data._synth import synthesize
@@ -44,6 +45,9 @@ __all__ = [
     "HIDDEN",
     "NAMESPACE_SEP",
     "REFERENCE_COLUMNS",
+    "SCHEDULE_COLUMNS",
+    "SCHEDULE_STATUSES",
+    "STUDY_CATEGORIES",
     "ChunkStream",
     "Column",
     "Entity",
@@ -67,6 +71,7 @@ __all__ = [
     "entity",
     "extract_sha256",
     "find_cpr",
+    "follow_up_schedule",
     "id_columns",
     "iter_mapping",
     "load_mapping",

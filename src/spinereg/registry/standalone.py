@@ -34,6 +34,7 @@ def configure(default_database: dict[str, Any]) -> None:
             "django.contrib.contenttypes",
             "django.contrib.auth",
             "spinereg.registry",
+            "spinereg.followup",
         ],
         DATABASES={"default": default_database},
         USE_TZ=True,

@@ -108,6 +108,7 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "csp",
     "spinereg.registry",
+    "spinereg.followup",
     "spinereg.web",
     "spinereg.fhir_api",
 ]

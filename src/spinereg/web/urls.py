@@ -19,4 +19,5 @@ urlpatterns = [
     path("", include("spinereg.web.clinical_urls")),
     path("", include("spinereg.web.integrity_urls")),
     path("", include("spinereg.fhir_api.urls")),
+    path("", include("spinereg.followup.urls")),
 ]
