@@ -381,15 +381,12 @@ def _register_commands() -> None:
     from spinereg.cli._web import register as register_web
 
     register_web(app)
-<<<<<<< HEAD
     from spinereg.cli._fhir import register as register_fhir
 
     register_fhir(app)
-=======
     from spinereg.cli._followup import register as register_followup
 
     register_followup(app)
->>>>>>> h-followup
 
 _register_commands()
 

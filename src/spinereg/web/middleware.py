@@ -15,14 +15,10 @@ from django.shortcuts import redirect
 
 from spinereg.web.events import LOGIN_AT
 
-<<<<<<< HEAD
 #: Paths open to anyone (no login): the login page, the health check, static files; the FHIR API
-#: (it authenticates each request by its bearer token: spinereg.fhir_api).
-OPEN_PREFIXES = ("/accounts/login/", "/healthz", "/static/", "/i18n/", "/fhir/")
-=======
-#: Paths open to anyone (no login): the login page, the health check, static files.
-OPEN_PREFIXES = ("/accounts/login/", "/healthz", "/static/", "/i18n/", "/q/")
->>>>>>> h-followup
+#: (it authenticates each request by its bearer token: spinereg.fhir_api); a patient's questionnaire
+#: link (the single-use token in the URL is the credential: spinereg.followup).
+OPEN_PREFIXES = ("/accounts/login/", "/healthz", "/static/", "/i18n/", "/fhir/", "/q/")
 #: Paths a logged-in admin without a second factor may still reach.
 SETUP_PATHS = ("/accounts/totp/", "/accounts/logout/")
 
