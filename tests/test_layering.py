@@ -14,6 +14,8 @@ import spinereg
 
 ROOT = Path(spinereg.__file__).parent
 LAYERS = ("instruments", "stats", "data", "registry", "study", "report", "cli")
+#: the web layer's packages: the staff web app, the follow-up app, the FHIR library and its API app
+APPS = ("web", "followup", "fhir", "fhir_api")
 
 
 def imports(layer: str) -> list[tuple[str, str]]:
@@ -29,12 +31,12 @@ def imports(layer: str) -> list[tuple[str, str]]:
 
 def test_no_layer_imports_another_layers_private_module() -> None:
     bad = []
-    for layer in (*LAYERS, "web"):
+    for layer in (*LAYERS, *APPS):
         for path, module in imports(layer):
             parts = module.split(".")
             if parts[0] != "spinereg" or len(parts) < 3 or parts[1] == layer:
                 continue
-            if parts[1] in LAYERS and parts[2].startswith("_"):
+            if parts[1] in (*LAYERS, *APPS) and parts[2].startswith("_"):
                 bad.append(f"{path} imports {module}")
     assert bad == []
 
@@ -43,15 +45,19 @@ def test_registry_cli_and_web_import_only_what_lies_to_their_right() -> None:
     allowed = {
         "registry": ("spinereg.registry", "spinereg.data", "spinereg.instruments", "spinereg._errors",
                      "spinereg._version"),
-        "cli": tuple(f"spinereg.{x}" for x in (*LAYERS, "web", "_errors", "_version")),
-        "web": tuple(f"spinereg.{x}" for x in (*LAYERS, "web", "_errors", "_version") if x != "cli"),
+        "cli": tuple(f"spinereg.{x}" for x in (*LAYERS, *APPS, "_errors", "_version")),
+        **{app: tuple(f"spinereg.{x}" for x in (*LAYERS, *APPS, "_errors", "_version") if x != "cli")
+           for app in APPS},
+        # the FHIR library converts resources to and from tidy rows: no registry, no Django
+        "fhir": ("spinereg.fhir", "spinereg.data", "spinereg.instruments", "spinereg._errors", "spinereg._version"),
     }
     for layer, prefixes in allowed.items():
         for path, module in imports(layer):
-            if module.startswith("spinereg"):
+            if module.startswith("spinereg."):  # the top-level package (its errors) is open to all
                 assert module.startswith(prefixes), f"{path} imports {module}"
     # nothing below the registry imports it (the study engine never does)
     for layer in ("instruments", "stats", "data", "study", "report"):
         for path, module in imports(layer):
-            assert not module.startswith(("spinereg.registry", "spinereg.cli", "spinereg.web", "django")), \
+            assert not module.startswith(("spinereg.registry", "spinereg.cli", "spinereg.web", "spinereg.followup",
+                                          "spinereg.fhir", "django")), \
                 f"{path} imports {module}"

@@ -24,11 +24,10 @@ __all__ = ["audit", "audited"]
 @contextlib.contextmanager
 def audited(alias: str) -> Iterator[None]:
     """One transaction in which the registry's audit trail may be appended to."""
-    # The registry's guard refuses audit entries outside its write service; this is the
-    # service's own context (see the report: spinereg.registry should export it publicly).
-    from spinereg.registry._guard import writes_allowed
+    # the registry's guard refuses audit entries outside its write service's transaction
+    from spinereg.registry import service_transaction
 
-    with writes_allowed(alias):
+    with service_transaction(alias):
         yield
 
 

@@ -24,7 +24,14 @@ from spinereg.registry._locks import LockInfo, RecordLockedError, lock_state, re
 from spinereg.registry._patients import find_patient, register_patient
 from spinereg.registry._pipeline import ImportResult, import_files, parse_extract_date
 from spinereg.registry._read import load_extract, load_references, registry_counts
-from spinereg.registry._service import RegistryWriter, dataset_code, key_fingerprint, migrate, schema_state
+from spinereg.registry._service import (
+    RegistryWriter,
+    dataset_code,
+    key_fingerprint,
+    migrate,
+    schema_state,
+    service_transaction,
+)
 from spinereg.registry._settings import default_database_url, open_registry, resolve_database_url, safe_url
 from spinereg.registry._store import (
     ImportConflictError,
@@ -84,4 +91,5 @@ __all__ = [
     "row_history",
     "safe_url",
     "schema_state",
+    "service_transaction",
 ]

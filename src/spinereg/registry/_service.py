@@ -10,10 +10,11 @@ batch.  Writes that bypass the service are refused (:mod:`._guard`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -426,3 +427,15 @@ def _fields(clean: Mapping[str, Any]) -> dict[str, Any]:
     """Model attribute names for tidy column values: a foreign key's attribute name equals
     its column name (``patient_id``), every other field is named as its column."""
     return {c: v for c, v in clean.items() if c not in REGISTRY_COLUMNS}
+
+
+@contextlib.contextmanager
+def service_transaction(alias: str) -> Iterator[None]:
+    """One transaction of the write service, for a Django app that extends the registry with
+    tables of its own (the follow-up app's invitations, consents...): inside it, the app may
+    append entries to the registry's audit trail for its own changes, as the service does for
+    registry records.  The audit trail stays append-only (its triggers refuse any change or
+    deletion), and the registry's data tables are still written only by :class:`RegistryWriter`
+    and the imports; whatever the caller writes inside must carry its audit entry."""
+    with writes_allowed(alias):
+        yield
