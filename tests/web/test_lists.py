@@ -17,7 +17,7 @@ import pytest
 from tests.web.conftest import PASSWORD, Browser, Server, ok, run_cli, run_parallel, start_server, stop_server
 
 PATIENT_LINK = re.compile(r'<td><a href="/patients/([^/"]+)/">')
-OPERATION_ROW = re.compile(r'<tr><td>(\d{4}-\d\d-\d\d)</td><td>([^<]+)</td>')
+OPERATION_ROW = re.compile(r'<tr><td>(\d{4}-\d\d-\d\d)</td><td><a href="/operations/[^"]+/">([^<]+)</a></td>')
 NEXT = re.compile(r'<a href="([^"]*)" rel="next">')
 PREVIOUS = re.compile(r'<a href="([^"]*)" rel="prev">')
 
