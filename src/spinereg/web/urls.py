@@ -13,4 +13,5 @@ urlpatterns = [
     path("accounts/totp/", views.totp_setup, name="totp-setup"),
     path("healthz", views.healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("spinereg.web.users_urls")),
 ]
