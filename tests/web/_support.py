@@ -241,19 +241,45 @@ def csrf_token(b: Browser) -> str:
     return str(cookie.value)
 
 
-def login_staff(server: Server, username: str, role: str) -> Browser:
-    """A logged-in browser; an admin sets up TOTP through /accounts/totp/ (its secret read from the page)."""
-    b = server.browser()
-    resp = b.login(username)
-    assert resp.status == 302, (username, resp.status, resp.body[:300])
-    if role == "admin":
-        setup = b.get("/accounts/totp/")
-        secret = re.search(r'<code id="totp-secret">([A-Z2-7=]+)</code>', setup.body)
-        assert secret, setup.body[:500]
-        import base64
+_SESSIONS: dict[tuple[str, str], Browser] = {}
+_TOTP: dict[tuple[str, str], tuple[bytes, int]] = {}
 
-        key = base64.b32decode(secret.group(1))
-        done = b.request("/accounts/totp/", {"csrfmiddlewaretoken": b.csrf(setup), "otp_token": totp(key)})
-        assert done.status == 302, done.body[:500]
+
+def totp_login(server: Server, b: Browser, username: str) -> None:
+    """Log an admin whose device is set up in with a fresh code (a step not used before: django-otp refuses a
+    code of a step already used)."""
+    key, last = _TOTP[(server.base, username)]
+    while int(time.time() // 30) <= last:
+        time.sleep(0.5)
+    step = int(time.time() // 30)
+    resp = b.login(username, otp_token=totp(key))
+    assert resp.status == 302, (username, resp.status, resp.body[:300])
+    _TOTP[(server.base, username)] = (key, step)
+
+
+def login_staff(server: Server, username: str, role: str, *, reuse: bool = True) -> Browser:
+    """A logged-in browser (the same one again when ``reuse``).  An admin sets up TOTP through /accounts/totp/
+    at the first login (its secret read from the page), and logs in with a code afterwards."""
+    if reuse and (server.base, username) in _SESSIONS:
+        return _SESSIONS[(server.base, username)]
+    b = server.browser()
+    if (server.base, username) in _TOTP:
+        totp_login(server, b, username)
+    else:
+        resp = b.login(username)
+        assert resp.status == 302, (username, resp.status, resp.body[:300])
+        if role == "admin":
+            import base64
+
+            setup = b.get("/accounts/totp/")
+            secret = re.search(r'<code id="totp-secret">([A-Z2-7=]+)</code>', setup.body)
+            assert secret, setup.body[:500]
+            key = base64.b32decode(secret.group(1))
+            step = int(time.time() // 30)
+            done = b.request("/accounts/totp/", {"csrfmiddlewaretoken": b.csrf(setup), "otp_token": totp(key)})
+            assert done.status == 302, done.body[:500]
+            _TOTP[(server.base, username)] = (key, step)
     assert b.get("/").status == 200
+    if reuse:
+        _SESSIONS[(server.base, username)] = b
     return b

@@ -1,0 +1,207 @@
+"""The permission matrix: every URL pattern x every role x own site / other site -> the expected status,
+on SQLite and on PostgreSQL.
+
+The contract (spinereg.web.permissions): every staff view declares its capability with
+``@staff_view(capability)``, and a URL parameter naming a record uses a name of ``URL_OBJECTS``.
+The patterns and their capabilities are read from the URLconf in a process of its own (the web
+settings cannot load in the pytest process); the expected statuses come from ``CAPABILITIES`` and
+the site rule, not from the views:
+
+* the role lacks the capability -> 403 (before anything else, even for a missing record);
+* it has it, the URL names a record of the other site, and the role is not national -> 404;
+* it has it and the record does not exist -> 404;
+* else a GET -> 200 (405 when the view does not allow GET), and a POST with a CSRF token and an
+  empty form -> 200 (the form again, with its errors) or 302, 405 when the view does not allow POST.
+
+The registry has two sites, each with a patient, an operation with two levels, a complication, an
+imaging finding, and one user per role (tests/web/_support.py).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import pytest
+
+from tests.conftest import CI
+from tests.web._support import (
+    LOGIN_ONLY_NAMES,
+    NATIONAL,
+    ROLES,
+    SITES,
+    Pattern,
+    Seeded,
+    UrlConf,
+    csrf_token,
+    login_staff,
+    seed,
+    seeded_sqlite,
+    url_patterns,
+    web_env,
+)
+from tests.web.conftest import Browser, Server, start_server, stop_server
+
+MISSING = "no-such-record"
+
+
+@pytest.fixture(scope="module")
+def urlconf(tmp_path_factory: pytest.TempPathFactory) -> UrlConf:
+    return url_patterns(tmp_path_factory.mktemp("urlconf"))
+
+
+def staff_patterns(conf: UrlConf) -> list[Pattern]:
+    return [p for p in conf.patterns if not p.is_open() and p.name not in LOGIN_ONLY_NAMES]
+
+
+def test_every_staff_view_declares_its_capability(urlconf: UrlConf) -> None:
+    """A page that is neither open nor login-only must carry @staff_view; its record parameters use URL_OBJECTS."""
+    undeclared = [f"{p.route} ({p.view})" for p in staff_patterns(urlconf) if p.capability is None]
+    assert not undeclared, "every staff view must declare its capability (@staff_view): " + ", ".join(undeclared)
+    unknown_cap = [f"{p.route}: {p.capability}" for p in staff_patterns(urlconf)
+                   if p.capability not in urlconf.capabilities]
+    assert not unknown_cap, unknown_cap
+    odd = [f"{p.route}: {', '.join(sorted(set(p.params) - set(urlconf.url_objects)))}" for p in staff_patterns(urlconf)
+           if p.regex or set(p.params) - set(urlconf.url_objects)]
+    assert not odd, "URL parameters naming a record must use permissions.URL_OBJECTS names: " + "; ".join(odd)
+    # the open and login-only pages are exactly the known ones (a new open page is a decision, not an accident)
+    assert {p.name for p in urlconf.patterns if p.is_open() or p.name in LOGIN_ONLY_NAMES} == {
+        "login", "logout", "totp-setup", "healthz", "set_language"}
+    # the matrix below covers something: the user pages at least
+    assert {"home", "patient", "users", "user-add", "user-edit"} <= {p.name for p in staff_patterns(urlconf)}
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    pattern: Pattern
+    user: str
+    role: str
+    target: str  # "own", "other", "missing" or "-" (no record in the URL)
+    path: str
+    expected: tuple[int, ...]
+
+
+def expected_status(method: str, p: Pattern, role: str, target: str, conf: UrlConf) -> tuple[int, ...]:
+    assert p.capability is not None
+    if role not in conf.capabilities[p.capability]:
+        return (403,)
+    if target == "missing" or (target == "other" and role not in NATIONAL):
+        return (404,)
+    if not p.allows(method):
+        return (405,)
+    return (200,) if method == "GET" else (200, 302)
+
+
+def cases(conf: UrlConf, seeded: Seeded) -> list[Case]:
+    """GET: every user (6 roles x 2 sites) on their own site's and the other site's records; the users of the
+    first site also on a missing record, and they POST too (own, other, missing)."""
+    out: list[Case] = []
+    for p in staff_patterns(conf):
+        for user, info in sorted(seeded.users.items()):
+            role, site = info["role"], info["site"]
+            first = site == SITES[0]
+            other = next(s for s in SITES if s != site)
+            targets = {"-": {}} if not p.params else {
+                "own": seeded.values(site), "other": seeded.values(other),
+                **({"missing": dict.fromkeys(p.params, MISSING)} if first else {})}
+            for target, values in targets.items():
+                for method in ("GET", "POST") if first else ("GET",):
+                    out.append(Case(method, p, user, role, target, p.path(values),
+                                    expected_status(method, p, role, target, conf)))
+    return out
+
+
+def run_matrix(server: Server, conf: UrlConf, seeded: Seeded) -> tuple[int, list[str]]:
+    browsers: dict[str, Browser] = {u: login_staff(server, u, info["role"]) for u, info in seeded.users.items()}
+    wrong: list[str] = []
+    all_cases = cases(conf, seeded)
+    # every GET first, then the POSTs (an empty form changes nothing, but a GET should see the seeded state)
+    for case in sorted(all_cases, key=lambda c: c.method):
+        b = browsers[case.user]
+        if case.method == "GET":
+            got = b.get(case.path).status
+        else:
+            got = b.request(case.path, {"csrfmiddlewaretoken": csrf_token(b)}).status
+        if got not in case.expected:
+            wrong.append(f"{case.method} {case.path} [{case.pattern.label}, {case.pattern.capability}] as "
+                         f"{case.role} ({case.target} site): {got}, expected {'/'.join(map(str, case.expected))}")
+    return len(all_cases), wrong
+
+
+def pg_cluster_or_skip() -> object:
+    from tests.registry.conftest import PgCluster
+
+    try:
+        return PgCluster()
+    except Exception as exc:  # no PostgreSQL binaries, or they would not start
+        msg = f"cannot start a throwaway PostgreSQL cluster: {exc}"
+        if CI:
+            pytest.fail(msg + " (CI=true: PostgreSQL is required)")
+        pytest.skip(msg)
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgresql"])
+def matrix_server(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
+                  ) -> Iterator[tuple[Server, Seeded]]:
+    home = tmp_path_factory.mktemp(f"matrix-{request.param}")
+    cluster = None
+    if request.param == "sqlite":
+        seeded = seeded_sqlite(home, tmp_path_factory.mktemp("seed-template"))
+    else:
+        cluster = pg_cluster_or_skip()
+        seeded = seed(home, cluster.create_database())  # type: ignore[attr-defined]
+    server = start_server(home, seeded.db_url, env=web_env(home, seeded.db_url))
+    try:
+        yield server, seeded
+    finally:
+        stop_server(server)
+        if cluster is not None:
+            cluster.stop()  # type: ignore[attr-defined]
+
+
+def test_permission_matrix(matrix_server: tuple[Server, Seeded], urlconf: UrlConf) -> None:
+    server, seeded = matrix_server
+    assert set(ROLES) == {info["role"] for info in seeded.users.values()}
+    started = time.monotonic()
+    n, wrong = run_matrix(server, urlconf, seeded)
+    elapsed = time.monotonic() - started
+    assert not wrong, f"{len(wrong)} of {n} requests answered wrongly:\n" + "\n".join(wrong)
+    # every pattern x 12 users (6 roles x 2 sites) x GET, and x 6 users x POST
+    n_patterns = len(staff_patterns(urlconf))
+    assert n >= n_patterns * len(seeded.users) * 3 // 2
+    print(f"\npermission matrix: {n} requests ({n_patterns} URL patterns x {len(seeded.users)} users), "
+          f"{elapsed:.1f} s")
+
+
+def test_login_only_pages_need_a_login_but_no_capability(matrix_server: tuple[Server, Seeded]) -> None:
+    """TOTP setup and logout: any logged-in staff user (no capability); anonymous users go to the login."""
+    server, seeded = matrix_server
+    b = login_staff(server, "analyst-s2", "analyst", reuse=False)
+    assert b.get("/accounts/totp/").status == 200
+    assert b.request("/accounts/logout/", {"csrfmiddlewaretoken": csrf_token(b)}).status == 302
+    assert b.get("/").location().startswith("/accounts/login/")
+
+
+def test_disabled_user_is_logged_out_at_the_next_request(matrix_server: tuple[Server, Seeded]) -> None:
+    """Disabling through the user page ends the user's open session; enabling lets them log in again."""
+    server, seeded = matrix_server
+    victim = login_staff(server, "reviewer-s2", "reviewer", reuse=False)
+    admin = login_staff(server, "admin-s2", "admin")
+    page = admin.get("/users/reviewer-s2/")
+    assert page.status == 200
+    form = {"csrfmiddlewaretoken": admin.csrf(page), "role": "reviewer", "site": _site_pk(page.body, "s2")}
+    assert admin.request("/users/reviewer-s2/", form).status == 302  # "active" unticked: disabled
+    assert victim.get("/").location().startswith("/accounts/login/")
+    assert server.browser().login("reviewer-s2").status == 200  # refused
+    assert admin.request("/users/reviewer-s2/", {**form, "active": "on"}).status == 302
+    assert server.browser().login("reviewer-s2").status == 302
+
+
+def _site_pk(body: str, code: str) -> str:
+    import re
+
+    m = re.search(r'<option value="(\d+)"[^>]*>' + re.escape(code) + "<", body)
+    assert m, body[:2000]
+    return m.group(1)
