@@ -177,7 +177,7 @@ def test_permission_matrix(matrix_server: tuple[Server, Seeded], urlconf: UrlCon
 
 def test_login_only_pages_need_a_login_but_no_capability(matrix_server: tuple[Server, Seeded]) -> None:
     """TOTP setup and logout: any logged-in staff user (no capability); anonymous users go to the login."""
-    server, seeded = matrix_server
+    server, _seeded = matrix_server
     b = login_staff(server, "analyst-s2", "analyst", reuse=False)
     assert b.get("/accounts/totp/").status == 200
     assert b.request("/accounts/logout/", {"csrfmiddlewaretoken": csrf_token(b)}).status == 302
@@ -186,7 +186,7 @@ def test_login_only_pages_need_a_login_but_no_capability(matrix_server: tuple[Se
 
 def test_disabled_user_is_logged_out_at_the_next_request(matrix_server: tuple[Server, Seeded]) -> None:
     """Disabling through the user page ends the user's open session; enabling lets them log in again."""
-    server, seeded = matrix_server
+    server, _seeded = matrix_server
     victim = login_staff(server, "reviewer-s2", "reviewer", reuse=False)
     admin = login_staff(server, "admin-s2", "admin")
     page = admin.get("/users/reviewer-s2/")
