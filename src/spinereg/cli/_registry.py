@@ -134,6 +134,37 @@ def register(app: typer.Typer) -> None:
         _open(db)
         err.print(f"registry migrated: {safe_url(resolve_database_url(db))}", markup=False)
 
+    @db_app.command("backup")
+    def db_backup(
+        dest: Annotated[Path, typer.Argument(help="The backup file to write (must not exist).")],
+        db: DbOption = None,
+    ) -> None:
+        """Back the whole registry up into a new file, safely while it is in use (SQLite's online
+        backup; pg_dump for PostgreSQL).  The site key and the web secret key are not in it."""
+        from spinereg.registry import backup_registry
+
+        result = backup_registry(dest, db)
+        rows = ", ".join(f"{k} {v:,}" for k, v in result.counts.items())
+        out.print(f"backup of {result.database} written to {result.path} ({result.size:,} bytes): {rows}",
+                  markup=False)
+        err.print("the site key and the web secret key are not in a backup: keep copies of them apart",
+                  markup=False)
+
+    @db_app.command("restore")
+    def db_restore(
+        src: Annotated[Path, typer.Argument(help="A backup file written by `spinereg db backup`.")],
+        db: DbOption = None,
+        replace: Annotated[bool, typer.Option("--replace", help="Replace an existing registry (stop the "
+                                                                 "server first).")] = False,
+    ) -> None:
+        """Put a backup back: into a new SQLite file or an empty PostgreSQL database, or over an
+        existing registry with --replace.  All or nothing."""
+        from spinereg.registry import restore_registry
+
+        result = restore_registry(src, db, replace=replace)
+        rows = ", ".join(f"{k} {v:,}" for k, v in result.counts.items())
+        out.print(f"restored {result.path} into {result.database}: {rows}", markup=False)
+
     @db_app.command("info")
     def db_info(db: DbOption = None) -> None:
         """Show the registry's datasets, write batches, rows per entity and site key fingerprint."""

@@ -16,6 +16,7 @@ this package.
 """
 
 from spinereg.registry._audit import acting_as, actor
+from spinereg.registry._backup import BackupResult, backup_registry, restore_registry
 from spinereg.registry._checks import RecordProblem, RecordValidationError
 from spinereg.registry._guard import UnauditedWriteError
 from spinereg.registry._history import HistoryEntry, RegistryInfo, audit_entries, registry_info, row_history
@@ -39,6 +40,7 @@ from spinereg.registry._worklists import MISSING_FORMS, missing_forms, quality_p
 
 __all__ = [
     "MISSING_FORMS",
+    "BackupResult",
     "HistoryEntry",
     "ImportConflictError",
     "ImportPreview",
@@ -57,6 +59,7 @@ __all__ = [
     "acting_as",
     "actor",
     "audit_entries",
+    "backup_registry",
     "dataset_code",
     "default_database_url",
     "find_patient",
@@ -77,6 +80,7 @@ __all__ = [
     "registry_counts",
     "registry_info",
     "resolve_database_url",
+    "restore_registry",
     "row_history",
     "safe_url",
     "schema_state",

@@ -13,5 +13,6 @@ urlpatterns = [
     path("accounts/totp/", views.totp_setup, name="totp-setup"),
     path("healthz", views.healthz, name="healthz"),
     path("i18n/", include("django.conf.urls.i18n")),
+    path("", include("spinereg.web.studies_urls")),
     path("", include("spinereg.web.users_urls")),
 ]
