@@ -38,6 +38,9 @@ CPRS = {"s1": "070361-4417", "s2": "150782-2318"}
 OPEN_NAMES = frozenset({"login", "healthz", "set_language"})
 LOGIN_ONLY_NAMES = frozenset({"logout", "totp-setup"})
 OPEN_PREFIXES = ("accounts/login/", "healthz", "i18n/", "static/")
+#: URL parameters naming an object that belongs to no site (a study run: only national roles have the
+#: capability), with a value naming none: the matrix checks 403 without the capability and 404 with it.
+UNSCOPED_PARAMS = {"run_id": "20000101-000000-abcdef", "filename": "report.html"}
 
 
 def totp(key: bytes, at: float | None = None, step: int = 30, digits: int = 6) -> str:
@@ -205,7 +208,7 @@ class Seeded:
         rec = self.records[site]
         return {"pseudonym": rec["pseudonym"], "operation_id": rec["operation_id"],
                 "complication_id": rec["complication_id"], "finding_id": rec["finding_id"],
-                "username": f"surgeon-{site}"}
+                "username": f"surgeon-{site}", **UNSCOPED_PARAMS}
 
 
 def seed(home: Path, db_url: str) -> Seeded:

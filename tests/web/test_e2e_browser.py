@@ -1,0 +1,172 @@
+"""The web registry end to end in a real browser: Playwright driving Debian's Chromium against a live server.
+
+The walk (issue 12), as far as the installation's pages go:
+
+1. an admin logs in, sets up the authenticator (TOTP, its code computed here by RFC 6238), and creates a
+   surgeon through the user pages; the surgeon logs in and sees their site's patients.
+
+On every form page the walk meets: no horizontal overflow at 390 px width, every input, select and
+textarea has a label (``label[for]``, a wrapping label, ``aria-label`` or ``aria-labelledby``) and is
+reached by the Tab key.  The steps fill fields by their label text (``get_by_label``), so a missing
+label breaks the walk too.  Screenshots go to the test's tmp_path; console errors (CSP violations
+included) fail the test.  Under CI=true a missing Chromium fails; elsewhere it skips, saying why.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import CI
+from tests.web._support import Seeded, seeded_sqlite, totp, web_env
+from tests.web.conftest import PASSWORD, Server, start_server, stop_server
+
+PHONE = {"width": 390, "height": 844}
+NEW_PASSWORD = "another-long-passphrase-for-e2e"
+
+_LABELS_JS = """() => Array.from(document.querySelectorAll('input, select, textarea'))
+  .filter(e => e.type !== 'hidden')
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))
+  .map(e => e.outerHTML.slice(0, 120))"""
+
+_FIELDS_JS = """() => Array.from(document.querySelectorAll('input, select, textarea, button'))
+  .filter(e => e.type !== 'hidden' && !e.disabled && e.offsetParent !== null)
+  .map((e, i) => { e.dataset.e2eIndex = String(i); return i; })"""
+
+
+def chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        msg = "Debian chromium is not installed (apt-get install chromium; .ci/run installs it)"
+        if CI:
+            pytest.fail(msg)
+        pytest.skip(msg)
+    return path
+
+
+@pytest.fixture(scope="module")
+def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Seeded]]:
+    home = tmp_path_factory.mktemp("e2e")
+    seeded = seeded_sqlite(home, tmp_path_factory.mktemp("seed-template"))
+    server = start_server(home, seeded.db_url, env=web_env(home, seeded.db_url))
+    try:
+        yield server, seeded
+    finally:
+        stop_server(server)
+
+
+class Walk:
+    """One browser context per user; checks each form page it meets."""
+
+    def __init__(self, browser: Any, server: Server, shots: Path) -> None:
+        self.browser = browser
+        self.server = server
+        self.shots = shots
+        self.errors: list[str] = []
+        self.checked: list[str] = []
+
+    def page(self) -> Any:
+        context = self.browser.new_context(viewport=PHONE, base_url=self.server.base)
+        page = context.new_page()
+        page.on("console", lambda m: self.errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
+        page.on("pageerror", lambda e: self.errors.append(f"{page.url}: {e}"))
+        return page
+
+    def check_form_page(self, page: Any, name: str) -> None:
+        """390 px: no horizontal overflow; every field labelled and reached by Tab; a screenshot."""
+        page.set_viewport_size(PHONE)
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], f"{name}: the page is {width} px wide at 390 px"
+        unlabelled = page.evaluate(_LABELS_JS)
+        assert unlabelled == [], f"{name}: fields without a label: {unlabelled}"
+        indices = page.evaluate(_FIELDS_JS)
+        assert indices, f"{name}: no form fields"
+        reached: set[str] = set()
+        page.locator("body").focus()
+        page.evaluate("document.activeElement && document.activeElement.blur()")
+        for _ in range(len(indices) + 15):
+            page.keyboard.press("Tab")
+            got = page.evaluate("document.activeElement ? (document.activeElement.dataset.e2eIndex || '') : ''")
+            if got:
+                reached.add(got)
+        missing = {str(i) for i in indices} - reached
+        assert not missing, f"{name}: fields not reached by Tab: " + ", ".join(
+            page.locator(f'[data-e2e-index="{i}"]').evaluate("e => e.outerHTML.slice(0, 120)") for i in sorted(missing))
+        page.screenshot(path=str(self.shots / f"{len(self.checked):02d}-{name}.png"), full_page=True)
+        self.checked.append(name)
+
+    def login(self, username: str, password: str = PASSWORD, *, code: str = "") -> Any:
+        page = self.page()
+        page.goto("/accounts/login/")
+        self.check_form_page(page, f"login-{username}")
+        page.get_by_label("User name").fill(username)
+        page.get_by_label("Password", exact=True).fill(password)
+        if code:
+            page.get_by_label("Authenticator code").fill(code)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_load_state()
+        return page
+
+
+def test_walk(live: tuple[Server, Seeded], tmp_path: Path) -> None:
+    exe = chromium()
+    from playwright.sync_api import sync_playwright
+
+    server, seeded = live
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=exe, headless=True, args=["--no-sandbox"])
+        try:
+            walk = Walk(browser, server, tmp_path)
+            # 1. an admin sets up the authenticator, then creates a surgeon through the user pages
+            admin = walk.login("admin-s1")
+            assert admin.url.endswith("/accounts/totp/"), admin.url  # an admin must set up TOTP first
+            walk.check_form_page(admin, "totp-setup")
+            key = base64.b32decode(admin.locator("#totp-secret").inner_text().strip())
+            admin.get_by_label("Authenticator code").fill(totp(key))
+            admin.get_by_role("button", name="Confirm").click()
+            admin.wait_for_load_state()
+            assert admin.url == server.base + "/"
+            admin.get_by_role("navigation", name="Main").get_by_role("link", name="Users").click()
+            assert admin.get_by_role("link", name="surgeon-s1").is_visible()
+            admin.get_by_role("link", name="Add a user").click()
+            walk.check_form_page(admin, "user-add")
+            # a refused password first: the validators' message, nothing created
+            admin.get_by_label("User name").fill("e2e-surgeon")
+            admin.get_by_label("Role").select_option("surgeon")
+            admin.get_by_label("Site").select_option(label="s1")
+            admin.get_by_label("Password", exact=True).fill("short")
+            admin.get_by_label("Password again").fill("short")
+            admin.get_by_role("button", name="Create user").click()
+            admin.wait_for_load_state()
+            assert admin.get_by_text(re.compile("too short")).first.is_visible()
+            walk.check_form_page(admin, "user-add-refused")
+            admin.get_by_label("Password", exact=True).fill(NEW_PASSWORD)
+            admin.get_by_label("Password again").fill(NEW_PASSWORD)
+            admin.get_by_role("button", name="Create user").click()
+            admin.wait_for_load_state()
+            assert admin.url == server.base + "/users/"
+            row = admin.get_by_role("row").filter(has=admin.get_by_role("link", name="e2e-surgeon"))
+            assert re.search(r"Surgeon\s+Webtest hospital 1\s+yes\s+no", row.inner_text()), row.inner_text()
+            admin.get_by_role("link", name="e2e-surgeon").click()
+            walk.check_form_page(admin, "user-edit")
+            assert server.sql("SELECT s.role, t.code, u.is_active FROM auth_user u JOIN spinereg_web_staffprofile s "
+                              "ON s.user_id = u.id JOIN spinereg_web_site t ON t.id = s.site_id "
+                              "WHERE u.username = 'e2e-surgeon'") == [("surgeon", "s1", 1)]
+            # the new surgeon logs in and sees their own site's patient only
+            surgeon = walk.login("e2e-surgeon", NEW_PASSWORD)
+            assert surgeon.url == server.base + "/"
+            own, other = seeded.records["s1"]["pseudonym"], seeded.records["s2"]["pseudonym"]
+            assert surgeon.get_by_role("link", name=own).is_visible()
+            assert surgeon.get_by_role("link", name=other).count() == 0
+            surgeon.screenshot(path=str(tmp_path / "surgeon-home.png"), full_page=True)
+        finally:
+            browser.close()
+    assert walk.errors == []
+    assert len(walk.checked) >= 5
+    assert len(list(tmp_path.glob("*.png"))) >= 6
