@@ -61,6 +61,13 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, See
         stop_server(server)
 
 
+def go(page: Any, target: Any) -> None:
+    """Click ``target`` (a link or a submit button) and wait for the next page to load."""
+    with page.expect_navigation():
+        target.click()
+    page.wait_for_load_state("load")
+
+
 class Walk:
     """One browser context per user; checks each form page it meets."""
 
@@ -76,6 +83,7 @@ class Walk:
         page = context.new_page()
         page.on("console", lambda m: self.errors.append(f"{page.url}: {m.text}") if m.type == "error" else None)
         page.on("pageerror", lambda e: self.errors.append(f"{page.url}: {e}"))
+        page.on("response", lambda r: self.errors.append(f"{r.url}: HTTP {r.status}") if r.status >= 400 else None)
         return page
 
     def check_form_page(self, page: Any, name: str) -> None:
@@ -109,8 +117,7 @@ class Walk:
         page.get_by_label("Password", exact=True).fill(password)
         if code:
             page.get_by_label("Authenticator code").fill(code)
-        page.get_by_role("button", name="Log in").click()
-        page.wait_for_load_state()
+        go(page, page.get_by_role("button", name="Log in"))
         return page
 
 
@@ -129,12 +136,11 @@ def test_walk(live: tuple[Server, Seeded], tmp_path: Path) -> None:
             walk.check_form_page(admin, "totp-setup")
             key = base64.b32decode(admin.locator("#totp-secret").inner_text().strip())
             admin.get_by_label("Authenticator code").fill(totp(key))
-            admin.get_by_role("button", name="Confirm").click()
-            admin.wait_for_load_state()
+            go(admin, admin.get_by_role("button", name="Confirm"))
             assert admin.url == server.base + "/"
-            admin.get_by_role("navigation", name="Main").get_by_role("link", name="Users").click()
+            go(admin, admin.get_by_role("navigation", name="Main").get_by_role("link", name="Users"))
             assert admin.get_by_role("link", name="surgeon-s1").is_visible()
-            admin.get_by_role("link", name="Add a user").click()
+            go(admin, admin.get_by_role("link", name="Add a user"))
             walk.check_form_page(admin, "user-add")
             # a refused password first: the validators' message, nothing created
             admin.get_by_label("User name").fill("e2e-surgeon")
@@ -142,18 +148,16 @@ def test_walk(live: tuple[Server, Seeded], tmp_path: Path) -> None:
             admin.get_by_label("Site").select_option(label="s1")
             admin.get_by_label("Password", exact=True).fill("short")
             admin.get_by_label("Password again").fill("short")
-            admin.get_by_role("button", name="Create user").click()
-            admin.wait_for_load_state()
+            go(admin, admin.get_by_role("button", name="Create user"))
             assert admin.get_by_text(re.compile("too short")).first.is_visible()
             walk.check_form_page(admin, "user-add-refused")
             admin.get_by_label("Password", exact=True).fill(NEW_PASSWORD)
             admin.get_by_label("Password again").fill(NEW_PASSWORD)
-            admin.get_by_role("button", name="Create user").click()
-            admin.wait_for_load_state()
+            go(admin, admin.get_by_role("button", name="Create user"))
             assert admin.url == server.base + "/users/"
             row = admin.get_by_role("row").filter(has=admin.get_by_role("link", name="e2e-surgeon"))
             assert re.search(r"Surgeon\s+Webtest hospital 1\s+yes\s+no", row.inner_text()), row.inner_text()
-            admin.get_by_role("link", name="e2e-surgeon").click()
+            go(admin, admin.get_by_role("link", name="e2e-surgeon"))
             walk.check_form_page(admin, "user-edit")
             assert server.sql("SELECT s.role, t.code, u.is_active FROM auth_user u JOIN spinereg_web_staffprofile s "
                               "ON s.user_id = u.id JOIN spinereg_web_site t ON t.id = s.site_id "
