@@ -4,6 +4,8 @@ The walk (issue 12), as far as the installation's pages go:
 
 1. an admin logs in, sets up the authenticator (TOTP, its code computed here by RFC 6238), and creates a
    surgeon through the user pages; the surgeon logs in and sees their site's patients.
+6. an analyst runs the seed study spec (bundled ``pvp-cancer-vcf``) on the registry and downloads the
+   HTML report.
 
 On every form page the walk meets: no horizontal overflow at 390 px width, every input, select and
 textarea has a label (``label[for]``, a wrapping label, ``aria-label`` or ``aria-labelledby``) and is
@@ -17,18 +19,22 @@ from __future__ import annotations
 import base64
 import re
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from spinereg.data import contains_cpr
 from tests.conftest import CI
-from tests.web._support import Seeded, seeded_sqlite, totp, web_env
+from tests.web._support import Seeded, run_python, seeded_sqlite, totp, web_env
 from tests.web.conftest import PASSWORD, Server, start_server, stop_server
 
 PHONE = {"width": 390, "height": 844}
 NEW_PASSWORD = "another-long-passphrase-for-e2e"
+SEED_SPEC = "pvp-cancer-vcf"
+RUN_TIMEOUT = 240
 
 _LABELS_JS = """() => Array.from(document.querySelectorAll('input, select, textarea'))
   .filter(e => e.type !== 'hidden')
@@ -50,10 +56,33 @@ def chromium() -> str:
     return path
 
 
+#: A small cohort the seed spec selects (vertebroplasty for cancer VCF in 2015, adults, EQ-5D-3L and ODI at
+#: baseline and 3 months), written through RegistryWriter: the analyst's study run has patients to count.
+_COHORT = r"""
+import datetime as dt, hashlib
+from spinereg.registry import RegistryWriter
+w = RegistryWriter("default", "webtests-cohort", who="webtests-seed")
+for i in range(12):
+    pid = hashlib.sha256(f"e2e-cohort-{i}".encode()).hexdigest()[:32]
+    w.create("patients", {"patient_id": pid, "sex": "female" if i % 2 else "male", "birth_date": f"19{40 + i}-0{1 + i % 9}-15"})
+    day = dt.date(2015, 1 + i % 12, 10)
+    op = f"e2e-cohort-op-{i}"
+    w.create("operations", {"operation_id": op, "patient_id": pid, "date": day.isoformat(), "hospital": "WT-H01",
+                            "procedure_category": "vertebroplasty", "indication": "cancer_vcf"})
+    w.create("treated_levels", {"operation_id": op, "level": "L1", "cement_volume_ml": 3.0})
+    for tp, offset, base in (("baseline", -5, 3), ("3m", 90, 1)):
+        eq = {f"eq5d3l_{d}": max(1, min(3, base - (i + k) % 2)) for k, d in enumerate(("mo", "sc", "ua", "pd", "ad"))}
+        odi = {f"odi_{k}": (base + i + k) % 6 if tp == "baseline" else (i + k) % 3 for k in range(1, 11)}
+        w.create("proms", {"prom_id": f"{op}-{tp}", "patient_id": pid, "operation_id": op, "timepoint": tp,
+                           "answer_date": (day + dt.timedelta(days=offset)).isoformat(), **eq, **odi})
+"""
+
+
 @pytest.fixture(scope="module")
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, Seeded]]:
     home = tmp_path_factory.mktemp("e2e")
     seeded = seeded_sqlite(home, tmp_path_factory.mktemp("seed-template"))
+    run_python(home, seeded.db_url, _COHORT)
     server = start_server(home, seeded.db_url, env=web_env(home, seeded.db_url))
     try:
         yield server, seeded
@@ -169,6 +198,25 @@ def test_walk(live: tuple[Server, Seeded], tmp_path: Path) -> None:
             assert surgeon.get_by_role("link", name=own).is_visible()
             assert surgeon.get_by_role("link", name=other).count() == 0
             surgeon.screenshot(path=str(tmp_path / "surgeon-home.png"), full_page=True)
+            # 6. an analyst runs the seed study spec and downloads the report
+            analyst = walk.login("analyst-s1")
+            go(analyst, analyst.get_by_role("navigation", name="Main").get_by_role("link", name="Studies"))
+            walk.check_form_page(analyst, "studies")
+            go(analyst, analyst.get_by_role("button", name=f"Run {SEED_SPEC}"))
+            assert re.search(r"/studies/runs/[^/]+/$", analyst.url), analyst.url
+            deadline = time.monotonic() + RUN_TIMEOUT
+            while analyst.locator('meta[http-equiv="refresh"]').count() and time.monotonic() < deadline:
+                time.sleep(1)
+                analyst.reload(wait_until="load")
+            assert analyst.get_by_text("Done.").is_visible(), analyst.locator("main").inner_text()
+            analyst.screenshot(path=str(tmp_path / "study-run.png"), full_page=True)
+            with analyst.expect_download() as info:
+                analyst.get_by_role("link", name="report.html").click()
+            report = tmp_path / "report.html"
+            info.value.save_as(report)
+            text = report.read_text(encoding="utf-8")
+            assert "<html" in text and "vertebroplasty" in text.lower()
+            assert not contains_cpr(text)
         finally:
             browser.close()
     assert walk.errors == []
