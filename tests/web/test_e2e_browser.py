@@ -64,7 +64,8 @@ from spinereg.registry import RegistryWriter
 w = RegistryWriter("default", "webtests-cohort", who="webtests-seed")
 for i in range(12):
     pid = hashlib.sha256(f"e2e-cohort-{i}".encode()).hexdigest()[:32]
-    w.create("patients", {"patient_id": pid, "sex": "female" if i % 2 else "male", "birth_date": f"19{40 + i}-0{1 + i % 9}-15"})
+    w.create("patients", {"patient_id": pid, "sex": "female" if i % 2 else "male",
+                          "birth_date": f"19{40 + i}-0{1 + i % 9}-15"})
     day = dt.date(2015, 1 + i % 12, 10)
     op = f"e2e-cohort-op-{i}"
     w.create("operations", {"operation_id": op, "patient_id": pid, "date": day.isoformat(), "hospital": "WT-H01",

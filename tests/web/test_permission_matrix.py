@@ -19,6 +19,8 @@ imaging finding, and one user per role (tests/web/_support.py).
 
 from __future__ import annotations
 
+import html
+import re
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -209,8 +211,44 @@ def test_disabled_user_is_logged_out_at_the_next_request(matrix_server: tuple[Se
 
 
 def _site_pk(body: str, code: str) -> str:
-    import re
-
     m = re.search(r'<option value="(\d+)"[^>]*>' + re.escape(code) + "<", body)
     assert m, body[:2000]
     return m.group(1)
+
+
+def test_user_pages_validate_and_log_by_id(matrix_server: tuple[Server, Seeded]) -> None:
+    """The add form's refusals (Django's validators, the site rule, a taken name), the own-account guard,
+    no password data on the list, and account events logged by numeric id only."""
+    server, _seeded = matrix_server
+    admin = login_staff(server, "admin-s1", "admin")
+    page = admin.get("/users/add/")
+    base = {"csrfmiddlewaretoken": admin.csrf(page), "username": "new-analyst", "role": "analyst", "site": "",
+            "password1": "a-fine-long-passphrase-42", "password2": "a-fine-long-passphrase-42"}
+    refusals = {
+        "The two passwords differ.": {"password2": "something-else-entirely-9"},
+        "This role works at one site: choose the site.": {"role": "surgeon"},
+        "This user name is taken.": {"username": "surgeon-s1"},
+        "This password is too common.": {"password1": "password12345", "password2": "password12345"},
+        "The password is too similar to the username.": {"username": "passphrase-fine-long",
+                                                         "password1": "passphrase-fine-long1",
+                                                         "password2": "passphrase-fine-long1"},
+    }
+    for message, change in refusals.items():
+        resp = admin.request("/users/add/", {**base, **change})
+        assert resp.status == 200 and message in html.unescape(resp.body), (message, resp.body[-2000:])
+    assert "new-analyst" not in admin.get("/users/").body
+    assert admin.request("/users/add/", base).status == 302
+    listing = html.unescape(admin.get("/users/").body)
+    row = re.search(r"<tr><td><a href=\"/users/new-analyst/\">new-analyst</a></td>(.*?)</tr>", listing)
+    assert row and re.sub(r"<[^>]+>", "|", row.group(1)).split("||")[:4] == ["|Analyst", "All sites", "yes", "no"]
+    assert "argon2" not in listing and "pbkdf2" not in listing and "$" not in listing
+    assert server.browser().login("new-analyst", "a-fine-long-passphrase-42").status == 302
+    # an admin cannot disable or demote themselves
+    own = admin.get("/users/admin-s1/")
+    refused = admin.request("/users/admin-s1/", {"csrfmiddlewaretoken": admin.csrf(own), "role": "admin",
+                                                 "site": _site_pk(own.body, "s1")})
+    assert refused.status == 200 and "You cannot disable your own account" in html.unescape(refused.body)
+    assert admin.get("/").status == 200
+    log = server.log.read_text()
+    assert re.search(r"user created user_id=\d+ role=analyst site_id=None by user_id=\d+", log), log[-2000:]
+    assert "new-analyst" not in log and "a-fine-long-passphrase" not in log
