@@ -271,15 +271,18 @@ def _rate(r: Mapping[str, Any]) -> list[str]:
 
 
 def expected_rate_rows(results: Mapping[str, Any]) -> Iterator[list[str]]:
-    """Leaks: patient and level side by side; complications: patient only."""
+    """Leaks (mechanism and location tables): patient and level side by side; complications: patient only.
+
+    The reviewer's symptomatic flag has its own table (tests/report/test_safety_section.py).
+    """
     leaks = results["tables"]["leaks"]
     for r in leaks:
-        if r["unit"] == "patient":
+        if r["unit"] == "patient" and r["measure"] == "cement leak":
             lev = next(x for x in leaks if x["unit"] == "level" and x["measure"] == r["measure"]
                        and x["category"] == r["category"])
             yield _rate(r) + _rate(lev)
     for r in results["tables"]["complications"]:
-        yield [*_rate(r), "", ""]
+        yield _rate(r)
 
 
 def expected_responder_rows(results: Mapping[str, Any]) -> Iterator[list[str]]:

@@ -381,6 +381,9 @@ def _register_commands() -> None:
     from spinereg.cli._web import register as register_web
 
     register_web(app)
+    from spinereg.cli._fhir import register as register_fhir
+
+    register_fhir(app)
 
 _register_commands()
 

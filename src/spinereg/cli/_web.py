@@ -323,6 +323,13 @@ def register(app: typer.Typer) -> None:
         check_schema(db)
         if demo:
             password = _demo_users()
+            from spinereg.registry.models import Dataset
+
+            # what the demo users enter joins the demo's synthetic dataset, so the demo stays synthetic
+            # (and --demo serves it again next time)
+            first = Dataset.objects.filter(synthetic=True).order_by("id").first()
+            if first is not None:
+                os.environ["SPINEREG_WEB_DATASET"] = first.name
             err.print("SYNTHETIC DATA: demo users demo-admin, demo-surgeon, demo-reviewer, demo-data_manager, "
                       f"demo-analyst, demo-auditor; password for this run: {password}", markup=False)
         from django.db import connections

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from typing import Any
 
 import pandas as pd
@@ -19,11 +20,15 @@ def load_extract(alias: str) -> Extract:
     from spinereg.registry.models import Dataset
 
     cursor = connections[alias].cursor()
+    postgres = connections[alias].vendor == "postgresql"
     tables: dict[str, pd.DataFrame] = {}
     for ent in entities():
-        cursor.execute(f"SELECT {', '.join(ent.column_names)} FROM {table_name(ent)} "
-                       f"ORDER BY {', '.join(ent.key)}")
-        frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(ent.column_names))
+        select = f"SELECT {', '.join(ent.column_names)} FROM {table_name(ent)} ORDER BY {', '.join(ent.key)}"
+        if postgres:
+            frame = _copy_frame(cursor, ent, select)
+        else:
+            cursor.execute(select)
+            frame = pd.DataFrame.from_records(cursor.fetchall(), columns=list(ent.column_names))
         # strict: a value outside the schema (a vocabulary that changed, a hand edit) is an
         # error naming table, row, column and value, never a silent missing value
         tables[ent.name] = conform(frame, ent, strict=True, source=f"table {table_name(ent)}")
@@ -37,6 +42,33 @@ def load_extract(alias: str) -> Extract:
     if dates:
         meta["extract_date"] = max(dates).isoformat()
     return Extract(tables, meta)
+
+def _copy_frame(cursor: Any, ent: Any, select: str) -> pd.DataFrame:
+    """One table from PostgreSQL as a DataFrame, through ``COPY ... TO STDOUT`` (CSV) read by
+    Arrow's CSV reader: columnar, about ten times faster than fetching rows as Python tuples
+    (a national registry's millions of questionnaires).  Types as the schema says; an empty
+    unquoted field is NULL, a quoted one an empty string; booleans are written as t/f."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    kinds = {"int": pa.int64(), "float": pa.float64(), "date": pa.date32(), "bool": pa.bool_()}
+    names = list(ent.column_names)
+    buf = io.BytesIO()
+    with cursor.cursor.copy(f"COPY ({select}) TO STDOUT WITH (FORMAT csv)") as copy:
+        for block in copy:
+            buf.write(block)
+    if not buf.tell():  # no rows (Arrow refuses an empty file)
+        return pd.DataFrame({name: pd.Series([], dtype=object) for name in names})
+    buf.seek(0)
+    table = pacsv.read_csv(
+        buf, read_options=pacsv.ReadOptions(column_names=names, block_size=1 << 24),
+        convert_options=pacsv.ConvertOptions(
+            column_types={c.name: kinds.get(c.type, pa.string()) for c in ent.columns},
+            null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False,
+            true_values=["t"], false_values=["f"]))
+    frame: pd.DataFrame = table.to_pandas(date_as_object=False)
+    return frame
+
 
 def load_references(alias: str) -> Extract:
     """What validation reads of the rows already in the registry (the entities and

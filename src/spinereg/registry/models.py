@@ -113,6 +113,19 @@ def _field(col: Column, primary: bool, entity_name: str) -> models.Field[Any, An
     return models.BooleanField(**null, **opts)
 
 
+# Composite indexes for the web registry's list pages (keyset pagination, no OFFSET, no COUNT):
+# a site's records are operations by hospital (and department).  A site's patients in
+# pseudonym order: (hospital, patient_id, department), with department last so that a
+# department's site filters it from the index alone and a hospital-wide site (blank
+# department) reads the same range; a site's operations newest first: (hospital, date,
+# operation_id, department); every operation newest first (national roles): (date, operation_id).
+_INDEXES: dict[str, list[tuple[str, list[str]]]] = {
+    "operations": [("operations_site_patient", ["hospital", "patient", "department"]),
+                   ("operations_site_date", ["hospital", "date", "operation_id", "department"]),
+                   ("operations_date", ["date", "operation_id"])],
+}
+
+
 def _build(entity_name: str) -> type[models.Model]:
     ent = next(e for e in entities() if e.name == entity_name)
     attrs: dict[str, Any] = {"__module__": __name__}
@@ -124,6 +137,8 @@ def _build(entity_name: str) -> type[models.Model]:
     if single_key is None:
         key_fields = [k[:-3] if ent.column(k).references else k for k in ent.key]
         meta["constraints"] = [models.UniqueConstraint(fields=key_fields, name=f"{entity_name}_key")]
+    if entity_name in _INDEXES:
+        meta["indexes"] = [models.Index(fields=fields, name=name) for name, fields in _INDEXES[entity_name]]
     # the registry's own columns: which dataset a row belongs to, which write batch last wrote it
     attrs["dataset"] = models.ForeignKey("Dataset", on_delete=models.PROTECT, null=True, db_column="dataset_id",
                                          related_name="+", db_index=False,

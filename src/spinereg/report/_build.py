@@ -128,6 +128,80 @@ def _rate_phrase(ctx: Ctx, r: Rec | None, unit: str) -> str:
     return f"{fmt_fraction(x, n, ctx.sup)} {unit}{detail}"
 
 
+def _first(rows: Sequence[Rec] | None) -> Rec | None:
+    return rows[0] if rows else None
+
+
+def _clustered_phrase(ctx: Ctx, c: Rec) -> str:
+    """``x/n treated levels (p%, 95% CI lo to hi allowing for clustering within patients)``."""
+    x, n = c.get("x"), c.get("n_levels")
+    pct = fmt_proportion(c.get("proportion"), 1, counts=(x, n), sup=ctx.sup)
+    ci = fmt_ci(c.get("robust_ci_low"), c.get("robust_ci_high"), 1, percent=True, counts=(x, n), sup=ctx.sup)
+    if pct == NA_TEXT:
+        return f"{fmt_fraction(x, n, ctx.sup)} treated levels"
+    ci_text = (f"{ctx.level} CI not estimable" if ci == NA_TEXT
+               else f"{ctx.level} CI {ci}, allowing for several levels per patient")
+    return f"{fmt_fraction(x, n, ctx.sup)} treated levels ({pct}, {ci_text})"
+
+
+def _mortality_sentence(ctx: Ctx) -> str:
+    """Deaths within 30 and 90 days, with the exact CIs and the patients left out for short follow-up."""
+    rows = tb.safety_rows(ctx)
+    parts = []
+    for event, days in (("death_30d", "30"), ("death_90d", "90")):
+        r = rows.get(event)
+        if r is not None:
+            parts.append(f"within {days} days {_rate_phrase(ctx, r, 'patients')}")
+    if not parts:
+        return ""
+    return f"Deaths from any cause after the operation: {join_words(parts, 'and')}."
+
+
+def _safety_text(ctx: Ctx, tables: Sequence[Table | None]) -> str:
+    rows = tb.safety_rows(ctx)
+    texts = []
+    deaths = _mortality_sentence(ctx)
+    if deaths:
+        texts.append(deaths)
+        total = number(ctx.cohort_n())
+        left = [(d, total - n) for d, e in (("30", "death_30d"), ("90", "death_90d"))
+                if total is not None and (n := number((rows.get(e) or {}).get("n"))) is not None and total > n]
+        if left:
+            texts.append("The denominators leave out the patients alive and followed for less than that long: "
+                         + join_words([f"{ctx.count(k)} for {d} days" for d, k in left], "and") + ".")
+    nf, rep = rows.get("new_fracture"), rows.get("repeat_augmentation")
+    if nf is not None:
+        texts.append(f"A new vertebral fracture was recorded as a complication in {_rate_phrase(ctx, nf, 'patients')}.")
+    if rep is not None:
+        texts.append(f"A repeat vertebroplasty or kyphoplasty followed in {_rate_phrase(ctx, rep, 'patients')}.")
+    refs = [t.label for t in tables if t is not None]
+    if refs:
+        texts.append(f"Details in {join_words(refs)}.")
+    return " ".join(texts)
+
+
+def _leak_text(ctx: Ctx, tables: Sequence[Table | None]) -> str:
+    texts = []
+    c = _first(ctx.table_rows("leak_clustered"))
+    if c is not None and number(c.get("n_levels")):
+        texts.append(f"Cement leaked in {_clustered_phrase(ctx, c)}; the {ctx.count(c.get('n_levels'))} levels "
+                     f"assessed came from {ctx.count(c.get('n_patients'))} patients.")
+    sym = {str(r.get("unit")): r for r in ctx.table_rows("symptomatic_leaks") or []}
+    p = sym.get("patient")
+    if p is not None and number(p.get("n_leak")):
+        breakdown = [p.get(k) for k in ("both", "reviewer_only", "linked_only", "neither")]
+        agree = ("the agreement is withheld (small-cell suppression)" if any(ctx.sup.hides(k) for k in breakdown)
+                 else f"the two agreed for {ctx.count(p.get('agree'))} of them")
+        texts.append(f"Of the {ctx.count(p.get('n_leak'))} patients with a leak, {ctx.count(p.get('reviewer'))} had a "
+                     f"leak flagged symptomatic by the reviewer and {ctx.count(p.get('linked'))} a complication "
+                     f"linked to the leak (see Methods); {agree}.")
+    refs = [t.label for t in tables if t is not None]
+    if refs:
+        texts.append(f"Imaging, leak mechanism and location, the clustered interval and symptomatic leaks are given "
+                     f"in {join_words(refs)}.")
+    return " ".join(texts)
+
+
 def _find(rows: Sequence[Rec] | None, **key: Any) -> Rec | None:
     for r in rows or []:
         if all(r.get(k) == v for k, v in key.items()):
@@ -150,7 +224,10 @@ def _key_results(ctx: Ctx) -> list[str]:
         pat = _find(leaks, measure="cement leak", unit="patient", category="any")
         lev = _find(leaks, measure="cement leak", unit="level", category="any")
         sym = _find(leaks, measure="symptomatic cement leak", unit="patient", category="any")
-        parts = [p for p in (_rate_phrase(ctx, pat, "patients"), _rate_phrase(ctx, lev, "treated levels")) if p]
+        clustered = _first(ctx.table_rows("leak_clustered"))
+        lev_text = (_clustered_phrase(ctx, clustered) if clustered is not None
+                    else _rate_phrase(ctx, lev, "treated levels"))
+        parts = [p for p in (_rate_phrase(ctx, pat, "patients"), lev_text) if p]
         if not any(number((r or {}).get("n")) for r in (pat, lev)) and (pat or lev):
             items.append("Cement leaks were not assessed: no patient had post-operative imaging of a treated level.")
         elif parts:
@@ -161,6 +238,9 @@ def _key_results(ctx: Ctx) -> list[str]:
     comp = _find(ctx.table_rows("complications"), category="any", unit="patient")
     if comp is not None:
         items.append(f"Complications in {_rate_phrase(ctx, comp, 'patients')}.")
+    deaths = _mortality_sentence(ctx)
+    if deaths:
+        items.append(deaths)
     med = ctx.table_rows("survival_median")
     if med:
         m = med[0]
@@ -336,10 +416,19 @@ def _results(ctx: Ctx) -> list[Block]:
     if resp or pchc:
         b.append(Heading("Responders"))
         _add(b, resp, pchc)
+    safety = tb.safety_table(ctx)
+    types = tb.complication_type_table(ctx)
     rates = tb.rates_table(ctx)
-    if rates:
-        b.append(Heading("Cement leaks and complications"))
-        _add(b, rates, ctx.figure("leak_types"))
+    if safety or types or rates:
+        b.append(Heading("Safety"))
+        text = _safety_text(ctx, (safety, types, rates))
+        _add(b, Paragraph(text) if text else None, safety, types, rates)
+    leak_tables = (tb.modality_table(ctx), tb.leak_mechanism_table(ctx), tb.leak_location_table(ctx),
+                   tb.clustered_table(ctx), tb.symptomatic_table(ctx))
+    if any(leak_tables):
+        b.append(Heading("Cement leaks"))
+        text = _leak_text(ctx, leak_tables)
+        _add(b, Paragraph(text) if text else None, *leak_tables, ctx.figure("leak_types"))
     surv = tb.survival_table(ctx)
     surv_fig = ctx.figure("survival")
     surv_withheld = surv_fig is None and survival_withheld(ctx.r, ctx.sup)

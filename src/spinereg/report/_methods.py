@@ -163,17 +163,40 @@ def _outcomes(ctx: Ctx) -> list[Block]:
                          f"{fmt_num(oc['mcid'], ctx.digits(name))}{src}.")
         blocks.append(Paragraph(" ".join(parts), lead=f"{ctx.outcome_label(name)}."))
     if ctx.has("leaks") or ctx.has("complications"):
+        blocks.append(Paragraph(_leak_definitions(ctx), lead="Cement leaks and complications."))
+    if ctx.has("safety"):
         blocks.append(Paragraph(
-            "Cement leaks were read from the post-operative imaging findings of each treated level and classified "
-            "by type (Yeom et al. 2003: type B via the basivertebral vein, type S via the segmental veins, type C "
-            "through a cortical defect; and intradiscal, paravertebral, epidural or foraminal, and venous leaks with "
-            "pulmonary cement embolism); a leak was symptomatic when it caused symptoms. Only findings at a treated "
-            "level of the index operation, dated on or after the operation (or undated), were used. Complications "
-            "of the index operation were graded by the Clavien-Dindo classification (Dindo et al. 2004).",
-            lead="Cement leaks and complications."))
+            "Deaths from any cause within 30 and 90 days of the index operation (the day of the operation is day "
+            "0), from the registry's death dates up to the extract date. The denominator at each horizon is the "
+            "patients who died within it or were followed at least that long (extract date at least 30 or 90 days "
+            "after the operation); patients alive with shorter follow-up were left out, because whether they "
+            "survived to that day is not known. New vertebral fractures are complications of the index operation "
+            "recorded as a new fracture. A repeat augmentation is a later vertebroplasty or kyphoplasty of the same "
+            "patient (after the day of the index operation, up to death or the extract date), at a level treated at "
+            "the index operation or at other levels only. Complications are also given by type and by timing, as "
+            "recorded: during the operation (intra-operative) or after it (post-operative).",
+            lead="Safety."))
     if ctx.has("survival") or ctx.has("survival_median"):
         blocks.append(Paragraph("Time from the index operation to death from any cause.", lead="Survival."))
     return blocks
+
+
+def _leak_definitions(ctx: Ctx) -> str:
+    parts = [
+        "Cement leaks were read from the post-operative imaging findings of each treated level (X-ray, CT or MRI, "
+        "as recorded). Only findings at a treated level of the index operation, dated on or after the operation "
+        "(or undated), were used. Each leak was classified twice, as two separate variables: by its mechanism "
+        "(Yeom et al. 2003: type B through the basivertebral vein, type S through a segmental vein, type C through "
+        "a cortical defect) and by its location (intradiscal, paravertebral, epidural or foraminal, venous).",
+        "A symptomatic leak is defined in two ways and both are reported, with their agreement. By the reviewer: "
+        "the imaging finding records the leak as symptomatic. By a linked complication, a rule applied to the "
+        "data: a leaking level is symptomatic when the same operation has a complication recorded as a cement "
+        "embolism or a neurological deficit that occurred during the operation, or is dated from the day of the "
+        "operation to 30 days after it; a complication without a date that is not marked intra-operative is not "
+        "linked. Complications carry no level, so such a complication makes every leaking level of that operation "
+        "symptomatic, and a patient is symptomatic when any level is.",
+        "Complications of the index operation were graded by the Clavien-Dindo classification (Dindo et al. 2004)."]
+    return " ".join(parts)
 
 
 def _statistics(ctx: Ctx) -> list[Block]:
@@ -205,6 +228,28 @@ def _statistics(ctx: Ctx) -> list[Block]:
                      f"at least one such level; complications are given per patient by the most severe grade. "
                      f"Proportions have exact (Clopper-Pearson) {lv} CIs, and Wilson score intervals are given "
                      f"alongside.")
+    if ctx.has("leak_clustered"):
+        c = (ctx.table_rows("leak_clustered") or [{}])[0]
+        b, seed = c.get("bootstrap_replicates"), c.get("seed")
+        boot = ""
+        seed_text = fmt_num(seed, 0).replace(",", "")
+        if not is_missing(b) and float(b or 0) > 0:
+            boot = (f" As a secondary interval, patients were resampled with replacement ({fmt_count(b)} "
+                    f"resamples, random seed {seed_text} recorded in results.json) and the {lv} percentile interval "
+                    f"taken, as R's boot.ci; being random, it varies slightly with the seed.")
+        parts.append(f"Several levels of the same patient are not independent: the exact per-level CI, which treats "
+                     f"them as independent, is too narrow when leaks cluster in patients. The per-level leak rate "
+                     f"therefore also has a cluster-robust {lv} CI: a Wald interval on the logit scale with the "
+                     f"cluster-robust (sandwich) variance of the proportion, patients as clusters, with the "
+                     f"small-sample factor K/(K-1) for K patients (as an intercept-only logistic generalised "
+                     f"estimating equation with independence working correlation and robust standard errors). It "
+                     f"is the primary interval because it is deterministic and needs no assumption about how leaks "
+                     f"correlate within a patient; the logit scale keeps it within 0 to 100%. The design effect "
+                     f"(its variance over the variance for independent levels) shows whether leaks cluster in "
+                     f"patients (above 1) or are spread over them (below 1).{boot}")
+    if ctx.has("safety"):
+        parts.append(f"Mortality, new fractures and repeat augmentation are given per patient with exact "
+                     f"(Clopper-Pearson) {lv} CIs, as R's binom.test.")
     if ctx.has("survival") or ctx.has("survival_median"):
         parts.append(f"Survival was estimated by the Kaplan-Meier method with death as the event, patients alive "
                      f"being censored at the extract date; pointwise {lv} CIs are on the log scale, and the median "

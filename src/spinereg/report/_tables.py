@@ -16,6 +16,7 @@ from spinereg.report._context import Ctx, Marks, number
 from spinereg.report._format import (
     NA_TEXT,
     fmt_ci,
+    fmt_count,
     fmt_count_pct,
     fmt_est_ci,
     fmt_fraction,
@@ -34,19 +35,28 @@ __all__ = [
     "Comparison",
     "baseline_table",
     "change_table",
+    "clustered_level_ci",
+    "clustered_table",
     "compare",
+    "complication_type_table",
     "flow_table",
     "follow_up_deaths_withheld",
     "follow_up_response",
     "follow_up_secondary",
     "follow_up_table",
+    "leak_location_table",
+    "leak_mechanism_table",
     "mixed_model_table",
+    "modality_table",
     "outcome_table",
     "pchc_table",
     "rates_table",
     "responder_table",
     "responsiveness_table",
+    "safety_rows",
+    "safety_table",
     "survival_table",
+    "symptomatic_table",
     "wilson_table",
 ]
 
@@ -341,32 +351,26 @@ _MEASURES = {"cement leak": "Cement leak", "symptomatic cement leak": "Symptomat
 
 
 def rates_table(ctx: Ctx) -> Table | None:
-    """Cement leaks per patient and per treated level by type, and complications by grade (exact CIs)."""
-    leaks = ctx.table_rows("leaks")
+    """Complications per patient by the most severe Clavien-Dindo grade (exact CIs); leaks have their own tables."""
     comps = ctx.table_rows("complications")
-    if leaks is None and comps is None:
+    if comps is None:
         return None
     marks = Marks()
     body: list[Row] = []
-    for measure, recs in _group([*(leaks or []), *(comps or [])], "measure").items():
-        title = _MEASURES.get(measure, category_label(measure))
-        body.append(Row((title,), kind="group"))
-        for category, crs in _group(recs, "category").items():
-            by = {str(r.get("unit")): r for r in crs}
-            pat, lev = by.get("patient"), by.get("level")
-            shown = (ctx.note(r.get("note"), r.get("x"), r.get("n")) for r in crs)
-            note = "; ".join(dict.fromkeys(t for t in shown if t))
-            body.append(Row((category_label(category), *_rate_cells(ctx, pat), *_rate_cells(ctx, lev)), indent=1,
+    for measure, recs in _group(list(comps), "measure").items():
+        body.append(Row((_MEASURES.get(measure, category_label(measure)),), kind="group"))
+        for r in recs:
+            if str(r.get("unit")) != "patient":
+                continue
+            note = ctx.note(r.get("note"), r.get("x"), r.get("n"))
+            body.append(Row((category_label(str(r.get("category"))), *_rate_cells(ctx, r)), indent=1,
                             marks=(marks.mark(note),)))
-    return ctx.table("table-rates", "Cement leaks per patient and per treated level, and complications per patient",
-                     ("Measure", "Patients, n/N", f"% ({ctx.level} CI)", "Levels, n/N", f"% ({ctx.level} CI)"), body,
-                     marks=marks,
+    return ctx.table("table-rates", "Complications per patient by the most severe Clavien-Dindo grade",
+                     ("Measure", "Patients, n/N", f"% ({ctx.level} CI)"), body, marks=marks,
                      notes=["Exact (Clopper-Pearson) confidence intervals; Wilson score intervals in the "
-                            "supplementary tables. Cement leaks: among the patients and treated levels with "
-                            "post-operative imaging; a level with two leak types counts under both. Complications: "
-                            "among all patients, each counted once under the most severe grade (Clavien-Dindo, "
-                            "Dindo et al. 2004)."],
-                     widths=(2.6, 1.0, 2.0, 1.0, 2.0))
+                            "supplementary tables. Among all patients, each counted once under the most severe grade "
+                            "(Clavien-Dindo, Dindo et al. 2004)."],
+                     widths=(3.0, 1.2, 2.2))
 
 
 def wilson_table(ctx: Ctx) -> Table | None:
@@ -530,3 +534,241 @@ def compare(ctx: Ctx, outcome: str, cc: Rec, mm: Rec) -> Comparison:
     return Comparison(diff, threshold, text,
                       None if cc_hidden else _excludes_0(cc.get("ci_low"), cc.get("ci_high")),
                       None if mm_hidden else _excludes_0(mm.get("ci_low"), mm.get("ci_high")))
+
+
+# -- safety ----------------------------------------------------------------------------------------------------------
+
+_SAFETY_EVENTS = {"death_30d": "Death within 30 days", "death_90d": "Death within 90 days",
+                  "new_fracture": "New vertebral fracture", "repeat_augmentation": "Repeat augmentation",
+                  "repeat_augmentation_same_level": "At a level treated at the index operation",
+                  "repeat_augmentation_other_level": "At other levels only"}
+
+
+def safety_rows(ctx: Ctx) -> dict[str, Rec]:
+    """The ``safety`` table of ``results.json`` by event."""
+    return {str(r.get("event")): r for r in ctx.table_rows("safety") or []}
+
+
+def safety_table(ctx: Ctx) -> Table | None:
+    """Deaths within 30 and 90 days, new fractures and repeat augmentation, per patient, with exact CIs."""
+    rows = safety_rows(ctx)
+    if not rows:
+        return None
+    marks = Marks()
+    split = ("repeat_augmentation_same_level", "repeat_augmentation_other_level")
+    # the two kinds of repeat augmentation add up to (about) the total: hide both when one is hidden
+    withheld = {split[i] for i in complementary([(rows.get(k) or {}).get("x") for k in split], ctx.sup)}
+    body: list[Row] = []
+    for event, label in _SAFETY_EVENTS.items():
+        r = rows.get(event)
+        if r is None:
+            continue
+        indent = 1 if event in split else 0
+        if event in withheld:
+            body.append(Row((label, NA_TEXT, NA_TEXT), indent=indent, marks=("", marks.mark(SECONDARY_NOTE))))
+            continue
+        body.append(Row((label, *_rate_cells(ctx, r)), indent=indent,
+                        marks=(marks.mark(ctx.note(r.get("note"), r.get("x"), r.get("n"))
+                                          if not str(event).startswith("death_") else ""),)))
+    return ctx.table("table-safety", "Deaths, new fractures and repeat augmentation after the index operation",
+                     ("Event", "Patients, n/N", f"% ({ctx.level} CI)"), body, marks=marks,
+                     notes=["Exact (Clopper-Pearson) confidence intervals. Deaths from any cause within 30 and 90 "
+                            "days of the operation (the day of the operation is day 0); N: the patients who died "
+                            "within that time or were followed at least that long. New fracture: a complication of "
+                            "the index operation recorded as a new vertebral fracture. Repeat augmentation: a later "
+                            "vertebroplasty or kyphoplasty of the same patient up to death or the extract date. New "
+                            "fractures and repeat augmentation: N is every patient."],
+                     widths=(3.0, 1.2, 2.2))
+
+
+_TIMING_COLS = ("intraoperative", "postoperative", "not recorded")
+
+
+def complication_type_table(ctx: Ctx) -> Table | None:
+    """Complications of the index operation by type (patients, exact CI) and timing (patients)."""
+    rows = ctx.table_rows("complication_types")
+    if rows is None:
+        return None
+    by = {(str(r.get("type")), str(r.get("timing"))): r for r in rows}
+    types = list(dict.fromkeys(str(r.get("type")) for r in rows))
+    marks = Marks()
+    body: list[Row] = []
+    for t in types:
+        any_row = by.get((t, "any")) or {}
+        if t != "any" and not number(any_row.get("x")):
+            continue  # no patient had this type: no all-zero rows
+        x, n = any_row.get("x"), any_row.get("n")
+        timing = [(by.get((t, tm)) or {}).get("x") for tm in _TIMING_COLS]
+        secondary = complementary(timing, ctx.sup)
+        cells = [NA_TEXT if i in secondary else ctx.count(v) for i, v in enumerate(timing)]
+        label = "Any complication" if t == "any" else category_label(t)
+        pct = fmt_est_ci(any_row.get("proportion"), any_row.get("ci_low"), any_row.get("ci_high"), 1, percent=True,
+                         counts=(x, n), sup=ctx.sup)
+        body.append(Row((label, fmt_fraction(x, n, ctx.sup), pct, *cells), indent=0 if t == "any" else 1,
+                        marks=(marks.mark(ctx.note(any_row.get("note"), x, n)), "", "",
+                               *(marks.mark(SECONDARY_NOTE) if i in secondary else "" for i in range(3)))))
+    return ctx.table("table-complication-types", "Complications of the index operation by type and timing",
+                     ("Complication", "Patients, n/N", f"% ({ctx.level} CI)", "Intra-operative", "Post-operative",
+                      "Timing not recorded"), body, marks=marks,
+                     notes=["Patients with at least one complication of the type, among all patients, with exact "
+                            "(Clopper-Pearson) confidence intervals; a patient with complications of two types or "
+                            "timings counts under each. Timing: as recorded (during or after the operation). Types "
+                            "that no patient had are not listed."],
+                     widths=(2.4, 1.1, 1.9, 1.0, 1.0, 1.0))
+
+
+#: Leak categories that classify the mechanism (Yeom et al. 2003); the others classify the location.
+LEAK_MECHANISMS = ("yeom_b", "yeom_s", "yeom_c", "type not recorded")
+
+
+def _leak_table(ctx: Ctx, mechanism: bool) -> Table | None:
+    leaks = ctx.table_rows("leaks")
+    if leaks is None:
+        return None
+    recs = [r for r in leaks if r.get("measure") == "cement leak"]
+    marks = Marks()
+    body: list[Row] = []
+    for category, crs in _group(recs, "category").items():
+        if category != "any" and (category in LEAK_MECHANISMS) != mechanism:
+            continue
+        by = {str(r.get("unit")): r for r in crs}
+        shown = (ctx.note(r.get("note"), r.get("x"), r.get("n")) for r in crs)
+        note = "; ".join(dict.fromkeys(t for t in shown if t))
+        label = "Any cement leak" if category == "any" else category_label(category)
+        body.append(Row((label, *_rate_cells(ctx, by.get("patient")), *_rate_cells(ctx, by.get("level"))),
+                        indent=0 if category == "any" else 1, marks=(marks.mark(note),)))
+    what = "mechanism (Yeom et al. 2003)" if mechanism else "location"
+    note = ("Type B: through the basivertebral vein; type S: through a segmental vein; type C: through a cortical "
+            "defect." if mechanism else "Where the cement went; cement reaching the lungs is also recorded as a "
+                                         "complication (cement embolism).")
+    return ctx.table(f"table-leak-{'mechanism' if mechanism else 'location'}",
+                     f"Cement leaks by {what}, per patient and per treated level",
+                     ("Leak", "Patients, n/N", f"% ({ctx.level} CI)", "Levels, n/N", f"% ({ctx.level} CI)"), body,
+                     marks=marks,
+                     notes=[note, "Among the patients and treated levels with post-operative imaging; a level with "
+                                  "leaks of two kinds counts under both. Exact (Clopper-Pearson) confidence "
+                                  "intervals, which treat levels as independent (see the clustered interval)."],
+                     widths=(2.6, 1.0, 2.0, 1.0, 2.0))
+
+
+def leak_mechanism_table(ctx: Ctx) -> Table | None:
+    """Cement leaks by mechanism (Yeom B, S, C), per patient and per level."""
+    return _leak_table(ctx, True)
+
+
+def leak_location_table(ctx: Ctx) -> Table | None:
+    """Cement leaks by location (intradiscal, paravertebral, epidural or foraminal, venous)."""
+    return _leak_table(ctx, False)
+
+
+def clustered_level_ci(ctx: Ctx, r: Rec, kind: str = "robust") -> str:
+    """``p% (lo to hi)`` of the per-level leak rate with the cluster-robust or bootstrap interval."""
+    x, n = r.get("x"), r.get("n_levels")
+    return fmt_est_ci(r.get("proportion"), r.get(f"{kind}_ci_low"), r.get(f"{kind}_ci_high"), 1, percent=True,
+                      counts=(x, n), sup=ctx.sup)
+
+
+def clustered_table(ctx: Ctx) -> Table | None:
+    """The per-patient leak rate beside the per-level rate with intervals that allow for clustering."""
+    rows = ctx.table_rows("leak_clustered")
+    if not rows:
+        return None
+    c = rows[0]
+    pat = next((r for r in ctx.table_rows("leaks") or [] if r.get("measure") == "cement leak"
+                and r.get("unit") == "patient" and r.get("category") == "any"), None)
+    x, n = c.get("x"), c.get("n_levels")
+    marks = Marks()
+    frac = fmt_fraction(x, n, ctx.sup)
+    body: list[Row] = []
+    if pat is not None:
+        body.append(Row(("Per patient, exact CI", *_rate_cells(ctx, pat))))
+    b = c.get("bootstrap_replicates")
+    boot_label = (f"Per level, patient bootstrap percentile CI ({fmt_count(b)} resamples, seed "
+                  f"{fmt_num(c.get('seed'), 0).replace(',', '')})")
+    body += [Row(("Per level, exact CI treating levels as independent", frac,
+                  fmt_est_ci(c.get("proportion"), c.get("ci_low"), c.get("ci_high"), 1, percent=True, counts=(x, n),
+                             sup=ctx.sup))),
+             Row(("Per level, cluster-robust CI (primary)", frac, clustered_level_ci(ctx, c)),
+                 marks=(marks.mark(ctx.note(c.get("note"), x, n)),))]
+    if number(b):
+        body.append(Row((boot_label, frac, clustered_level_ci(ctx, c, "boot"))))
+    deff = NA_TEXT if ctx.hidden(x, n) else fmt_num(c.get("design_effect"), 2)
+    npat = ctx.count(c.get("n_patients"))
+    return ctx.table("table-leak-clustered", "Cement leak per patient, and per treated level with intervals that "
+                     "allow for several levels per patient",
+                     ("Rate and interval", "n/N", f"% ({ctx.level} CI)"), body, marks=marks,
+                     notes=[f"The treated levels come from {npat} patients, and levels of the same patient are not "
+                            f"independent. Cluster-robust CI: Wald interval on the logit scale with the "
+                            f"cluster-robust (sandwich) variance of the proportion, patients as clusters; design "
+                            f"effect (that variance over the variance for independent levels) {deff}. Bootstrap: "
+                            f"patients resampled with replacement, percentile interval."],
+                     widths=(3.6, 1.0, 2.2))
+
+
+_SYMPTOMATIC_ROWS = (("reviewer", "Symptomatic by the reviewer's flag"),
+                     ("linked", "Symptomatic by a linked complication"),
+                     ("both", "Both"), ("reviewer_only", "Reviewer's flag only"),
+                     ("linked_only", "Linked complication only"), ("neither", "Neither"),
+                     ("agree", "Agreement (both or neither)"))
+_BREAKDOWN = ("both", "reviewer_only", "linked_only", "neither", "agree")
+_BREAKDOWN_NOTE = ("withheld: a count of this breakdown is below the suppression threshold, and the others would "
+                   "give it back")
+
+
+def symptomatic_table(ctx: Ctx) -> Table | None:
+    """Symptomatic leaks among leaking patients and levels: the reviewer's flag, the complication-linked rule."""
+    rows = ctx.table_rows("symptomatic_leaks")
+    if not rows:
+        return None
+    by = {str(r.get("unit")): r for r in rows}
+    units = [u for u in ("patient", "level") if u in by]
+    withheld = {u for u in units if any(ctx.sup.hides(by[u].get(k)) for k in _BREAKDOWN[:4])}
+    marks = Marks()
+    body: list[Row] = []
+    for key, label in _SYMPTOMATIC_ROWS:
+        cells: list[str] = []
+        cmarks: list[str] = [""]
+        for u in units:
+            r = by[u]
+            if key in _BREAKDOWN and u in withheld:
+                cells.append(NA_TEXT)
+                cmarks.append(marks.mark(_BREAKDOWN_NOTE))
+                continue
+            k, n = r.get(key), r.get("n_leak")
+            kk, nn = number(k), number(n)
+            pct = 100.0 * kk / nn if kk is not None and nn else None
+            cells.append(fmt_count_pct(k, pct, total=n, sup=ctx.sup))
+            cmarks.append("")
+        body.append(Row((label, *cells), indent=1 if key in _BREAKDOWN[:4] else 0, marks=tuple(cmarks)))
+    header = ("", *(f"Leaking {'patients' if u == 'patient' else 'levels'} (N = {ctx.count(by[u].get('n_leak'))})"
+                    for u in units))
+    return ctx.table("table-symptomatic", "Symptomatic cement leaks: the reviewer's flag and a linked complication",
+                     header, body, marks=marks,
+                     notes=["Reviewer's flag: a leak recorded as symptomatic on the imaging finding. Linked "
+                            "complication: a cement embolism or neurological deficit of the same operation that "
+                            "occurred during it or within 30 days after it (complications carry no level, so every "
+                            "leaking level of that operation counts). n (%) of the leaking patients or levels."],
+                     widths=(3.0, 1.8, 1.8))
+
+
+def modality_table(ctx: Ctx) -> Table | None:
+    """The imaging modality of the assessed treated levels."""
+    rows = ctx.table_rows("imaging_modality")
+    if not rows:
+        return None
+    levels = [r.get("levels") for r in rows]
+    secondary = complementary(levels, ctx.sup)
+    marks = Marks()
+    body = []
+    for i, r in enumerate(rows):
+        cell = NA_TEXT if i in secondary else fmt_count_pct(r.get("levels"), r.get("percent_levels"),
+                                                            total=r.get("n_levels"), sup=ctx.sup)
+        body.append(Row((category_label(str(r.get("modality"))).replace("Xray", "X-ray").replace("Ct", "CT")
+                         .replace("Mri", "MRI"), cell, ctx.count(r.get("patients")), ctx.count(r.get("findings"))),
+                        marks=("", marks.mark(SECONDARY_NOTE) if i in secondary else "")))
+    n_lv = ctx.count(rows[0].get("n_levels"))
+    return ctx.table("table-modality", "Imaging modality of the treated levels assessed for cement leaks",
+                     ("Modality", f"Levels, n (%) of {n_lv}", "Patients", "Images (findings)"), body, marks=marks,
+                     notes=["Post-operative imaging findings at a treated level of the index operation; a level "
+                            "imaged with two modalities counts under both."],
+                     widths=(1.6, 1.8, 1.0, 1.2))

@@ -38,18 +38,28 @@ from spinereg.study._spec import Outcome, StudySpec
 
 __all__ = [
     "DAYS_PER_MONTH",
+    "LEAK_COMPLICATIONS",
+    "LEAK_LINK_DAYS",
     "OUTCOME_LABELS",
+    "cluster_bootstrap_proportion",
+    "cluster_robust_proportion",
+    "clustered_leak_rate",
     "complication_rates",
+    "complication_types",
     "describe_continuous",
     "descriptive",
+    "imaging_modality",
     "leak_rates",
     "mixed_models",
+    "mortality",
     "outcome_scores",
     "outcome_summary",
     "paired_changes",
     "pchc_table",
     "responders",
+    "safety_events",
     "survival",
+    "symptomatic_leaks",
 ]
 
 DAYS_PER_MONTH = 365.25 / 12
@@ -559,3 +569,373 @@ def mixed_models(scores: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
                                                      "ci_high")}, note=str(r["note"]))
             rows.append(rec)
     return pd.DataFrame(rows, columns=MIXED_COLUMNS)
+
+
+# -- safety ----------------------------------------------------------------------------------------------------------
+
+SAFETY_COLUMNS = ["event", "day", "x", "n", "proportion", "ci_low", "ci_high", "method", "note"]
+
+#: Procedure categories that count as a repeat augmentation.
+AUGMENTATION = ("vertebroplasty", "kyphoplasty")
+
+
+def _exact(event: str, day: float, x: int, n: int, level: float, note: str = "") -> dict[str, Any]:
+    p = proportion(x, n, method="clopper-pearson", conf_level=level).iloc[0]
+    notes = "; ".join(t for t in (str(p["note"] or ""), note) if t)
+    return {"event": event, "day": day, "x": x, "n": n, "proportion": p["proportion"], "ci_low": p["ci_low"],
+            "ci_high": p["ci_high"], "method": "clopper-pearson", "note": notes}
+
+
+def _follow_end(operations: pd.DataFrame, extract_date: pd.Timestamp) -> tuple[pd.Series, pd.Series]:
+    """Per cohort operation: whether the patient died by the extract date, and the last day followed (a date)."""
+    death = operations["death_date"]
+    dead = death.notna() & (death <= extract_date)
+    end = death.where(dead, extract_date)
+    return dead, end
+
+
+def mortality(operations: pd.DataFrame, extract_date: pd.Timestamp, spec: StudySpec,
+              days: Iterable[int] = (30, 90)) -> list[dict[str, Any]]:
+    """Deaths from any cause within ``d`` days of the index operation, with the exact CI.
+
+    A patient died within ``d`` days when ``death_date - date <= d`` (the
+    day of the operation is day 0) and the death is on or before the
+    extract date.  Denominator: the patients who either died within ``d``
+    days or were followed for at least ``d`` days (extract date ``-`` date
+    of operation ``>= d``); patients alive and followed for fewer than ``d``
+    days are left out (their outcome at day ``d`` is unknown) and counted in
+    ``note``.  CI: Clopper-Pearson, as R's ``binom.test``.
+    """
+    level = spec.analyses.conf_level
+    dead, end = _follow_end(operations, extract_date)
+    followed = (end - operations["date"]).dt.days.to_numpy(dtype=float)
+    dead_a = dead.to_numpy(dtype=bool)
+    rows = []
+    for d in days:
+        died = dead_a & (followed <= d)
+        known = died | (followed >= d)
+        short = int((~known).sum())
+        note = (f"{short} patient{'s' * (short != 1)} alive with fewer than {d} days of follow-up left out"
+                if short else "")
+        rows.append(_exact(f"death_{d}d", float(d), int(died.sum()), int(known.sum()), level, note))
+    return rows
+
+
+def safety_events(operations: pd.DataFrame, extract: Extract, all_operations: pd.DataFrame,
+                  extract_date: pd.Timestamp, spec: StudySpec) -> pd.DataFrame:
+    """Safety events per patient: 30- and 90-day mortality, new fractures, repeat augmentation.
+
+    * ``death_30d``, ``death_90d``: see :func:`mortality`.
+    * ``new_fracture``: patients with at least one complication of type
+      ``new_fracture`` recorded for the index operation.  Denominator: every
+      cohort patient.
+    * ``repeat_augmentation``: patients with a later operation (dated after
+      the index operation) whose procedure category is vertebroplasty or
+      kyphoplasty, up to the end of follow-up (death or the extract date).
+      Split into ``repeat_augmentation_same_level`` (the later operation
+      treated a level the index operation treated) and
+      ``repeat_augmentation_other_level`` (it treated only other levels, or
+      its levels are not recorded); a patient with two later operations can
+      count under both.  ``all_operations`` are the registry's operations
+      (not only the cohort's).  Denominator: every cohort patient.
+
+    Columns: ``event, day`` (the horizon for mortality, else NaN), ``x, n,
+    proportion, ci_low, ci_high`` (Clopper-Pearson), ``method, note``.
+    """
+    level = spec.analyses.conf_level
+    rows = mortality(operations, extract_date, spec)
+    n = len(operations)
+    oid = set(operations["operation_id"].astype(str))
+    c = extract["complications"]
+    c = c[c["operation_id"].astype(str).isin(oid)]
+    nf = int(c.loc[c["type"].astype("string") == "new_fracture", "operation_id"].astype(str).nunique())
+    rows.append(_exact("new_fracture", math.nan, nf, n, level))
+    _, end = _follow_end(operations, extract_date)
+    idx = pd.DataFrame({"patient_id": operations["patient_id"].astype(str).to_numpy(),
+                        "index_op": operations["operation_id"].astype(str).to_numpy(),
+                        "index_date": operations["date"].to_numpy(), "end": end.to_numpy()})
+    later = all_operations[all_operations["procedure_category"].astype("string").isin(AUGMENTATION)]
+    later = pd.DataFrame({"patient_id": later["patient_id"].astype(str).to_numpy(),
+                          "op": later["operation_id"].astype(str).to_numpy(), "date": later["date"].to_numpy()})
+    later = later.merge(idx, on="patient_id")
+    later = later[(later["date"] > later["index_date"]) & (later["date"] <= later["end"])]
+    lv = extract["treated_levels"]
+    levels: dict[str, set[str]] = {}
+    for o, lvl in zip(lv["operation_id"].astype(str), lv["level"].astype(str), strict=True):
+        levels.setdefault(o, set()).add(lvl)
+    same = [bool(levels.get(o, set()) & levels.get(i, set())) for o, i in zip(later["op"], later["index_op"],
+                                                                              strict=True)]
+    later = later.assign(same=np.asarray(same, dtype=bool))
+    rows.append(_exact("repeat_augmentation", math.nan, int(later["patient_id"].nunique()), n, level))
+    rows.append(_exact("repeat_augmentation_same_level", math.nan,
+                       int(later.loc[later["same"], "patient_id"].nunique()), n, level))
+    rows.append(_exact("repeat_augmentation_other_level", math.nan,
+                       int(later.loc[~later["same"], "patient_id"].nunique()), n, level))
+    return pd.DataFrame(rows, columns=SAFETY_COLUMNS)
+
+
+COMPLICATION_TYPE_COLUMNS = ["type", "timing", "x", "events", "n", "proportion", "ci_low", "ci_high", "note"]
+TIMINGS = ("any", "intraoperative", "postoperative", "not recorded")
+
+
+def complication_types(operations: pd.DataFrame, extract: Extract, spec: StudySpec) -> pd.DataFrame:
+    """Complications of the index operation by type and timing, per patient.
+
+    For each type (``any``, then the registry's types in schema order) and
+    timing (``any``; ``intraoperative`` when ``complications.intraoperative``
+    is true; ``postoperative`` when it is false; ``not recorded`` when it is
+    missing): ``x`` patients with at least one such complication, ``events``
+    the complications themselves, ``n`` every cohort patient, and the
+    proportion ``x / n`` with its Clopper-Pearson CI.  A patient with
+    complications of two types or timings counts under each, so the rows
+    need not add up.  The Clavien-Dindo grades are in
+    :func:`complication_rates`.
+    """
+    level = spec.analyses.conf_level
+    oid = set(operations["operation_id"].astype(str))
+    n = len(oid)
+    c = extract["complications"]
+    c = c[c["operation_id"].astype(str).isin(oid)]
+    intra = c["intraoperative"] if "intraoperative" in c.columns else pd.Series(pd.NA, index=c.index)
+    timing = np.where(intra.isna(), "not recorded", np.where(intra.fillna(False).astype(bool), "intraoperative",
+                                                              "postoperative"))
+    frame = pd.DataFrame({"op": c["operation_id"].astype(str).to_numpy(),
+                          "type": c["type"].astype("string").to_numpy(dtype=object), "timing": timing})
+    rows = []
+    for t in ["any", *entity("complications").column("type").values]:
+        ft = frame if t == "any" else frame[frame["type"] == t]
+        for tm in TIMINGS:
+            f = ft if tm == "any" else ft[ft["timing"] == tm]
+            x = int(f["op"].nunique())
+            p = proportion(x, n, method="clopper-pearson", conf_level=level).iloc[0]
+            rows.append({"type": t, "timing": tm, "x": x, "events": len(f), "n": n, "proportion": p["proportion"],
+                         "ci_low": p["ci_low"], "ci_high": p["ci_high"], "note": p["note"]})
+    return pd.DataFrame(rows, columns=COMPLICATION_TYPE_COLUMNS)
+
+
+def _assessed_findings(operations: pd.DataFrame, extract: Extract) -> pd.DataFrame:
+    """The imaging findings that count: at a treated level of the index operation, on or after its day (or undated)."""
+    oid = set(operations["operation_id"].astype(str))
+    f = extract["imaging_findings"]
+    f = f[f["operation_id"].astype(str).isin(oid)]
+    treated = extract["treated_levels"]
+    treated_keys = set(zip(treated["operation_id"].astype(str), treated["level"].astype(str), strict=True))
+    at_treated = np.array([k in treated_keys for k in zip(f["operation_id"].astype(str), f["level"].astype(str),
+                                                               strict=True)], dtype=bool)
+    op_date = operations.set_index(operations["operation_id"].astype(str))["date"]
+    when = op_date.reindex(f["operation_id"].astype(str)).to_numpy()
+    post_op = (f["date"].isna() | (f["date"].to_numpy() >= when)).to_numpy(dtype=bool)
+    return f[at_treated & post_op]
+
+
+MODALITY_COLUMNS = ["modality", "findings", "levels", "patients", "n_levels", "n_patients", "percent_levels", "note"]
+
+
+def imaging_modality(operations: pd.DataFrame, extract: Extract) -> pd.DataFrame:
+    """The imaging modality of the assessed levels (the findings :func:`leak_rates` uses).
+
+    Per modality (the schema's, then ``not recorded``): ``findings``,
+    ``levels`` (assessed levels with at least one finding by it),
+    ``patients`` (assessed patients with at least one), the totals
+    ``n_levels`` and ``n_patients`` of assessed levels and patients, and
+    ``percent_levels = 100 levels / n_levels``.  A level imaged by two
+    modalities counts under both, so the rows need not add up.
+    """
+    f = _assessed_findings(operations, extract)
+    mod = f["modality"].astype("string").fillna("not recorded").to_numpy(dtype=object)
+    frame = pd.DataFrame({"op": f["operation_id"].astype(str).to_numpy(), "lv": f["level"].astype(str).to_numpy(),
+                          "mod": mod})
+    n_lv = int(frame.groupby(["op", "lv"]).ngroups) if len(frame) else 0
+    n_pt = int(frame["op"].nunique())
+    rows = []
+    for m in [*entity("imaging_findings").column("modality").values, "not recorded"]:
+        g = frame[frame["mod"] == m]
+        if m == "not recorded" and g.empty:
+            continue
+        k = int(g.groupby(["op", "lv"]).ngroups) if len(g) else 0
+        rows.append({"modality": m, "findings": len(g), "levels": k, "patients": int(g["op"].nunique()),
+                     "n_levels": n_lv, "n_patients": n_pt, "percent_levels": 100.0 * k / n_lv if n_lv else math.nan,
+                     "note": "" if n_lv else "not estimable: no assessed levels"})
+    return pd.DataFrame(rows, columns=MODALITY_COLUMNS)
+
+
+#: Complication types that a cement leak can cause (a leak is symptomatic by the data when one is recorded).
+LEAK_COMPLICATIONS = ("cement_embolism", "neurological_deficit")
+#: Days after the operation within which a complication is linked to a leak.
+LEAK_LINK_DAYS = 30
+
+SYMPTOMATIC_COLUMNS = ["unit", "n_leak", "reviewer", "linked", "both", "reviewer_only", "linked_only", "neither",
+                       "agree", "note"]
+
+
+def symptomatic_leaks(operations: pd.DataFrame, extract: Extract) -> pd.DataFrame:
+    """Symptomatic cement leaks: the reviewer's flag beside a rule applied to the data, and their agreement.
+
+    Rule (*complication-linked*): a leaking level (see :func:`leak_rates`)
+    is symptomatic when its operation has a complication of type
+    ``cement_embolism`` or ``neurological_deficit`` that occurred during the
+    operation (``intraoperative`` true) or is dated from the day of the
+    operation to 30 days after it (``0 <= date - operation date <= 30``).
+    Complications carry no level, so such a complication makes every
+    leaking level of the operation symptomatic.  An undated complication
+    that is not marked intra-operative is not linked.  A patient is
+    symptomatic when any level is.  *Reviewer*: the ``symptomatic`` flag of
+    any leaking finding of the level.
+
+    One row per ``unit`` (``patient``, ``level``) among the leaking units
+    (``n_leak``): ``reviewer``, ``linked``, ``both``, ``reviewer_only``,
+    ``linked_only``, ``neither`` (the last four add up to ``n_leak``) and
+    ``agree = both + neither``.
+    """
+    f = _assessed_findings(operations, extract)
+    frame = pd.DataFrame({"op": f["operation_id"].astype(str).to_numpy(), "lv": f["level"].astype(str).to_numpy(),
+                          "leak": f["leak"].fillna(False).to_numpy(dtype=bool),
+                          "sym": f["symptomatic"].fillna(False).to_numpy(dtype=bool)})
+    frame = frame[frame["leak"]]
+    oid = set(operations["operation_id"].astype(str))
+    c = extract["complications"]
+    c = c[c["operation_id"].astype(str).isin(oid) & c["type"].astype("string").isin(LEAK_COMPLICATIONS)]
+    op_date = operations.set_index(operations["operation_id"].astype(str))["date"]
+    day = (c["date"] - op_date.reindex(c["operation_id"].astype(str)).to_numpy()).dt.days
+    intra = (c["intraoperative"].fillna(False).astype(bool) if "intraoperative" in c.columns
+             else pd.Series(False, index=c.index))
+    linked_ops = set(c.loc[(intra | ((day >= 0) & (day <= LEAK_LINK_DAYS))).to_numpy(dtype=bool),
+                           "operation_id"].astype(str))
+    per_level = frame.groupby(["op", "lv"], sort=True)["sym"].any().to_frame("reviewer")
+    per_level["linked"] = [o in linked_ops for o in per_level.index.get_level_values("op")]
+    per_patient = per_level.groupby(level="op").any()
+    rows = []
+    for unit, t in (("patient", per_patient), ("level", per_level)):
+        r, k = t["reviewer"].to_numpy(dtype=bool), t["linked"].to_numpy(dtype=bool)
+        both, neither = int((r & k).sum()), int((~r & ~k).sum())
+        rows.append({"unit": unit, "n_leak": len(t), "reviewer": int(r.sum()), "linked": int(k.sum()), "both": both,
+                     "reviewer_only": int((r & ~k).sum()), "linked_only": int((~r & k).sum()), "neither": neither,
+                     "agree": both + neither, "note": "" if len(t) else "no leaks"})
+    return pd.DataFrame(rows, columns=SYMPTOMATIC_COLUMNS)
+
+
+# -- clustering ------------------------------------------------------------------------------------------------------
+
+CLUSTERED_COLUMNS = ["x", "n_levels", "n_patients", "proportion", "ci_low", "ci_high", "robust_se", "design_effect",
+                     "robust_ci_low", "robust_ci_high", "boot_ci_low", "boot_ci_high", "bootstrap_replicates", "seed",
+                     "note"]
+
+
+def cluster_robust_proportion(y: Any, m: Any, conf_level: float = 0.95) -> dict[str, float]:
+    """A proportion of units clustered in groups, with a cluster-robust (sandwich) logit interval.
+
+    Cluster ``i`` (of ``K``) has ``m_i`` units of which ``y_i`` are events;
+    :math:`\\hat p = \\sum y_i / \\sum m_i = Y/M`.  Cluster-robust variance
+    (the linearisation / sandwich variance of a ratio, with the small-sample
+    factor :math:`K/(K-1)` of Stata's cluster option):
+
+    .. math:: \\widehat{V}(\\hat p) = \\frac{K}{K-1} \\frac{\\sum_i (y_i - \\hat p\\, m_i)^2}{M^2}.
+
+    It equals the robust variance of an intercept-only logistic GEE with
+    independence working correlation, by the delta method.  The interval is
+    Wald on the logit scale, :math:`\\operatorname{expit}(\\operatorname{logit}\\hat p \\pm z\\,
+    \\widehat{SE}/(\\hat p(1-\\hat p)))`, so it stays within (0, 1).  The
+    design effect is :math:`\\widehat V / (\\hat p(1-\\hat p)/M)`.  Not
+    estimable (NaN) when ``p`` is 0 or 1 or there are fewer than 2 clusters.
+    """
+    ya = np.asarray(y, dtype=float)
+    ma = np.asarray(m, dtype=float)
+    k = ya.size
+    big_y, big_m = float(ya.sum()), float(ma.sum())
+    p = big_y / big_m if big_m else math.nan
+    out = {"proportion": p, "robust_se": math.nan, "design_effect": math.nan, "ci_low": math.nan,
+           "ci_high": math.nan}
+    if k < 2 or not big_m:
+        return out
+    var = k / (k - 1) * float(((ya - p * ma) ** 2).sum()) / big_m**2
+    out["robust_se"] = math.sqrt(var)
+    if 0 < p < 1:
+        out["design_effect"] = var / (p * (1 - p) / big_m)
+        z = float(sps.norm.ppf(0.5 + conf_level / 2))
+        se_logit = math.sqrt(var) / (p * (1 - p))
+        centre = math.log(p / (1 - p))
+        out["ci_low"], out["ci_high"] = (1 / (1 + math.exp(-(centre - z * se_logit))),
+                                         1 / (1 + math.exp(-(centre + z * se_logit))))
+    return out
+
+
+def _percentile(t: np.ndarray[Any, np.dtype[np.float64]], alpha: float) -> float:
+    """The bootstrap percentile limit of boot.ci: order statistic ``(B+1) alpha``, interpolated on the normal scale.
+
+    Davison & Hinkley (1997) eq. 5.8: with ``k = floor((B+1) alpha)``,
+    ``t_(k) + (z_a - z_k)/(z_{k+1} - z_k) (t_(k+1) - t_(k))`` where ``z_j =
+    Phi^-1(j/(B+1))``; the extreme order statistic when ``k`` is 0 or ``B``.
+    """
+    s = np.sort(t)
+    b = s.size
+    rk = (b + 1) * alpha
+    k = math.floor(rk + 1e-10)
+    if abs(rk - round(rk)) < 1e-10:
+        return float(s[min(max(round(rk), 1), b) - 1])
+    if k == 0:
+        return float(s[0])
+    if k >= b:
+        return float(s[-1])
+    zk, zk1, za = (float(sps.norm.ppf(v)) for v in (k / (b + 1), (k + 1) / (b + 1), alpha))
+    return float(s[k - 1] + (za - zk) / (zk1 - zk) * (s[k] - s[k - 1]))
+
+
+def cluster_bootstrap_proportion(y: Any, m: Any, replicates: int, seed: int,
+                                 conf_level: float = 0.95) -> tuple[float, float]:
+    """Percentile interval of ``sum y / sum m`` by resampling clusters with replacement.
+
+    ``replicates`` resamples of the ``K`` clusters (numpy's PCG64 generator
+    seeded with ``seed``, so the interval is reproducible); limits as R's
+    ``boot.ci(type = "perc")`` (see :func:`_percentile`).  NaN when there
+    are fewer than 2 clusters or no replicates.
+    """
+    ya = np.asarray(y, dtype=float)
+    ma = np.asarray(m, dtype=float)
+    k = ya.size
+    if k < 2 or replicates < 1:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, k, size=(replicates, k))
+    t = ya[idx].sum(axis=1) / ma[idx].sum(axis=1)
+    alpha = (1 - conf_level) / 2
+    return _percentile(t, alpha), _percentile(t, 1 - alpha)
+
+
+def clustered_leak_rate(operations: pd.DataFrame, extract: Extract, spec: StudySpec) -> pd.DataFrame:
+    """The per-level cement-leak rate with intervals that allow for levels clustered within patients.
+
+    Levels and leaks as in :func:`leak_rates` (assessed levels; a level leaks
+    when any finding shows a leak).  One row: ``x`` leaking levels of
+    ``n_levels`` in ``n_patients`` patients; ``proportion``; ``ci_low,
+    ci_high`` the exact interval that treats levels as independent (as in
+    ``leaks``); ``robust_se, design_effect, robust_ci_low, robust_ci_high``
+    the cluster-robust logit interval (:func:`cluster_robust_proportion`,
+    the primary one: deterministic); ``boot_ci_low, boot_ci_high`` the
+    patient (cluster) bootstrap percentile interval
+    (:func:`cluster_bootstrap_proportion`) with ``bootstrap_replicates`` and
+    ``seed`` from the spec.
+    """
+    a = spec.analyses
+    f = _assessed_findings(operations, extract)
+    frame = pd.DataFrame({"op": f["operation_id"].astype(str).to_numpy(), "lv": f["level"].astype(str).to_numpy(),
+                          "leak": f["leak"].fillna(False).to_numpy(dtype=bool)})
+    per_level = frame.groupby(["op", "lv"], sort=True)["leak"].any()
+    per_patient = per_level.groupby(level="op").agg(["sum", "size"])
+    y = per_patient["sum"].to_numpy(dtype=float)
+    m = per_patient["size"].to_numpy(dtype=float)
+    x, n = int(y.sum()), int(m.sum())
+    cp = proportion(x, n, method="clopper-pearson", conf_level=a.conf_level).iloc[0]
+    rob = cluster_robust_proportion(y, m, a.conf_level)
+    boot = cluster_bootstrap_proportion(y, m, a.bootstrap_replicates, a.seed, a.conf_level)
+    notes = [str(cp["note"] or "")]
+    if len(y) < 2:
+        notes.append("clustered intervals not estimable: fewer than 2 patients")
+    elif not 0 < x < n:
+        notes.append("cluster-robust interval not estimable: " + ("no level leaked" if x == 0 else "every level "
+                                                                    "leaked"))
+    return pd.DataFrame([{"x": x, "n_levels": n, "n_patients": len(y), "proportion": cp["proportion"],
+                          "ci_low": cp["ci_low"], "ci_high": cp["ci_high"], "robust_se": rob["robust_se"],
+                          "design_effect": rob["design_effect"], "robust_ci_low": rob["ci_low"],
+                          "robust_ci_high": rob["ci_high"], "boot_ci_low": boot[0], "boot_ci_high": boot[1],
+                          "bootstrap_replicates": a.bootstrap_replicates, "seed": a.seed,
+                          "note": "; ".join(t for t in notes if t)}], columns=CLUSTERED_COLUMNS)

@@ -185,6 +185,22 @@ def _restrict(extract: Extract, operations: pd.DataFrame) -> Extract:
     return Extract(tables, extract.meta)
 
 
+def _restrict_levels(extract: Extract, operations: pd.DataFrame) -> Extract:
+    """The cohort's part of the extract, but the treated levels of every operation of the cohort's patients.
+
+    A repeat augmentation is a later operation of the same patient; whether it treated a level the index
+    operation treated needs its levels.
+    """
+    sub = _restrict(extract, operations)
+    pids = set(operations["patient_id"].astype(str))
+    ops = extract["operations"]
+    oid = set(ops.loc[ops["patient_id"].astype(str).isin(pids), "operation_id"].astype(str))
+    lv = extract["treated_levels"]
+    tables = {name: sub[name] for name in ("proms", "complications", "imaging_findings", "patients", "operations")}
+    tables["treated_levels"] = lv[lv["operation_id"].astype(str).isin(oid)].reset_index(drop=True)
+    return Extract(tables, extract.meta)
+
+
 def run_study(spec: StudySpec, extract: Extract, *, spec_sha256: str = "",
               data_sha256: str | None = None) -> StudyResult:
     """Run a study on a tidy extract.
@@ -242,6 +258,11 @@ def _run(spec: StudySpec, extract: Extract, spec_sha256: str, cohort: CohortResu
     if a.rates:
         tables["complications"] = an.complication_rates(ops, sub, spec)
         tables["leaks"] = an.leak_rates(ops, sub, spec)
+        tables["leak_clustered"] = an.clustered_leak_rate(ops, sub, spec)
+        tables["symptomatic_leaks"] = an.symptomatic_leaks(ops, sub)
+        tables["imaging_modality"] = an.imaging_modality(ops, sub)
+        tables["complication_types"] = an.complication_types(ops, sub, spec)
+        tables["safety"] = an.safety_events(ops, _restrict_levels(extract, ops), extract["operations"], cutoff, spec)
     if a.survival:
         surv = an.survival(ops, cutoff, spec)
         tables.update({"survival": surv["table"], "survival_median": surv["median"],

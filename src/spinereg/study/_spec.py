@@ -274,6 +274,11 @@ class Analyses(_Model):
     sensitivity_mixed_model: bool = Field(
         default=True, description="Sensitivity analysis: change from baseline by a random-intercept mixed model.")
     conf_level: float = Field(default=0.95, gt=0, lt=1, description="Confidence level of every interval.")
+    bootstrap_replicates: int = Field(
+        default=2000, ge=0, le=100_000, description="Resamples of the patient (cluster) bootstrap of the per-level "
+                                                   "cement-leak rate (0: no bootstrap interval).")
+    seed: int = Field(default=20261204, ge=0, description="Seed of the random-number generator of the bootstrap "
+                                                          "(recorded in results.json: the interval is reproducible).")
     small_cell_threshold: int = Field(
         default=5, ge=0, description="Counts below this are small cells (shown as `<threshold` when suppressed).")
     suppress_small_cells: bool | None = Field(

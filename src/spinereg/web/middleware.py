@@ -15,8 +15,9 @@ from django.shortcuts import redirect
 
 from spinereg.web.events import LOGIN_AT
 
-#: Paths open to anyone (no login): the login page, the health check, static files.
-OPEN_PREFIXES = ("/accounts/login/", "/healthz", "/static/", "/i18n/")
+#: Paths open to anyone (no login): the login page, the health check, static files; the FHIR API
+#: (it authenticates each request by its bearer token: spinereg.fhir_api).
+OPEN_PREFIXES = ("/accounts/login/", "/healthz", "/static/", "/i18n/", "/fhir/")
 #: Paths a logged-in admin without a second factor may still reach.
 SETUP_PATHS = ("/accounts/totp/", "/accounts/logout/")
 

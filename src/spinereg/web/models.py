@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -50,3 +50,38 @@ class StaffProfile(models.Model):
         if self.role not in ROLES:
             raise ValueError(f"unknown role {self.role!r}")
         super().save(*args, **kwargs)
+
+
+class PatientAccess(models.Model):
+    """A site's access to a patient through the patient's CPR number.
+
+    Which patients a site sees is decided by its operations (a patient belongs to every
+    site where they were operated).  A patient registered or found by CPR number at a
+    site has no operation there yet; knowing the number is the credential, so the
+    register and find pages record it here, and the site may then see the patient
+    (sex, birth date, death) and enter an operation.  Operations stay visible by their
+    own site only: another site's operations of the same patient remain hidden.  Only
+    the keyed pseudonym is kept (never the number).  National roles see every patient
+    and need no row.
+    """
+
+    HOW: ClassVar[tuple[tuple[str, str], ...]] = (("registered", "registered"), ("found", "found"))
+
+    site = models.ForeignKey(Site, on_delete=models.CASCADE, related_name="patient_access")
+    patient_id = models.CharField(max_length=64, help_text="The patient's keyed pseudonym.")
+    how = models.CharField(max_length=10, choices=HOW)
+    at = models.DateTimeField()
+
+    class Meta:
+        constraints: ClassVar[list[models.BaseConstraint]] = [
+            models.UniqueConstraint(fields=["site", "patient_id"], name="patient_access_key")]
+
+    def __str__(self) -> str:
+        return f"{self.site_id} {self.patient_id}"
+
+
+def accessed_patient_ids(profile: Any) -> Any:
+    """The pseudonyms the user's site has reached by CPR number (a values queryset; none without a site)."""
+    if profile.site is None:
+        return PatientAccess.objects.none().values("patient_id")
+    return PatientAccess.objects.filter(site=profile.site).values("patient_id")

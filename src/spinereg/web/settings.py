@@ -14,6 +14,13 @@ Every value comes from the environment, which ``spinereg serve`` and the
     Secure cookies, HSTS, and the proxy's ``X-Forwarded-Proto`` is trusted.
 ``SPINEREG_ALLOWED_HOSTS``
     Comma-separated host names (default: ``localhost,127.0.0.1,[::1]``).
+``SPINEREG_KEY_FILE``
+    The site's pseudonymisation key file, for registering and finding patients by
+    CPR number (default :func:`spinereg.data.default_key_path`, ``$SPINEREG_HOME/site.key``:
+    the file ``spinereg import`` uses; ``SPINEREG_SITE_KEY`` wins over both, as there).
+``SPINEREG_WEB_DATASET``
+    The dataset that records entered in the web forms belong to (default ``web registry``);
+    an edit writes in the edited record's own dataset.
 
 Security: argon2 password hashing, validators (12 characters minimum, the
 common-password list, similarity to the user's name), lockout after 5 failed
@@ -32,6 +39,7 @@ from pathlib import Path
 from csp.constants import NONE, SELF
 
 from spinereg._errors import SpineregError
+from spinereg.data import default_key_path
 from spinereg.registry import resolve_database_url
 
 _HOME = Path(os.environ.get("SPINEREG_HOME") or Path.home() / ".local" / "share" / "spinereg")
@@ -101,6 +109,7 @@ INSTALLED_APPS = [
     "csp",
     "spinereg.registry",
     "spinereg.web",
+    "spinereg.fhir_api",
 ]
 
 MIDDLEWARE = [
@@ -135,6 +144,10 @@ TEMPLATES = [{
 }]
 
 DATABASES = {"default": _database()}
+
+# --- registry writes from the web forms ----------------------------------------------------------------
+SPINEREG_KEY_FILE = os.environ.get("SPINEREG_KEY_FILE") or str(default_key_path())
+SPINEREG_WEB_DATASET = os.environ.get("SPINEREG_WEB_DATASET") or "web registry"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- passwords and login --------------------------------------------------------------------------------
