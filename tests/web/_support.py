@@ -38,6 +38,11 @@ CPRS = {"s1": "070361-4417", "s2": "150782-2318"}
 OPEN_NAMES = frozenset({"login", "healthz", "set_language"})
 LOGIN_ONLY_NAMES = frozenset({"logout", "totp-setup"})
 OPEN_PREFIXES = ("accounts/login/", "healthz", "i18n/", "static/")
+#: The FHIR API (issue 14): bearer tokens, no session, no CSRF (token-only endpoints are csrf-exempt);
+#: tested here only for refusing a caller without a token, a logged-in browser session included.
+TOKEN_API_PREFIX = "fhir/"
+#: FHIR endpoints open to anyone (the CapabilityStatement).
+TOKEN_API_OPEN = frozenset({"fhir-metadata"})
 #: URL parameters naming an object that belongs to no site (a study run: only national roles have the
 #: capability), with a value naming none: the matrix checks 403 without the capability and 404 with it.
 UNSCOPED_PARAMS = {"run_id": "20000101-000000-abcdef", "filename": "report.html"}
@@ -119,6 +124,9 @@ class Pattern:
 
     def is_open(self) -> bool:
         return self.name in OPEN_NAMES or self.route.startswith(OPEN_PREFIXES)
+
+    def is_token_api(self) -> bool:
+        return self.route.startswith(TOKEN_API_PREFIX)
 
     def allows(self, method: str) -> bool:
         return self.methods is None or method in self.methods
@@ -208,7 +216,7 @@ class Seeded:
         rec = self.records[site]
         return {"pseudonym": rec["pseudonym"], "operation_id": rec["operation_id"],
                 "complication_id": rec["complication_id"], "finding_id": rec["finding_id"],
-                "username": f"surgeon-{site}", **UNSCOPED_PARAMS}
+                "username": f"surgeon-{site}", "resource_id": rec["pseudonym"], **UNSCOPED_PARAMS}
 
 
 def seed(home: Path, db_url: str) -> Seeded:

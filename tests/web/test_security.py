@@ -25,6 +25,7 @@ from tests.web._support import (
     OPEN_NAMES,
     ROLES,
     SITES,
+    TOKEN_API_OPEN,
     Pattern,
     Seeded,
     UrlConf,
@@ -61,7 +62,7 @@ def fill(p: Pattern, seeded: Seeded) -> str:
 
 
 def protected(conf: UrlConf) -> list[Pattern]:
-    got = [p for p in conf.patterns if not p.is_open()]
+    got = [p for p in conf.patterns if not p.is_open() and not p.is_token_api()]
     assert {"home", "patient", "users", "user-edit", "totp-setup", "logout"} <= {p.name for p in got}
     return got
 
@@ -76,7 +77,32 @@ def assert_headers(resp: Response, where: str) -> None:
 
 
 def test_open_pages_are_exactly_the_known_ones(urlconf: UrlConf) -> None:
-    assert {p.name for p in urlconf.patterns if p.is_open()} == set(OPEN_NAMES)
+    assert {p.name for p in urlconf.patterns if p.is_open() and not p.is_token_api()} == set(OPEN_NAMES)
+
+
+def test_token_api_refuses_callers_without_a_token(secured: tuple[Server, Seeded], urlconf: UrlConf) -> None:
+    """The FHIR API takes bearer tokens only: without one, 401 - also for a logged-in browser session (its
+    endpoints are exempt from CSRF, so a session cookie must never authenticate them)."""
+    server, seeded = secured
+    api = [p for p in urlconf.patterns if p.is_token_api()]
+    if not api:
+        pytest.skip("no token API in this installation")
+    anonymous = server.browser()
+    admin = login_staff(server, "admin-s1", "admin")
+    wrong = []
+    for p in api:
+        path = fill(p, seeded)
+        for who, b in (("anonymous", anonymous), ("admin session", admin)):
+            for method, resp in (("GET", b.get(path)), ("POST", b.request(path, {"resourceType": "Patient"}))):
+                if p.name in TOKEN_API_OPEN and method == "GET":
+                    ok_ = resp.status == 200
+                elif p.name in TOKEN_API_OPEN:
+                    ok_ = resp.status in (401, 405)
+                else:
+                    ok_ = resp.status == 401 and resp.headers.get("WWW-Authenticate", "").startswith("Bearer")
+                if not ok_:
+                    wrong.append(f"{method} {path} as {who}: {resp.status}")
+    assert not wrong, wrong
 
 
 def test_anonymous_get_and_post_go_to_the_login(secured: tuple[Server, Seeded], urlconf: UrlConf) -> None:
@@ -105,7 +131,7 @@ def test_post_without_csrf_token_is_refused_everywhere(secured: tuple[Server, Se
     before = server.sql("SELECT COUNT(*) FROM spinereg_audit")[0][0]
     wrong = []
     for p in urlconf.patterns:
-        if p.route.startswith("static/"):
+        if p.route.startswith("static/") or p.is_token_api():  # token-only API: tested above
             continue
         path = fill(p, seeded)
         resp = admin.request(path, {"role": "analyst", "active": "on", "username": "x", "language": "da"})
