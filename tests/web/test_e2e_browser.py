@@ -4,6 +4,10 @@ The walk (issue 12), as far as the installation's pages go:
 
 1. an admin logs in, sets up the authenticator (TOTP, its code computed here by RFC 6238), and creates a
    surgeon through the user pages; the surgeon logs in and sees their site's patients.
+2. the surgeon registers a patient by CPR number and an operation with two levels, and locks (e-signs) it;
+3. a reviewer records a leak at one level;
+4. a data manager corrects a locked value, giving a reason;
+5. the auditor sees each change;
 6. an analyst runs the seed study spec (bundled ``pvp-cancer-vcf``) on the registry and downloads the
    HTML report.
 
@@ -34,6 +38,8 @@ from tests.web.conftest import PASSWORD, Server, start_server, stop_server
 PHONE = {"width": 390, "height": 844}
 NEW_PASSWORD = "another-long-passphrase-for-e2e"
 SEED_SPEC = "pvp-cancer-vcf"
+#: A synthetic CPR number the surgeon registers (a valid date; never to be shown back)
+NEW_CPR = "120483-3128"
 RUN_TIMEOUT = 240
 
 _LABELS_JS = """() => Array.from(document.querySelectorAll('input, select, textarea'))
@@ -41,9 +47,12 @@ _LABELS_JS = """() => Array.from(document.querySelectorAll('input, select, texta
   .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label') && !e.getAttribute('aria-labelledby'))
   .map(e => e.outerHTML.slice(0, 120))"""
 
-_FIELDS_JS = """() => Array.from(document.querySelectorAll('input, select, textarea, button'))
+#: Marks every focusable field with a key (a radio group is one Tab stop: arrow keys move inside it) and
+#: returns the keys.
+_FIELDS_JS = """() => [...new Set(Array.from(document.querySelectorAll('input, select, textarea, button'))
   .filter(e => e.type !== 'hidden' && !e.disabled && e.offsetParent !== null)
-  .map((e, i) => { e.dataset.e2eIndex = String(i); return i; })"""
+  .map((e, i) => { e.dataset.e2eIndex = e.type === 'radio' ? 'radio:' + e.name : String(i);
+                   return e.dataset.e2eIndex; }))]"""
 
 
 def chromium() -> str:
@@ -120,7 +129,10 @@ class Walk:
         """390 px: no horizontal overflow; every field labelled and reached by Tab; a screenshot."""
         page.set_viewport_size(PHONE)
         width = page.evaluate("document.documentElement.scrollWidth")
-        assert width <= PHONE["width"], f"{name}: the page is {width} px wide at 390 px"
+        wide = page.evaluate("""() => Array.from(document.querySelectorAll('body *'))
+          .filter(e => e.getBoundingClientRect().right > 391 || e.scrollWidth > 391)
+          .slice(-3).map(e => e.tagName + ' ' + (e.className || '') + ' ' + (e.textContent || '').slice(0, 60))""")
+        assert width <= PHONE["width"], f"{name}: the page is {width} px wide at 390 px; too wide: {wide}"
         unlabelled = page.evaluate(_LABELS_JS)
         assert unlabelled == [], f"{name}: fields without a label: {unlabelled}"
         indices = page.evaluate(_FIELDS_JS)
@@ -133,9 +145,10 @@ class Walk:
             got = page.evaluate("document.activeElement ? (document.activeElement.dataset.e2eIndex || '') : ''")
             if got:
                 reached.add(got)
-        missing = {str(i) for i in indices} - reached
+        missing = set(indices) - reached
         assert not missing, f"{name}: fields not reached by Tab: " + ", ".join(
-            page.locator(f'[data-e2e-index="{i}"]').evaluate("e => e.outerHTML.slice(0, 120)") for i in sorted(missing))
+            page.locator(f'[data-e2e-index="{i}"]').first.evaluate("e => e.outerHTML.slice(0, 120)")
+            for i in sorted(missing))
         page.screenshot(path=str(self.shots / f"{len(self.checked):02d}-{name}.png"), full_page=True)
         self.checked.append(name)
 
@@ -199,6 +212,69 @@ def test_walk(live: tuple[Server, Seeded], tmp_path: Path) -> None:
             assert surgeon.get_by_role("link", name=own).is_visible()
             assert surgeon.get_by_role("link", name=other).count() == 0
             surgeon.screenshot(path=str(tmp_path / "surgeon-home.png"), full_page=True)
+            # 2. the surgeon registers a patient by CPR number and an operation with two levels
+            go(surgeon, surgeon.get_by_role("navigation", name="Main").get_by_role("link", name="Register patient"))
+            walk.check_form_page(surgeon, "patient-register")
+            surgeon.get_by_label("CPR number").fill(NEW_CPR)
+            go(surgeon, surgeon.get_by_role("button", name="Register"))
+            assert not contains_cpr(surgeon.content()) and NEW_CPR not in surgeon.content()
+            pid = surgeon.url.rstrip("/").rsplit("/", 1)[-1]
+            go(surgeon, surgeon.get_by_role("link", name="New operation"))
+            walk.check_form_page(surgeon, "operation-new")
+            surgeon.get_by_label(re.compile(r"^Date")).first.fill("2025-06-02")
+            surgeon.get_by_label(re.compile(r"^Procedure category")).select_option("vertebroplasty")
+            surgeon.get_by_label(re.compile(r"^Indication")).select_option("cancer_vcf")
+            surgeon.get_by_label(re.compile(r"^ASA class")).fill("2")
+            for n, level in ((1, "T12"), (2, "L1")):
+                row = surgeon.get_by_role("group", name=f"Level row {n}")
+                row.get_by_label(re.compile(r"^Level")).select_option(level)
+                row.get_by_label(re.compile(r"^Cement volume")).fill("4")
+            go(surgeon, surgeon.get_by_role("button", name="Save operation"))
+            op_id = surgeon.url.rstrip("/").rsplit("/", 1)[-1]
+            assert server.sql("SELECT level FROM spinereg_treated_levels WHERE operation_id = ? ORDER BY level",
+                              op_id) == [("L1",), ("T12",)], surgeon.url
+            assert server.sql("SELECT patient_id, hospital FROM spinereg_operations WHERE operation_id = ?",
+                              op_id) == [(pid, "WT-H01")]
+            # the surgeon locks and e-signs the operation form
+            surgeon.goto(f"/records/operations/{op_id}/lock/")
+            walk.check_form_page(surgeon, "record-lock")
+            surgeon.get_by_label(re.compile("Authored")).check()
+            surgeon.get_by_label("Your password").fill(NEW_PASSWORD)
+            go(surgeon, surgeon.get_by_role("button", name="Sign and lock"))
+            # 3. a reviewer records a leak at one level
+            reviewer = walk.login("reviewer-s1")
+            go(reviewer, reviewer.get_by_role("navigation", name="Main").get_by_role("link", name="Imaging review"))
+            go(reviewer, reviewer.get_by_role("link", name=op_id))
+            walk.check_form_page(reviewer, "review-form")
+            reviewer.get_by_label(re.compile(r"modality", re.I)).select_option("ct")
+            reviewer.get_by_label("Date of imaging").fill("2025-06-03")
+            reviewer.get_by_role("group", name=re.compile(r"^T12: Cement")).get_by_label("No", exact=True).check()
+            reviewer.get_by_role("group", name=re.compile(r"^L1: Cement")).get_by_label("Yes", exact=True).check()
+            reviewer.get_by_label(re.compile(r"^L1: Leak mechanism")).select_option("yeom_b")
+            reviewer.get_by_label(re.compile(r"^L1: Where the cement went")).select_option("intradiscal")
+            reviewer.get_by_role("group", name=re.compile(r"^L1: Leak caused")).get_by_label("No", exact=True).check()
+            go(reviewer, reviewer.get_by_role("button", name="Save the review"))
+            assert server.sql("SELECT level, leak FROM spinereg_imaging_findings WHERE operation_id = ? ORDER BY level",
+                              op_id) == [("L1", 1), ("T12", 0)], reviewer.locator("main").inner_text()
+            # 4. a data manager corrects a locked value, giving a reason
+            manager = walk.login("data_manager-s1")
+            manager.goto(f"/operations/{op_id}/edit/")
+            walk.check_form_page(manager, "operation-edit-locked")
+            manager.get_by_label(re.compile(r"^ASA class")).fill("3")
+            manager.get_by_label(re.compile(r"^Reason for the change")).fill("ASA class corrected from the chart")
+            go(manager, manager.get_by_role("button", name="Save operation"))
+            assert server.sql("SELECT asa_class FROM spinereg_operations WHERE operation_id = ?", op_id) == [(3,)]
+            # 5. the auditor sees each change
+            auditor = walk.login("auditor-s1")
+            auditor.goto(f"/audit/operations/{op_id}/")
+            trail = auditor.locator("main").inner_text()
+            for seen in ("create", "lock", "update", "ASA class corrected from the chart", "e2e-surgeon",
+                         "data_manager-s1"):
+                assert seen in trail, (seen, trail[:3000])
+            auditor.goto("/audit/users/reviewer-s1/")
+            by_reviewer = auditor.locator("main").inner_text()
+            assert "imaging_findings" in by_reviewer and op_id in by_reviewer, by_reviewer[:3000]
+            auditor.screenshot(path=str(tmp_path / "audit-operation.png"), full_page=True)
             # 6. an analyst runs the seed study spec and downloads the report
             analyst = walk.login("analyst-s1")
             go(analyst, analyst.get_by_role("navigation", name="Main").get_by_role("link", name="Studies"))
