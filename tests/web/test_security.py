@@ -144,6 +144,31 @@ def test_post_without_csrf_token_is_refused_everywhere(secured: tuple[Server, Se
                       "WHERE u.username = 'surgeon-s1'") == [("surgeon",)]
 
 
+#: A synthetic CPR number registered through the web page (a valid date; never to be shown or logged)
+WEB_CPR = "281190-2776"
+SHOWN = (*CPRS.values(), WEB_CPR)
+
+
+def test_cpr_registered_through_the_web_is_never_shown(secured: tuple[Server, Seeded],
+                                                       urlconf: UrlConf) -> None:
+    """The registration page (when installed) turns the number into the pseudonym; no page after it, nor the
+    form shown again on a refusal, carries the number."""
+    server, _ = secured
+    if "patient-register" not in {p.name for p in urlconf.patterns}:
+        pytest.skip("no CPR registration page in this installation (the seed registered by register_patient)")
+    before = {r[0] for r in server.sql("SELECT patient_id FROM spinereg_patients")}
+    b = login_staff(server, "surgeon-s1", "surgeon")
+    done = b.post_form("/clinical/register/", {"cpr": WEB_CPR})
+    assert done.status == 302, done.body[-2000:]
+    (pid,) = {r[0] for r in server.sql("SELECT patient_id FROM spinereg_patients")} - before
+    for resp in (done, b.get(done.location()), b.get(f"/patients/{pid}/")):
+        shown = contains_cpr(resp.body) or any(c in resp.body or c.replace("-", "") in resp.body for c in SHOWN)
+        assert not shown and resp.status in (200, 302)
+    # refused (no such date: 31 November), and the number is not shown back in the form
+    refused = b.post_form("/clinical/register/", {"cpr": "311190-2776"})
+    assert refused.status == 200 and "311190" not in refused.body and not contains_cpr(refused.body)
+
+
 def test_lockout_after_five_failures(secured: tuple[Server, Seeded]) -> None:
     server, _ = secured
     b = server.browser()
@@ -169,6 +194,7 @@ def test_auth_events_in_the_log_carry_no_password_name_or_cpr(secured: tuple[Ser
     log = server.log.read_text()
     assert "login failed" in log and "login user_id=" in log
     assert "MARKER" not in log and PASSWORD not in log and "wrong-password" not in log
+    assert not any(c in log or c.replace("-", "") in log for c in SHOWN)
     leaked = contains_cpr(log)
     assert not leaked, "the server log holds a CPR-shaped number"
     for name in ("data_manager-s2", "auditor-s2", "auditor-s1", "admin-s1"):
@@ -216,7 +242,7 @@ def test_no_page_any_role_reaches_shows_a_cpr_number(secured: tuple[Server, Seed
         resp = b.get(path)
         pages += 1
         assert resp.status in (200, 302, 403, 404), (role, path, resp.status)
-        shown = contains_cpr(resp.body) or any(c in resp.body or c.replace("-", "") in resp.body for c in CPRS.values())
+        shown = contains_cpr(resp.body) or any(c in resp.body or c.replace("-", "") in resp.body for c in SHOWN)
         assert not shown, f"{path} shows a CPR-shaped number to {role}"  # (the body is not printed)
         if resp.status == 200:
             assert_headers(resp, path)
