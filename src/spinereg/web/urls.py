@@ -20,4 +20,5 @@ urlpatterns = [
     path("", include("spinereg.web.integrity_urls")),
     path("", include("spinereg.fhir_api.urls")),
     path("", include("spinereg.followup.urls")),
+    path("", include("spinereg.web.users_urls")),
 ]
