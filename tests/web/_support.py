@@ -35,9 +35,11 @@ SITE_KEY = "5e" * 32
 #: Synthetic CPR numbers (valid dates; no real person is meant).  Never to be seen in a page or a log.
 CPRS = {"s1": "070361-4417", "s2": "150782-2318"}
 #: URL names open to anyone (no login), and those any logged-in staff user reaches (no capability).
-OPEN_NAMES = frozenset({"login", "healthz", "set_language"})
+#: The patient's questionnaire link (issue 13) is open too: its single-use token is the credential
+#: (tests/followup/test_questionnaire_page.py: unknown 404, used or expired 410).
+OPEN_NAMES = frozenset({"login", "healthz", "set_language", "followup-questionnaire"})
 LOGIN_ONLY_NAMES = frozenset({"logout", "totp-setup"})
-OPEN_PREFIXES = ("accounts/login/", "healthz", "i18n/", "static/")
+OPEN_PREFIXES = ("accounts/login/", "healthz", "i18n/", "static/", "q/")
 #: The FHIR API (issue 14): bearer tokens, no session, no CSRF (token-only endpoints are csrf-exempt);
 #: tested here only for refusing a caller without a token, a logged-in browser session included.
 TOKEN_API_PREFIX = "fhir/"

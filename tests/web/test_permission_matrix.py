@@ -80,7 +80,7 @@ def test_every_staff_view_declares_its_capability(urlconf: UrlConf) -> None:
     # the open and login-only pages are exactly the known ones (a new open page is a decision, not an accident)
     unguarded = {p.name for p in urlconf.patterns
                  if (p.is_open() or p.name in LOGIN_ONLY_NAMES) and not p.is_token_api()}
-    assert unguarded == {"login", "logout", "totp-setup", "healthz", "set_language"}
+    assert unguarded == {"login", "logout", "totp-setup", "healthz", "set_language", "followup-questionnaire"}
     # the matrix below covers something: the user pages at least
     assert {"home", "patient", "users", "user-add", "user-edit"} <= {p.name for p in staff_patterns(urlconf)}
 

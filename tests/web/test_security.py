@@ -57,8 +57,12 @@ def secured(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, 
         stop_server(server)
 
 
+#: a questionnaire link's token that names no invitation (the page is open: the token is its credential)
+UNKNOWN_TOKEN = "x" * 43
+
+
 def fill(p: Pattern, seeded: Seeded) -> str:
-    return p.path(seeded.values(SITES[0])) if p.params else p.path({})
+    return p.path({**seeded.values(SITES[0]), "token": UNKNOWN_TOKEN}) if p.params else p.path({})
 
 
 def protected(conf: UrlConf) -> list[Pattern]:
