@@ -22,10 +22,13 @@ prints n, errors, p50, p95, p99 and max latency in ms per page, role and mode:
 * healthz: the health check (no login, no list): the baseline of the server and machine.
 
 Target (issue 12, point 11; issue 15, point 5): p95 <= 200 ms for every list and
-search page.  On the development machine (2 vCPUs shared with other jobs, load
-average ~8) at 1,000,000 patients: one client after another, p95 64-148 ms for every
-page (healthz 64 ms); 4 concurrent clients on 2 workers queue (healthz p95 120-167 ms):
-p95 56-308 ms.  Building the registry took 592 s (peak 3.3 GB) there, once.
+search page.  Measured at 1,000,000 patients on the development machine (2 vCPUs,
+load average ~1.9 from other jobs): worst p95 over every page, role and mode 47 ms (4
+concurrent clients on 2 workers; one client after another at most 29 ms); workers' peak
+RSS 284 MB.  On the same machine under heavy load (load average ~8) the p95 rose to
+148 ms sequential and 308 ms with 4 clients queueing on 2 workers, with the health check
+alone at 167 ms: the load, not the queries.  Building the registry took 592 s (peak
+3.3 GB), once.
 Every request has a timeout, and the whole run a time limit
 (``--time-limit``); the server is stopped at the end in any case.
 
