@@ -11,28 +11,19 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.conftest import CI
+from tests.conftest import chromium
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 SPEC = ROOT / "examples" / "pvp-cancer-vcf" / "study.toml"
 DIGITS = {"eq5d3l": 2, "eq5d5l": 2, "odi": 1, "eqvas": 1, "nrs_back": 1, "nrs_leg": 1}
 
 
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        msg = "Debian chromium is not installed (apt-get install chromium; .ci/run installs it)"
-        if CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
 
 
 def rounded(x: float, digits: int) -> str:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,7 +30,7 @@ from typing import Any
 import pytest
 
 from spinereg.data import contains_cpr
-from tests.conftest import CI
+from tests.conftest import chromium
 from tests.web._support import Seeded, run_python, seeded_sqlite, totp, web_env
 from tests.web.conftest import PASSWORD, Server, start_server, stop_server
 
@@ -55,14 +54,6 @@ _FIELDS_JS = """() => [...new Set(Array.from(document.querySelectorAll('input, s
                    return e.dataset.e2eIndex; }))]"""
 
 
-def chromium() -> str:
-    path = shutil.which("chromium") or shutil.which("chromium-browser")
-    if path is None:
-        msg = "Debian chromium is not installed (apt-get install chromium; .ci/run installs it)"
-        if CI:
-            pytest.fail(msg)
-        pytest.skip(msg)
-    return path
 
 
 #: A small cohort the seed spec selects (vertebroplasty for cancer VCF in 2015, adults, EQ-5D-3L and ODI at

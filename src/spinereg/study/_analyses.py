@@ -435,18 +435,8 @@ def leak_rates(operations: pd.DataFrame, extract: Extract, spec: StudySpec) -> p
     under both, so those rows need not add up to ``any``.
     """
     level = spec.analyses.conf_level
-    oid = set(operations["operation_id"].astype(str))
-    f = extract["imaging_findings"]
-    f = f[f["operation_id"].astype(str).isin(oid)]
     # only post-operative findings (or undated ones) at a level the operation treated count
-    treated = extract["treated_levels"]
-    treated_keys = set(zip(treated["operation_id"].astype(str), treated["level"].astype(str), strict=True))
-    at_treated = np.array([k in treated_keys for k in zip(f["operation_id"].astype(str), f["level"].astype(str),
-                                                               strict=True)], dtype=bool)
-    op_date = operations.set_index(operations["operation_id"].astype(str))["date"]
-    when = op_date.reindex(f["operation_id"].astype(str)).to_numpy()
-    post_op = (f["date"].isna() | (f["date"].to_numpy() >= when)).to_numpy(dtype=bool)
-    f = f[at_treated & post_op]
+    f = _assessed_findings(operations, extract)
     key_op = f["operation_id"].astype(str).to_numpy()
     key_lv = f["level"].astype(str).to_numpy()
     frame = pd.DataFrame({"op": key_op, "lv": key_lv, "leak": f["leak"].fillna(False).to_numpy(dtype=bool),
