@@ -30,6 +30,11 @@ def test_serve_demo_users_per_role(tmp_path: Path) -> None:
         (n_site,) = server.sql("SELECT COUNT(DISTINCT patient_id) FROM spinereg_operations WHERE hospital = ?",
                                largest)[0]
         assert f"{n_site} patients" in surgeon.get("/").body and n_site < 80
+        # what a demo user enters joins the demo's synthetic dataset: the demo stays synthetic
+        assert surgeon.post_form("/clinical/register/", {"cpr": "010203-1234"}).status == 302
+        assert server.sql("SELECT d.synthetic FROM spinereg_patients p JOIN spinereg_dataset d ON "
+                          "d.id = p.dataset_id WHERE p.patient_id NOT IN (SELECT patient_id FROM "
+                          "spinereg_operations)") == [(1,)]
         admin = server.browser()
         assert admin.login("demo-admin", password).status == 302
         assert admin.get("/").location() == "/accounts/totp/"
@@ -43,3 +48,9 @@ def test_serve_demo_users_per_role(tmp_path: Path) -> None:
         assert late.get("/").location().startswith("/accounts/login/")
     finally:
         stop_server(server)
+    # ... so that --demo serves it again (it refuses a registry holding real data)
+    again = start_server(tmp_path, url, "--demo", "--dir", str(demo))
+    try:
+        assert "password for this run" in again.log.read_text()
+    finally:
+        stop_server(again)
