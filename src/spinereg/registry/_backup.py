@@ -17,7 +17,6 @@ import os
 import shutil
 import sqlite3
 import subprocess
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,10 +41,10 @@ _COUNTED = ("patients", "operations", "treated_levels", "proms", "complications"
 
 
 def _sqlite_path(url: str) -> Path | None:
-    if not url.startswith("sqlite:"):
-        return None
-    parsed = urllib.parse.urlparse(url)
-    return Path(urllib.parse.unquote(parsed.path if not parsed.netloc else "/" + parsed.netloc + parsed.path))
+    """The SQLite file of ``url`` (parsed as the registry parses it), or None for PostgreSQL."""
+    import dj_database_url
+
+    return Path(str(dj_database_url.parse(url)["NAME"])) if url.startswith("sqlite:") else None
 
 
 def _sqlite_counts(con: sqlite3.Connection) -> dict[str, int]:
@@ -79,27 +78,24 @@ def _pg_tool(name: str) -> str:
     return tool
 
 
+def _pg_conn(url: str) -> dict[str, str]:
+    """The URL's connection parts, parsed as the registry parses it (the host may be a socket folder)."""
+    import dj_database_url
+
+    cfg = dj_database_url.parse(url)
+    return {k: str(cfg.get(k) or "") for k in ("HOST", "PORT", "USER", "PASSWORD", "NAME")}
+
+
 def _pg_env(url: str) -> tuple[list[str], dict[str, str]]:
     """Connection options for pg_dump/pg_restore, the password in the environment (never on the
-    command line, where other users could read it).  The host may be a socket folder (``%2Ftmp``)."""
-    p = urllib.parse.urlsplit(url)
-    userinfo, _at, hostport = p.netloc.rpartition("@")
-    user, _colon, password = userinfo.partition(":")
-    host, port = hostport, ""
-    if ":" in hostport and hostport.rsplit(":", 1)[1].isdigit():
-        host, port = hostport.rsplit(":", 1)
-    args: list[str] = []
-    if host:
-        args += ["--host", urllib.parse.unquote(host)]
-    if port:
-        args += ["--port", port]
-    if user:
-        args += ["--username", urllib.parse.unquote(user)]
-    args += ["--dbname", urllib.parse.unquote(p.path.lstrip("/"))]
+    command line, where other users could read it)."""
+    c = _pg_conn(url)
+    args = [flag for opt, key in (("--host", "HOST"), ("--port", "PORT"), ("--username", "USER"))
+            if c[key] for flag in (opt, c[key])]
     env = dict(os.environ)
-    if password:
-        env["PGPASSWORD"] = urllib.parse.unquote(password)
-    return args, env
+    if c["PASSWORD"]:
+        env["PGPASSWORD"] = c["PASSWORD"]
+    return [*args, "--dbname", c["NAME"]], env
 
 
 def _run(cmd: list[str], env: dict[str, str], what: str) -> None:
@@ -115,10 +111,9 @@ def _run(cmd: list[str], env: dict[str, str], what: str) -> None:
 def _pg_counts(url: str) -> dict[str, int]:
     import psycopg
 
-    args, env = _pg_env(url)
-    opts = dict(zip(args[0::2], args[1::2], strict=True))
-    with psycopg.connect(host=opts.get("--host"), port=opts.get("--port"), user=opts.get("--username"),
-                         dbname=opts["--dbname"], password=env.get("PGPASSWORD")) as conn:
+    c = _pg_conn(url)
+    with psycopg.connect(host=c["HOST"] or None, port=c["PORT"] or None, user=c["USER"] or None,
+                         password=c["PASSWORD"] or None, dbname=c["NAME"]) as conn:
         out = {}
         for t in _COUNTED:
             row = conn.execute("SELECT to_regclass(%s)", [f"spinereg_{t}"]).fetchone()
