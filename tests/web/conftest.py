@@ -135,6 +135,12 @@ class Server:
     def browser(self, language: str = "en") -> Browser:
         return Browser(self.base, language)
 
+    def login(self, username: str, password: str = PASSWORD) -> Browser:
+        """A browser logged in as ``username`` (the login must succeed)."""
+        b = self.browser()
+        assert b.login(username, password).status == 302
+        return b
+
     def sql(self, query: str, *params: Any) -> list[tuple[Any, ...]]:
         """Read the SQLite registry directly (an independent view of what the pages show)."""
         path = self.db_url.removeprefix("sqlite:///")

@@ -73,12 +73,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         stop_server(srv)
 
 
-def login(server: Server, name: str) -> Browser:
-    b = server.browser()
-    assert b.login(name).status == 302
-    return b
-
-
 def open_levels_sql(server: Server, hospital: str) -> list[str]:
     """Operations at ``hospital`` with a treated level lacking a finding, oldest first (read directly)."""
     rows = server.sql(
@@ -113,25 +107,25 @@ def test_queue_lists_exactly_the_operations_awaiting_review(server: Server) -> N
     expected = sorted([*synthetic, "OPW5", "OPW1", "OPW2"],
                       key=lambda op: (dict(server.sql("SELECT operation_id, date FROM spinereg_operations"))[op], op))
     assert expected == open_levels_sql(server, "SYN-H01")
-    page = login(server, "reviewer1").get("/review/")
+    page = server.login("reviewer1").get("/review/")
     assert page.status == 200
     assert queue_ids(page.body) == expected
     assert queue_ids(page.body).index("OPW5") < queue_ids(page.body).index("OPW1") < queue_ids(page.body).index("OPW2")
-    other = login(server, "reviewer2").get("/review/")
+    other = server.login("reviewer2").get("/review/")
     assert "OPW3" in queue_ids(other.body) and not set(queue_ids(other.body)) & {"OPW1", "OPW2", "OPW5"}
 
 
 def test_review_pages_need_the_capability_and_the_site(server: Server) -> None:
-    surgeon = login(server, "surgeon1")
+    surgeon = server.login("surgeon1")
     assert surgeon.get("/review/").status == 403
     assert surgeon.get("/review/operations/OPW1/").status == 403
-    reviewer = login(server, "reviewer1")
+    reviewer = server.login("reviewer1")
     assert reviewer.get("/review/operations/OPW3/").status == 404  # another site's operation
     assert reviewer.get("/review/operations/NO-SUCH/").status == 404
 
 
 def test_review_form_is_generated_from_the_schema_with_the_criteria(server: Server) -> None:
-    page = login(server, "reviewer1").get("/review/operations/OPW1/")
+    page = server.login("reviewer1").get("/review/operations/OPW1/")
     assert page.status == 200
     for level in ("T12", "L1"):
         for column in ("leak", "leak_type", "leak_location", "symptomatic"):
@@ -149,7 +143,7 @@ def test_review_form_is_generated_from_the_schema_with_the_criteria(server: Serv
 
 
 def test_review_saves_two_levels_with_mechanism_and_location_apart(server: Server) -> None:
-    b = login(server, "reviewer1")
+    b = server.login("reviewer1")
     resp = b.post_form("/review/operations/OPW1/", {
         "modality": "ct", "date": "2024-01-12",
         "T12-leak": "true", "T12-leak_type": "yeom_b", "T12-leak_location": "epidural_foraminal",
@@ -170,7 +164,7 @@ def test_review_saves_two_levels_with_mechanism_and_location_apart(server: Serve
 
 
 def test_leak_type_without_a_leak_is_reported_on_its_field(server: Server) -> None:
-    b = login(server, "reviewer1")
+    b = server.login("reviewer1")
     data = {"modality": "xray", "date": "2024-02-03", "L2-leak": "false", "L2-leak_type": "yeom_c",
             "L2-leak_location": "", "L2-symptomatic": ""}
     resp = b.post_form("/review/operations/OPW2/", data)
@@ -189,7 +183,7 @@ def test_leak_type_without_a_leak_is_reported_on_its_field(server: Server) -> No
 
 
 def test_review_form_never_shows_a_cpr_number_back(server: Server) -> None:
-    b = login(server, "reviewer1")
+    b = server.login("reviewer1")
     cpr = "010101-1234"
     resp = b.post_form("/review/operations/OPW2/", {"modality": "xray", "date": cpr, "L2-leak": "false",
                                                     "reason": f"patient {cpr}"})
@@ -209,7 +203,7 @@ def test_review_levels_are_written_all_or_nothing(server: Server) -> None:
         RegistryWriter(alias, "clinic setup").lock("imaging_findings", "IFW5", who="setup",
                                                    signature_meaning="reviewed")
     """)
-    b = login(server, "reviewer1")
+    b = server.login("reviewer1")
     data = {"modality": "xray", "date": "2023-12-02", "T8-leak": "false", "T9-leak": "true",
             "T9-leak_type": "yeom_s", "T9-leak_location": "", "T9-symptomatic": "false"}
     resp = b.post_form("/review/operations/OPW5/", data)
@@ -236,7 +230,7 @@ def lock_entries(server: Server, op: str) -> list[tuple[object, ...]]:
 
 
 def test_lock_needs_the_password_again(server: Server) -> None:
-    b = login(server, "dm1")
+    b = server.login("dm1")
     status = b.get("/records/operations/OPW1/")
     assert status.status == 200 and "Not locked" in status.body
     resp = b.post_form("/records/operations/OPW1/lock/", {"signature_meaning": "reviewed",
@@ -254,7 +248,7 @@ def test_lock_needs_the_password_again(server: Server) -> None:
     signed = re.search(r"Signed by</dt><dd>([^<]*)</dd>.*?Meaning</dt><dd>([^<]*)</dd>", page.body, re.S)
     assert signed and signed.groups() == ("dm1", "reviewed")
     # the imaging review is signed apart: every finding of the operation at once
-    reviewer = login(server, "reviewer1")
+    reviewer = server.login("reviewer1")
     resp = reviewer.post_form("/records/operations/OPW1/lock/?part=imaging", {"signature_meaning": "reviewed",
                                                                               "password": PASSWORD})
     assert resp.status == 302
@@ -264,11 +258,11 @@ def test_lock_needs_the_password_again(server: Server) -> None:
     assert len(lock_entries(server, "OPW1")) == 1  # the operation's own lock is apart
     # another site's operation: 404; a surgeon (lock) may not unlock
     assert b.get("/records/operations/OPW3/lock/").status == 404
-    assert login(server, "surgeon1").get("/records/operations/OPW1/unlock/").status == 403
+    assert server.login("surgeon1").get("/records/operations/OPW1/unlock/").status == 403
 
 
 def test_unlock_needs_a_reason(server: Server) -> None:
-    b = login(server, "dm1")
+    b = server.login("dm1")
     resp = b.post_form("/records/operations/OPW1/unlock/", {"reason": "   "})
     assert resp.status == 200
     assert field_errors(resp.body, "reason")
@@ -281,7 +275,7 @@ def test_unlock_needs_a_reason(server: Server) -> None:
 
 
 def test_reason_with_a_cpr_number_is_refused_and_not_shown(server: Server) -> None:
-    b = login(server, "dm1")
+    b = server.login("dm1")
     assert b.post_form("/records/operations/OPW1/lock/", {"signature_meaning": "authored",
                                                           "password": PASSWORD}).status == 302
     cpr = "010101-1234"
@@ -302,7 +296,7 @@ def test_audit_per_record_shows_each_change_with_its_reason(server: Server) -> N
         RegistryWriter(alias, "clinic setup", who="dm1").update(
             "treated_levels", "OPW1/T12", {"cement_volume_ml": 4.25}, reason="volume corrected from the chart")
     """)
-    b = login(server, "auditor1")
+    b = server.login("auditor1")
     page = b.get("/audit/operations/OPW1/")
     assert page.status == 200
     rows = re.findall(r'<tr class="entry">(.*?)</tr>', page.body, re.S)
@@ -332,7 +326,7 @@ def test_audit_per_record_shows_each_change_with_its_reason(server: Server) -> N
 
 
 def test_audit_per_user_with_date_filter(server: Server) -> None:
-    b = login(server, "auditor1")
+    b = server.login("auditor1")
     n = server.sql("SELECT COUNT(*) FROM spinereg_audit WHERE actor = 'reviewer1'")[0][0]
     assert n == 7  # creates: OPW1 T12 + L1, OPW2 L2, OPW5 T8; the update of OPW5 T9; locks: OPW1 T12 + L1
     page = b.get("/audit/users/reviewer1/")
@@ -351,14 +345,14 @@ def test_audit_per_user_with_date_filter(server: Server) -> None:
 
 
 def test_audit_search_does_not_echo_a_cpr_number(server: Server) -> None:
-    b = login(server, "auditor1")
+    b = server.login("auditor1")
     page = b.post_form("/audit/", {"actor": "0101011234", "since": "", "until": ""})
     assert page.status == 200 and "CPR number" in page.body and "0101011234" not in page.body
 
 
 @pytest.mark.parametrize(("user", "status"), [("auditor1", 200), ("surgeon1", 403), ("reviewer1", 403), ("dm1", 403)])
 def test_audit_is_for_auditors(server: Server, user: str, status: int) -> None:
-    b = login(server, user)
+    b = server.login(user)
     for path in ("/audit/", "/audit/users/reviewer1/", "/audit/operations/OPW1/", "/audit/findings/IFW5/"):
         assert b.get(path).status == status, path
 
@@ -402,7 +396,7 @@ def test_worklists_equal_the_registry_functions_at_the_site(server: Server) -> N
     direct = json.loads(registry_python(server, DIRECT))
     assert ["OPW2", "imaging_review"] not in direct["missing"]  # reviewed above
     assert ["OPW3", "imaging_review"] not in direct["missing"]  # another site
-    b = login(server, "dm1")
+    b = server.login("dm1")
     rows, pages = all_pages(b, "/worklists/missing-forms/", "missing")
     got = sorted([re.search(r">([^<]+)</a></td>", r).group(1),  # type: ignore[union-attr]
                   re.findall(r"<td>(?:<a [^>]*>)?([a-z_]+)(?:</a>)?</td>", r)[0]] for r in rows)
@@ -418,7 +412,7 @@ def test_worklists_equal_the_registry_functions_at_the_site(server: Server) -> N
     quality = b.get("/worklists/quality/")
     assert f'data-severity="warning">{direct["severity"].get("warning", 0)}<' in quality.body
     assert f'data-severity="error">{direct["severity"].get("error", 0)}<' in quality.body
-    assert login(server, "auditor1").get("/worklists/missing-forms/").status == 403
+    assert server.login("auditor1").get("/worklists/missing-forms/").status == 403
     # a write since: the worklist is computed again (not an old result)
     n = sum(1 for _op, f in direct["missing"] if f == "treated_levels")
     registry_python(server, """
@@ -435,7 +429,7 @@ def test_worklists_equal_the_registry_functions_at_the_site(server: Server) -> N
 
 
 def test_no_page_shows_a_cpr_number(server: Server) -> None:
-    b = login(server, "auditor1")
+    b = server.login("auditor1")
     for path in ("/audit/operations/OPW1/", "/audit/users/reviewer1/", "/audit/users/setup/"):
         body = b.get(path).body
         assert not re.search(r"\b\d{6}-?\d{4}\b", body), path
@@ -448,7 +442,7 @@ def test_national_role_sees_every_site_and_filters_by_site(server: Server) -> No
     from django_otp.oath import totp
 
     direct = json.loads(registry_python(server, DIRECT))
-    b = login(server, "admin1")  # an admin needs a second factor first
+    b = server.login("admin1")  # an admin needs a second factor first
     setup = b.get("/accounts/totp/")
     secret = re.search(r'<code id="totp-secret">([A-Z2-7=]+)</code>', setup.body)
     assert secret

@@ -60,12 +60,6 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         stop_server(srv)
 
 
-def login(server: Server, name: str) -> Browser:
-    b = server.browser()
-    assert b.login(name).status == 302
-    return b
-
-
 def fetch_bytes(b: Browser, path: str) -> tuple[int, Any, bytes]:
     req = urllib.request.Request(b.base + path, headers={"Accept-Language": b.language})
     try:
@@ -133,7 +127,7 @@ def cohort_size(results: dict[str, Any]) -> int:
 
 @pytest.fixture(scope="module")
 def seed_run(server: Server) -> tuple[str, float]:
-    analyst = login(server, "analyst1")
+    analyst = server.login("analyst1")
     index = analyst.get("/studies/")
     assert index.status == 200 and "pvp-cancer-vcf" in index.body
     started = time.monotonic()
@@ -152,7 +146,7 @@ def seed_run(server: Server) -> tuple[str, float]:
 
 def test_seed_study_from_the_web(server: Server, seed_run: tuple[str, float], tmp_path: Path) -> None:
     run_id, _seconds = seed_run
-    analyst = login(server, "analyst1")
+    analyst = server.login("analyst1")
     results = results_of(analyst, run_id)
     # an independent run: the command line on the same database, in a process of its own
     done = ok(run_cli(server.home, "study", "run", str(SEED_SPEC), "--out", str(tmp_path / "cli"), "--db",
@@ -198,9 +192,9 @@ def test_seed_study_from_the_web(server: Server, seed_run: tuple[str, float], tm
 
 def test_only_run_studies_roles(server: Server, seed_run: tuple[str, float]) -> None:
     run_id, _seconds = seed_run
-    surgeon = login(server, "surgeon1")
+    surgeon = server.login("surgeon1")
     assert 'href="/studies/"' not in surgeon.get("/").body
-    assert 'href="/studies/"' in login(server, "analyst1").get("/").body  # the navigation
+    assert 'href="/studies/"' in server.login("analyst1").get("/").body  # the navigation
     for path in ("/studies/", f"/studies/runs/{run_id}/", f"/studies/runs/{run_id}/results.json",
                  f"/studies/runs/{run_id}/report.pdf"):
         assert surgeon.get(path).status == 403, path
@@ -214,7 +208,7 @@ def test_only_run_studies_roles(server: Server, seed_run: tuple[str, float]) -> 
 
 def test_download_names_outside_the_allow_list(server: Server, seed_run: tuple[str, float]) -> None:
     run_id, _seconds = seed_run
-    analyst = login(server, "analyst1")
+    analyst = server.login("analyst1")
     assert (server.home / "web-studies" / run_id / "run.log").is_file()
     assert (server.home / "web-studies" / run_id / "out" / "tables").is_dir()
     for name in ("run.log", "status.json", "out%2Fresults.json", "..%2Fstatus.json", "%2E%2E", "tables",
@@ -227,7 +221,7 @@ def test_download_names_outside_the_allow_list(server: Server, seed_run: tuple[s
 
 
 def test_upload_with_a_bad_key_shows_the_engines_messages(server: Server) -> None:
-    analyst = login(server, "analyst1")
+    analyst = server.login("analyst1")
     runs = sorted((server.home / "web-studies").iterdir()) if (server.home / "web-studies").exists() else []
     text = SEED_SPEC.read_text(encoding="utf-8")
     bad = text.replace("age_min = 18", "age_minimum = 18").replace('valueset = "Denmark"', 'valueset = "Danmark"')
@@ -251,7 +245,7 @@ def test_upload_with_a_bad_key_shows_the_engines_messages(server: Server) -> Non
 
 def test_upload_pointing_elsewhere_runs_on_this_registry(server: Server, tmp_path: Path) -> None:
     """data.database / data.extract in an uploaded spec are overridden (and the page says so)."""
-    analyst = login(server, "analyst1")
+    analyst = server.login("analyst1")
     other = tmp_path / "other"
     ok(run_cli(tmp_path, "synth", "--patients", "60", "--seed", "8", "--out", str(other)))
     assert (other / "dataset.json").is_file()
@@ -270,7 +264,7 @@ def test_upload_pointing_elsewhere_runs_on_this_registry(server: Server, tmp_pat
 
 def test_a_failed_run_shows_the_engines_message(server: Server) -> None:
     """A valid spec whose cohort is empty on this registry: the run fails with the engine's message."""
-    analyst = login(server, "analyst1")
+    analyst = server.login("analyst1")
     text = SEED_SPEC.read_text(encoding="utf-8")
     spec = text.replace("age_min = 18", "age_min = 18\nage_max = 19")
     assert spec != text
@@ -288,7 +282,7 @@ def test_a_failed_run_shows_the_engines_message(server: Server) -> None:
 
 def test_run_limit_and_a_runner_that_dies(server: Server) -> None:
     """At most MAX_RUNNING (2) runs at once; a runner killed mid-run is shown as stopped, not as running."""
-    analyst = login(server, "analyst1")
+    analyst = server.login("analyst1")
     ids = [run_id_of(analyst.post_form("/studies/", {"bundled": "pvp-cancer-vcf"})) for _ in range(2)]
     third = analyst.post_form("/studies/", {"bundled": "pvp-cancer-vcf"})
     assert third.status == 200
