@@ -12,8 +12,10 @@ Missing-data policy
 * Paired change and responders are complete-case: a patient counts at a
   follow-up time point when both the baseline and that time point's score
   exist.
-* The mixed model uses every available score of every cohort patient (valid
-  when data are missing at random given the observed scores).
+* The mixed model uses every available score of the patients alive at the
+  time point (valid when the survivors' missing answers are missing at random
+  given their observed scores); see :mod:`spinereg.study._estimands` for the
+  estimands and the composites in which death counts.
 * Rates use the patients (levels) that could be assessed: complications all
   cohort patients; cement leaks the patients (treated levels) with at least one
   post-operative imaging finding.
@@ -41,6 +43,7 @@ __all__ = [
     "LEAK_COMPLICATIONS",
     "LEAK_LINK_DAYS",
     "OUTCOME_LABELS",
+    "RELATIVE_RESPONSE",
     "cluster_bootstrap_proportion",
     "cluster_robust_proportion",
     "clustered_leak_rate",
@@ -304,38 +307,69 @@ def paired_changes(scores: pd.DataFrame, operations: pd.DataFrame, spec: StudySp
     return pd.DataFrame(rows, columns=PAIRED_COLUMNS)
 
 
-RESPONDER_COLUMNS = ["outcome", "timepoint", "mcid", "n_pairs", "x", "proportion", "ci_low", "ci_high",
-                     "method", "note"]
+RESPONDER_COLUMNS = ["outcome", "timepoint", "criterion", "threshold", "mcid", "n_pairs", "x", "proportion", "ci_low",
+                     "ci_high", "method", "note"]
 
 # A change equal to the MCID counts as reaching it; this tolerance absorbs
 # binary floating-point error in scores such as 22/50*100.
 _MCID_TOL = 1e-9
 
+#: Relative-improvement responder thresholds (percent of the baseline score) reported beside the MCID, by
+#: instrument: ODI 30% (Ostelo RW, et al. Spine 2008;33(1):90-4: a 30% improvement is a clinically important
+#: change in back-pain disability).
+RELATIVE_RESPONSE: dict[str, float] = {"odi": 30.0}
+
 
 def responders(scores: pd.DataFrame, operations: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
-    """Share of complete pairs whose change reaches the MCID in the better direction.
+    """Share of complete pairs whose change reaches a responder threshold in the better direction.
 
-    A responder improves by at least the MCID: ``after - before >= mcid``
-    when higher is better, ``before - after >= mcid`` otherwise.  CI:
-    Clopper-Pearson (exact).  Outcomes without an MCID are skipped.
+    ``criterion = "mcid"``: the change reaches the MCID, ``after - before >=
+    mcid`` when higher is better, ``before - after >= mcid`` otherwise
+    (``threshold`` = the MCID; outcomes without an MCID have no such rows).
+
+    ``criterion = "relative"`` (instruments in :data:`RELATIVE_RESPONSE`,
+    where lower is better; ``threshold`` in percent): the score falls by at
+    least that share of the baseline, ``(before - after) / before >=
+    threshold / 100``.  A patient with a baseline score of 0 cannot improve and
+    counts as a non-responder (kept in the denominator; counted in ``note``).
+
+    Denominator: the complete pairs.  CI: Clopper-Pearson (exact).
     """
     level = spec.analyses.conf_level
     rows = []
     for name, oc in spec.outcomes.items():
-        if oc.mcid is None:
-            continue
         w = _wide(scores, name, operations)
         before = w["baseline"].to_numpy(dtype=float) if "baseline" in w else np.full(len(w), np.nan)
         sign = 1.0 if oc.higher_is_better else -1.0
-        for tp in _followups(spec):
-            after = w[tp].to_numpy(dtype=float) if tp in w else np.full(len(w), np.nan)
-            ok = ~np.isnan(before) & ~np.isnan(after)
-            gain = sign * (after[ok] - before[ok])
-            x = int((gain >= oc.mcid - _MCID_TOL).sum())
-            p = proportion(x, int(ok.sum()), method="clopper-pearson", conf_level=level).iloc[0]
-            rows.append({"outcome": name, "timepoint": tp, "mcid": oc.mcid, "n_pairs": int(ok.sum()), "x": x,
-                         "proportion": p["proportion"], "ci_low": p["ci_low"], "ci_high": p["ci_high"],
-                         "method": "clopper-pearson", "note": p["note"]})
+        criteria: list[tuple[str, float]] = []
+        if oc.mcid is not None:
+            criteria.append(("mcid", float(oc.mcid)))
+        if oc.instrument in RELATIVE_RESPONSE and not oc.higher_is_better:
+            criteria.append(("relative", RELATIVE_RESPONSE[oc.instrument]))
+        for criterion, threshold in criteria:
+            for tp in _followups(spec):
+                after = w[tp].to_numpy(dtype=float) if tp in w else np.full(len(w), np.nan)
+                ok = ~np.isnan(before) & ~np.isnan(after)
+                b, a = before[ok], after[ok]
+                notes = []
+                if criterion == "mcid":
+                    hit = sign * (a - b) >= threshold - _MCID_TOL
+                else:
+                    zero = b == 0
+                    with np.errstate(divide="ignore", invalid="ignore"):
+                        rel = np.where(zero, -np.inf, (b - a) / np.where(zero, 1.0, b))
+                    hit = rel >= threshold / 100 - _MCID_TOL
+                    if zero.any():
+                        k = int(zero.sum())
+                        notes.append(f"{k} patient{'s' * (k > 1)} with a baseline score of 0 counted as "
+                                     f"non-responder{'s' * (k > 1)}")
+                x = int(hit.sum())
+                p = proportion(x, int(ok.sum()), method="clopper-pearson", conf_level=level).iloc[0]
+                rows.append({"outcome": name, "timepoint": tp, "criterion": criterion, "threshold": threshold,
+                             "mcid": oc.mcid, "n_pairs": int(ok.sum()), "x": x,
+                             "proportion": p["proportion"], "ci_low": p["ci_low"], "ci_high": p["ci_high"],
+                             "method": "clopper-pearson",
+                             "note": "; ".join(t for t in (str(p["note"] or ""), *notes) if t)})
     return pd.DataFrame(rows, columns=RESPONDER_COLUMNS)
 
 
@@ -523,31 +557,55 @@ MIXED_COLUMNS = ["outcome", "timepoint", "estimate", "std_error", "df", "p_value
                  "n_patients", "n_observations", "note"]
 
 
-def mixed_models(scores: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
+def mixed_models(scores: pd.DataFrame, spec: StudySpec, alive: pd.DataFrame | None = None) -> pd.DataFrame:
     """Sensitivity analysis: mean change from baseline by a random-intercept mixed model.
 
-    Per outcome, ``y ~ timepoint + (1 | patient)`` by REML over every score
-    of every cohort patient at any time point (nlme's ``lme``; see
-    :func:`spinereg.stats.mixed_change`).  One row per follow-up time point:
-    the estimated mean change from baseline.  Valid when scores are missing
-    at random given the observed scores; the complete-case paired analysis
-    assumes they are missing completely at random.  Neither estimates what
-    the dead would have scored: both describe survivors.
+    Per outcome, ``y ~ timepoint + (1 | patient)`` by REML (nlme's ``lme``;
+    see :func:`spinereg.stats.mixed_change`).  One row per follow-up time
+    point: the estimated mean change from baseline.
+
+    Without ``alive``, one model per outcome over every score of every cohort
+    patient: under missing at random it treats the scores the dead never had
+    as missing, and so estimates the change *had no patient died* (a
+    hypothetical estimand).
+
+    With ``alive`` (``patient_id, timepoint, status`` from
+    :func:`spinereg.study._estimands.followup_status`), the model for time
+    point :math:`k` is fitted on every score of the patients *alive at*
+    :math:`k` (status answered or alive without an answer) and gives the
+    mean change among them: the while-alive estimand of the paired change,
+    valid when the survivors' missing answers are missing at random given
+    their observed scores (the complete-case paired change assumes missing
+    completely at random).  ``n_patients`` and ``n_observations`` are then
+    those of time point :math:`k`'s model.
     """
     level = spec.analyses.conf_level
     order = list(spec.timepoints)
     rows = []
+    living: dict[str, set[str]] = {}
+    if alive is not None:
+        ok = alive[alive["status"].isin(["answered", "alive_not_answered"])]
+        living = {str(tp): set(g["patient_id"].astype(str)) for tp, g in ok.groupby("timepoint")}
     for name in spec.outcomes:
         s = scores[scores["outcome"] == name]
-        data = pd.DataFrame({"id": s["patient_id"].to_numpy(),
+        data = pd.DataFrame({"id": s["patient_id"].astype(str).to_numpy(),
                              "timepoint": pd.Categorical(s["timepoint"], categories=order),
                              "y": s["value"].to_numpy(dtype=float)})
-        n_pat = int(data["id"].nunique())
-        has_base = bool((data["timepoint"] == "baseline").any())
-        fit = mixed_change(data, reference="baseline", conf_level=level) if has_base else None
+        fits: dict[str, tuple[pd.DataFrame | None, int, int]] = {}
+
+        def fit_of(d: pd.DataFrame) -> tuple[pd.DataFrame | None, int, int]:
+            has_base = bool((d["timepoint"] == "baseline").any())
+            f = mixed_change(d, reference="baseline", conf_level=level) if has_base else None
+            return f, int(d["id"].nunique()), len(d)
+
         for tp in _followups(spec):
-            rec: dict[str, Any] = {"outcome": name, "timepoint": tp, "n_patients": n_pat,
-                                   "n_observations": len(data)}
+            if alive is None:
+                if "all" not in fits:
+                    fits["all"] = fit_of(data)
+                fit, n_pat, n_obs = fits["all"]
+            else:
+                fit, n_pat, n_obs = fit_of(data[data["id"].isin(living.get(tp, set()))])
+            rec: dict[str, Any] = {"outcome": name, "timepoint": tp, "n_patients": n_pat, "n_observations": n_obs}
             row = None if fit is None else fit[fit["term"] == f"timepoint{tp}"]
             if row is None or row.empty:
                 rec.update(estimate=math.nan, std_error=math.nan, df=math.nan, p_value=math.nan, ci_low=math.nan,

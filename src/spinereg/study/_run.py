@@ -27,6 +27,7 @@ from spinereg._version import __version__
 from spinereg.data import Extract, extract_sha256, to_csv
 from spinereg.instruments import find_valueset
 from spinereg.study import _analyses as an
+from spinereg.study import _estimands as es
 from spinereg.study._cohort import (
     CohortResult,
     extract_date,
@@ -250,10 +251,14 @@ def _run(spec: StudySpec, extract: Extract, spec_sha256: str, cohort: CohortResu
     if a.descriptive:
         tables["table1"] = an.descriptive(ops, sub, scores, spec)
     tables["outcome_summary"] = an.outcome_summary(scores, ops, spec)
+    status = es.followup_status(matched, ops, spec, cutoff)
+    alive = es.alive_counts(scores, status, spec)
     if a.paired_change:
-        tables["paired_change"] = an.paired_changes(scores, ops, spec)
+        tables["paired_change"] = es.add_alive_counts(an.paired_changes(scores, ops, spec), alive)
+        tables["composite_death0"] = es.composite_death_zero(scores, status, spec)
+        tables["qaly"] = es.qaly_auc(scores, status, spec)
     if a.responders:
-        tables["responders"] = an.responders(scores, ops, spec)
+        tables["responders"] = es.add_alive_counts(an.responders(scores, ops, spec), alive)
         tables["pchc"] = an.pchc_table(matched, ops, spec)
     if a.rates:
         tables["complications"] = an.complication_rates(ops, sub, spec)
@@ -268,7 +273,7 @@ def _run(spec: StudySpec, extract: Extract, spec_sha256: str, cohort: CohortResu
         tables.update({"survival": surv["table"], "survival_median": surv["median"],
                        "survival_curve": surv["curve"], "survival_at_risk": surv["at_risk"]})
     if a.sensitivity_mixed_model:
-        tables["mixed_model"] = an.mixed_models(scores, spec)
+        tables["mixed_model"] = an.mixed_models(scores, spec, alive=status)
     tables["scores"] = pd.DataFrame({
         "case": case.reindex(scores["operation_id"]).to_numpy(dtype=np.int64),
         "outcome": scores["outcome"].to_numpy(), "timepoint": scores["timepoint"].to_numpy(),
