@@ -25,8 +25,8 @@ SVG = "{http://www.w3.org/2000/svg}"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 OFF = Suppression(False, 5)
 ON = Suppression(True, 5)
-EXPECTED = ["flow", "trajectory_eq5d", "individual_eq5d", "trajectory_odi", "individual_odi", "leak_types",
-            "survival"]
+EXPECTED = ["flow", "trajectory_eq5d", "individual_eq5d", "trajectory_odi", "individual_odi", "trajectory_nrs_back",
+            "individual_nrs_back", "leak_types", "survival"]
 
 
 @pytest.fixture(scope="module")

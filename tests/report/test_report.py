@@ -256,10 +256,11 @@ def expected_outcome_rows(results: Mapping[str, Any]) -> Iterator[list[str]]:
 
 
 def expected_change_rows(results: Mapping[str, Any]) -> Iterator[list[str]]:
-    """Change from baseline: pairs, baseline and follow-up mean (SD), mean change (CI), t p, HL (CI), Wilcoxon p."""
+    """Change from baseline: answered of alive, baseline and follow-up mean (SD), mean change (CI), t p, HL (CI),
+    Wilcoxon p."""
     for r in results["tables"]["paired_change"]:
         d = _digits(results, r["outcome"])
-        yield [str(r["n_pairs"]), f"{num(r['mean_before'], d)} ({num(r['sd_before'], d)})",
+        yield [f"{r['n_pairs']} of {r['n_alive']}", f"{num(r['mean_before'], d)} ({num(r['sd_before'], d)})",
                f"{num(r['mean_after'], d)} ({num(r['sd_after'], d)})",
                f"{num(r['mean_diff'], d)} ({num(r['ci_low'], d)} to {num(r['ci_high'], d)})", pval(r["p_value"]),
                f"{num(r['hl_estimate'], d)} ({num(r['hl_ci_low'], d)} to {num(r['hl_ci_high'], d)})",
@@ -287,7 +288,7 @@ def expected_rate_rows(results: Mapping[str, Any]) -> Iterator[list[str]]:
 
 def expected_responder_rows(results: Mapping[str, Any]) -> Iterator[list[str]]:
     for r in results["tables"]["responders"]:
-        yield [str(r["n_pairs"]), f"{r['x']} ({pct(r['proportion'])})", f"{pct(r['ci_low'])} to {pct(r['ci_high'])}"]
+        yield [f"{r['n_pairs']} of {r['n_alive']}", f"{r['x']} ({pct(r['proportion'])})", f"{pct(r['ci_low'])} to {pct(r['ci_high'])}"]
 
 
 EXPECTED = {"outcomes": expected_outcome_rows, "change": expected_change_rows, "rates": expected_rate_rows,
@@ -330,7 +331,7 @@ def test_the_word_tables_are_real_tables_with_numbered_captions(report: Rendered
     figures = [c for c in captions if re.match(r"Figure \d+\. ", c)]
     assert [int(c.split()[1].rstrip(".")) for c in tables] == list(range(1, len(tables) + 1))
     assert [int(c.split()[1].rstrip(".")) for c in figures] == list(range(1, len(figures) + 1))
-    assert len(d.inline_shapes) == len(figures) == 7
+    assert len(d.inline_shapes) == len(figures) == 9
 
 
 def test_html_is_self_contained_with_every_figure(report: Rendered) -> None:
@@ -339,7 +340,7 @@ def test_html_is_self_contained_with_every_figure(report: Rendered) -> None:
     assert not re.search(r"<script|<link|@import|url\(\s*['\"]?http", html, re.I)
     srcs = re.findall(r"<img\b[^>]*\bsrc=\"([^\"]*)\"", html)
     figures = sorted(p.stem for p in (report.out / "figures").glob("*.svg"))
-    assert len(srcs) == len(figures) == 7
+    assert len(srcs) == len(figures) == 9
     assert all(s.startswith(("data:image/svg+xml;base64,", "data:image/png;base64,")) and len(s) > 1000 for s in srcs)
     for fig in figures:
         assert f'id="figure-{fig}"' in html
@@ -388,7 +389,7 @@ def test_cohort_of_one_has_no_change_estimates(one_patient: dict[str, Any],
         assert "Not estimable: fewer than 2 complete pairs" in " ".join(text.split())
     # the change table: no interval and no test for a single pair
     rows = [row for row in r.docx_rows() if row[0] in ("3 months", "1 year") and len(row) == 8]
-    assert len(rows) == 4
+    assert len(rows) == 6   # EQ-5D, ODI and back-pain NRS at two time points
     for row in rows:
         assert row[4].endswith(f"({DASH})") and row[5] == DASH and row[7] == DASH
 

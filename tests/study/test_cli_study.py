@@ -59,8 +59,9 @@ def test_example_study_produces_every_table(extract_dir: Path, tmp_path: Path) -
                                           f"(of {tables['flow'][0]['n_operations']} operations in the data)")
     assert "warning:" not in res.stderr  # the example has no inestimable quantity
     assert {r["timepoint"] for r in tables["paired_change"]} == {"3m", "1y"}
-    assert {(r["outcome"], r["timepoint"]) for r in tables["responders"]} == {
-        ("eq5d", "3m"), ("eq5d", "1y"), ("odi", "3m"), ("odi", "1y")}
+    assert {(r["outcome"], r["criterion"], r["timepoint"]) for r in tables["responders"]} == {
+        (o, c, t) for o, c in (("eq5d", "mcid"), ("odi", "mcid"), ("odi", "relative"), ("nrs_back", "mcid"))
+        for t in ("3m", "1y")}
     fu = {r["timepoint"]: r for r in tables["follow_up"]}
     for r in fu.values():
         assert r["answered"] + r["died_before_answering"] + r["not_yet_due"] + r["alive_not_answered"] == n

@@ -142,8 +142,11 @@ def test_paired_odi_change_by_hand(result: StudyResult) -> None:
     # Wilcoxon on 2 pairs: V = 0 (both negative), exact p = 2 x 1/4 = 0.5
     assert p["wilcoxon_v"] == 0
     assert p["wilcoxon_p_value"] == pytest.approx(0.5)
-    r = result.tables["responders"].set_index(["outcome", "timepoint"]).loc[("odi", "3m")]
+    resp = result.tables["responders"].set_index(["outcome", "criterion", "timepoint"]).sort_index()
+    r = resp.loc[("odi", "mcid", "3m")]
     assert (r["x"], r["n_pairs"]) == (2, 2)       # both improved by >= 10 points
+    r = resp.loc[("odi", "relative", "3m")]
+    assert (r["x"], r["n_pairs"]) == (2, 2)       # 60 -> 20 is 67% better, 80 -> 42 is 47.5%: both >= 30%
     # 1 year: P01 has an answer but no ODI items; P04 none either: no pairs -> not estimable, no crash
     y = result.tables["paired_change"].set_index(["outcome", "timepoint"]).loc[("odi", "1y")]
     assert y["n_pairs"] == 0

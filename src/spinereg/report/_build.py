@@ -101,21 +101,73 @@ def _upgrade(data: Mapping[str, Any]) -> Mapping[str, Any]:
 # -- results text --------------------------------------------------------------------------------------------------
 
 
+def _alive_phrase(ctx: Ctx, r: Rec) -> str:
+    """``"9 of 13 patients alive at 1 year answered; 13 had died"``: the while-alive denominators of a change."""
+    n, alive, died = r.get("n_pairs"), r.get("n_alive"), r.get("n_died")
+    when = ctx.tp(r.get("timepoint")).lower()
+    if is_missing(alive):
+        return f"{ctx.count(n)} complete pairs"
+    text = f"{ctx.count(n)} of {ctx.count(alive)} patients alive at {when} answered"
+    if not is_missing(died):
+        text += f"; {ctx.count(died)} had died before answering"
+    return text
+
+
 def _change_sentence(ctx: Ctx, r: Rec) -> str:
+    """The while-alive change of one outcome and time point, with its denominators (survivors who answered)."""
     outcome = str(r.get("outcome"))
     d = ctx.digits(outcome)
     n = r.get("n_pairs")
-    what = f"{ctx.outcome_label(outcome)}, baseline to {ctx.tp(r.get('timepoint')).lower()}"
+    what = f"{ctx.outcome_label(outcome)}, baseline to {ctx.tp(r.get('timepoint')).lower()}, survivors who answered"
     est = fmt_est_ci(r.get("mean_diff"), r.get("ci_low"), r.get("ci_high"), d, counts=(n,), sup=ctx.sup)
+    alive = _alive_phrase(ctx, r)
     if ctx.hidden(n):
-        return f"{what}: mean change not shown (fewer than {ctx.sup.threshold} complete pairs)."
+        return f"{what}: mean change not shown (fewer than {ctx.sup.threshold} complete pairs); {alive}."
     if est == NA_TEXT:
         why = reader_note(r.get("note")).removeprefix("not estimable: ")
-        return f"{what}: mean change not estimable{f' ({why})' if why else ''}; {ctx.count(n)} complete pairs."
+        return f"{what}: mean change not estimable{f' ({why})' if why else ''}; {alive}."
     mean = fmt_num(r.get("mean_diff"), d)
     ci = fmt_ci(r.get("ci_low"), r.get("ci_high"), d)
-    return (f"{what}: mean change {mean} ({ctx.level} CI {ci}; paired t-test {p_text(r.get('p_value'))}; "
-            f"{ctx.count(n)} complete pairs).")
+    return f"{what}: mean change {mean} ({ctx.level} CI {ci}; paired t-test {p_text(r.get('p_value'))}); {alive}."
+
+
+def _composite_sentences(ctx: Ctx) -> list[str]:
+    """The EQ-5D composites in which death counts: the change with death = 0 at the last time point, and QALYs."""
+    items = []
+    comp = ctx.table_rows("composite_death0") or []
+    by_outcome: dict[str, Rec] = {}
+    for r in comp:
+        by_outcome[str(r.get("outcome"))] = r  # the last follow-up time point
+    for outcome, r in by_outcome.items():
+        d = ctx.digits(outcome)
+        n = r.get("n")
+        est = fmt_est_ci(r.get("mean_diff"), r.get("ci_low"), r.get("ci_high"), d, counts=(n,), sup=ctx.sup)
+        when = ctx.tp(r.get("timepoint")).lower()
+        counts = (f"{ctx.count(n)} patients: {ctx.count(r.get('n_answered'))} alive with a score and "
+                  f"{ctx.count(r.get('n_died'))} dead; {ctx.count(r.get('n_missing'))} alive without a score left out")
+        if est == NA_TEXT:
+            items.append(f"{ctx.outcome_label(outcome)}, death = 0, baseline to {when}: mean change not "
+                         f"estimable or not shown ({counts}).")
+        else:
+            items.append(f"{ctx.outcome_label(outcome)}, death = 0, baseline to {when}: mean change "
+                         f"{fmt_num(r.get('mean_diff'), d)} ({ctx.level} CI "
+                         f"{fmt_ci(r.get('ci_low'), r.get('ci_high'), d)}; {counts}).")
+    for r in ctx.table_rows("qaly") or []:
+        n = r.get("n")
+        est = fmt_est_ci(r.get("mean_qaly"), r.get("ci_low"), r.get("ci_high"), 2, counts=(n,), sup=ctx.sup)
+        horizon = fmt_num(r.get("horizon_days"), 0)
+        counts = (f"{ctx.count(n)} patients: {ctx.count(r.get('n_alive'))} alive at day {horizon} and "
+                  f"{ctx.count(r.get('n_died'))} dead by then; {ctx.count(r.get('n_missing'))} left out for a "
+                  f"missing score")
+        label = ctx.outcome_label(str(r.get("outcome")))
+        if est == NA_TEXT:
+            items.append(f"Quality-adjusted life years from the operation to day {horizon} ({label}, 0 from death): "
+                         f"not estimable or not shown ({counts}).")
+        else:
+            items.append(f"Quality-adjusted life years from the operation to day {horizon} ({label}, 0 from death): "
+                         f"mean {fmt_num(r.get('mean_qaly'), 2)} of at most {fmt_num(r.get('max_qaly'), 2)} "
+                         f"({ctx.level} CI {fmt_ci(r.get('ci_low'), r.get('ci_high'), 2)}; {counts}).")
+    return items
 
 
 def _rate_phrase(ctx: Ctx, r: Rec | None, unit: str) -> str:
@@ -219,6 +271,7 @@ def _key_results(ctx: Ctx) -> list[str]:
                      f"{ctx.count(first.get('n_patients'))} patients in the data.")
     for r in ctx.table_rows("paired_change") or []:
         items.append(_change_sentence(ctx, r))
+    items += _composite_sentences(ctx)
     leaks = ctx.table_rows("leaks")
     if leaks:
         pat = _find(leaks, measure="cement leak", unit="patient", category="any")
@@ -301,10 +354,16 @@ def _shown(x: float, digits: int) -> Decimal:
 
 
 def _sensitivity_text(ctx: Ctx) -> tuple[list[str], str]:
-    """One sentence per outcome and time point, and an overall sentence."""
+    """One sentence per outcome and time point, and an overall sentence.
+
+    The complete-pair and mixed-model analyses estimate the same while-alive
+    change under two assumptions about the survivors' missing answers.  They
+    are compared only by the size of their difference; the text never prefers
+    one, and never reads either by whether its CI excludes 0.
+    """
     cc = {(str(r.get("outcome")), str(r.get("timepoint"))): r for r in ctx.table_rows("paired_change") or []}
     items = []
-    agree = differ = material = compared = not_compared = 0
+    material = compared = not_compared = 0
     for r in ctx.table_rows("mixed_model") or []:
         outcome = str(r.get("outcome"))
         c = cc.get((outcome, str(r.get("timepoint")))) or {}
@@ -324,38 +383,26 @@ def _sensitivity_text(ctx: Ctx) -> tuple[list[str], str]:
         # compare the numbers as shown (one more decimal when they round alike), so that the sentence never
         # contradicts its own figures
         dd = d + 1 if cmp.threshold is not None and _shown(abs(cmp.diff), d) == _shown(cmp.threshold, d) else d
-        s = f"{what}: mixed model {mm} against complete-case {cct}; they differ by {fmt_num(abs(cmp.diff), dd)}"
+        s = (f"{what}: complete pairs {cct}, mixed model {mm} ({ctx.count(r.get('n_patients'))} patients alive); "
+             f"they differ by {fmt_num(abs(cmp.diff), dd)}")
         if cmp.threshold is not None:
             big = _shown(abs(cmp.diff), dd) >= _shown(cmp.threshold, dd)
             material += big
             s += f", {'at least' if big else 'less than'} {cmp.threshold_text} ({fmt_num(cmp.threshold, dd)})"
-        if cmp.cc_excludes_0 is None or cmp.mm_excludes_0 is None:
-            s += "; a CI is not available, so the conclusions cannot be compared."
-        elif cmp.cc_excludes_0 == cmp.mm_excludes_0:
-            agree += 1
-            s += (f"; both CIs {'exclude' if cmp.cc_excludes_0 else 'include'} 0, so the conclusions agree.")
-        else:
-            differ += 1
-            which = "mixed-model" if cmp.mm_excludes_0 else "complete-case"
-            other = "complete-case" if cmp.mm_excludes_0 else "mixed-model"
-            s += f"; the {which} CI excludes 0 but the {other} CI does not, so the conclusions differ."
-        items.append(s)
+        items.append(s + ".")
     if not compared:
-        summary = "The mixed model and the complete-case analysis could not be compared."
+        summary = "The mixed model and the complete-pair analysis could not be compared."
     else:
-        summary = (f"In {fmt_count(agree)} of {fmt_count(compared)} comparisons the conclusions agree"
-                   + (f" and in {fmt_count(differ)} they differ" if differ else "")
-                   + (f"; in {fmt_count(material)} the estimates differ by a material amount" if material
-                      else "; no estimates differ by a material amount")
-                   + (f" ({fmt_count(not_compared)} could not be compared)" if not_compared else "") + ".")
-        if differ or material:
-            summary += (" Where they differ, scores may not be missing completely at random, as the complete-case "
-                        "analysis assumes; the mixed model assumes only that they are missing at random given the "
-                        "observed scores, so its estimates rest on the weaker assumption. Drop-out may be "
-                        "informative: read the outcome results with that in mind.")
-        else:
-            summary += (" The complete-case results are therefore not sensitive to assuming that scores are missing "
-                        "completely at random rather than at random given the observed scores.")
+        summary = (f"In {fmt_count(material)} of {fmt_count(compared)} comparisons the two estimates differ by a "
+                   f"material amount" + (f" ({fmt_count(not_compared)} could not be compared)" if not_compared else "")
+                   + ". Both describe the patients alive at each time point; neither estimates scores for the dead. "
+                   "They differ only in how the survivors' missing answers are treated: missing completely at random "
+                   "(complete pairs) or missing at random given the patient's observed scores (mixed model). "
+                   "Neither assumption can be checked from the data, so the two are read together, with their "
+                   "intervals, rather than one preferred.")
+        if material:
+            summary += (" Where they differ materially, survivors who did not answer may have fared differently from "
+                        "those who did.")
     return items, summary
 
 
@@ -416,6 +463,11 @@ def _results(ctx: Ctx) -> list[Block]:
     if resp or pchc:
         b.append(Heading("Responders"))
         _add(b, resp, pchc)
+    comp = tb.composite_table(ctx)
+    if comp:
+        b += [Heading("EQ-5D when death counts"),
+              Paragraph(f"{comp.label} gives the composite estimands in which death counts (see Methods, "
+                        f"Estimands): " + " ".join(_composite_sentences(ctx))), comp]
     safety = tb.safety_table(ctx)
     types = tb.complication_type_table(ctx)
     rates = tb.rates_table(ctx)
@@ -441,7 +493,8 @@ def _results(ctx: Ctx) -> list[Block]:
     mm = tb.mixed_model_table(ctx)
     if mm:
         items, summary = _sensitivity_text(ctx)
-        b += [Heading("Sensitivity analysis: mixed model"), mm, BulletList(tuple(items)), Paragraph(summary)]
+        b += [Heading("Sensitivity analysis: missing answers of survivors"), mm, BulletList(tuple(items)),
+              Paragraph(summary)]
     rest = [f for f in (ctx.figure(k) for k in ctx.unused_figures()) if f is not None]
     if rest:
         b.append(Heading("Other figures"))

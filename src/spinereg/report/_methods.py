@@ -199,6 +199,58 @@ def _leak_definitions(ctx: Ctx) -> str:
     return " ".join(parts)
 
 
+def _estimands(ctx: Ctx) -> list[Block]:
+    """ICH E9(R1): per analysis, the population, variable, handling of death and the population-level summary."""
+    if not (ctx.has("paired_change") or ctx.has("composite_death0") or ctx.has("qaly")):
+        return []
+    lv = ctx.level
+    blocks: list[Block] = [Heading("Estimands"), Paragraph(
+        "Each analysis of the patient-reported outcomes states its estimand following the ICH E9(R1) addendum "
+        "(International Council for Harmonisation 2019): the population, the variable, how the intercurrent event "
+        "death is handled, and the population-level summary. Death during follow-up is common in this population, "
+        "and a score after death does not exist; the analyses therefore answer different questions, and each "
+        "result is read as the answer to its own question.")]
+    if ctx.has("paired_change"):
+        text = ("Population: the patients alive at the time point (they answered, or were alive when its window "
+                "closed). Variable: the score at the time point minus the baseline score. Death: while-alive "
+                "strategy; the patients who died before answering are outside the population at that time point, "
+                "and no score is estimated for them. Summary: the mean change with its "
+                f"{lv} CI among the survivors who answered (complete pairs), given with the number who answered and "
+                "the number alive (and died) at the time point.")
+        if ctx.has("responders"):
+            text += " Responders: the share of the same complete pairs reaching the responder threshold."
+        if ctx.has("mixed_model"):
+            text += (" Sensitivity analysis for the same estimand: the mixed model fitted on the patients alive at "
+                     "the time point, which treats the survivors' missing answers as missing at random rather "
+                     "than completely at random.")
+        blocks.append(Paragraph(text, lead="Change from baseline while alive (primary)."))
+    if ctx.has("composite_death0"):
+        blocks.append(Paragraph(
+            "Population: the patients whose status at the time point is known (they answered with a score, or died "
+            "before answering). Variable: the EQ-5D index at the time point minus the baseline index, where a "
+            "patient who died before answering has the value 0, the value of dead on the EQ-5D scale. Death: "
+            "composite strategy; death is part of the variable. Summary: the mean change with its t-based "
+            f"{lv} CI. Survivors without a score are left out (complete cases).",
+            lead="EQ-5D with death = 0 (composite)."))
+    if ctx.has("qaly"):
+        q = (ctx.table_rows("qaly") or [{}])[0]
+        h = fmt_num(q.get("horizon_days"), 0)
+        blocks.append(Paragraph(
+            f"Population: the patients followed to day {h} or dead before it. Variable: the area under the patient's "
+            f"EQ-5D curve from the operation to day {h} (the last time point's target day), in years of 365.25 "
+            f"days: the baseline index on day 0 and each time point's index on its target day, joined linearly "
+            f"(trapezoidal rule); from the day of death the value is 0, reached linearly from the last index before "
+            f"death. Death: composite strategy (0 from death on), so that shorter survival lowers the QALYs. "
+            f"Summary: the mean QALYs with the t-based {lv} CI. Missing answers of survivors: complete cases; a "
+            f"patient alive without a score at a time point before the last is left out and counted.",
+            lead=f"Quality-adjusted life years to day {h} (composite)."))
+    blocks.append(Paragraph(
+        "Complications, cement leaks, new fractures and repeat augmentation are counted per patient as recorded, "
+        "also for patients who died later; mortality and survival have death from any cause as their outcome.",
+        lead="Safety and survival."))
+    return blocks
+
+
 def _statistics(ctx: Ctx) -> list[Block]:
     lv = ctx.level
     parts = []
@@ -217,8 +269,12 @@ def _statistics(ctx: Ctx) -> list[Block]:
             f"is exact for fewer than 50 pairs without ties or zero differences and otherwise uses the normal "
             f"approximation with continuity correction, as R's wilcox.test; the outcome table marks which was used.")
     if ctx.has("responders"):
-        parts.append(f"A responder improved by at least the MCID in the better direction of the scale; the share of "
-                     f"responders among complete pairs is given with the exact (Clopper-Pearson) {lv} CI.")
+        text = ("A responder improved by at least the MCID in the better direction of the scale")
+        if any(str(r.get("criterion")) == "relative" for r in ctx.table_rows("responders") or []):
+            text += ("; for the Oswestry Disability Index also by at least 30% of the baseline score (Ostelo et al. "
+                     "2008), a patient with a baseline score of 0, who cannot improve, counting as a non-responder")
+        parts.append(f"{text}. The share of responders among complete pairs is given with the exact "
+                     f"(Clopper-Pearson) {lv} CI.")
     if ctx.table_rows("pchc"):
         parts.append("EQ-5D health profiles were compared with the Paretian classification of health change (PCHC; "
                      "Devlin et al. 2010).")
@@ -256,12 +312,17 @@ def _statistics(ctx: Ctx) -> list[Block]:
                      f"survival has the Brookmeyer-Crowley {lv} CI. Months are 365.25/12 days.")
     if ctx.has("mixed_model"):
         parts.append(
-            "As a sensitivity analysis, the mean change from baseline was estimated by a linear mixed model with a "
-            "random intercept per patient and the time point as a categorical fixed effect, fitted by restricted "
-            "maximum likelihood (REML) on every available score, with degrees of freedom by the containment "
-            "(between/within) rule of R's nlme. Its estimates are compared with the complete-case estimates: a "
-            "difference of at least half the MCID (0.2 baseline SDs for an outcome without an MCID) is called "
-            "material, and the conclusions agree when both CIs exclude 0 or both include it.")
+            "As a sensitivity analysis of the while-alive change, the mean change from baseline was also estimated by "
+            "a linear mixed model with a random intercept per patient and the time point as a categorical fixed "
+            "effect, fitted by restricted maximum likelihood (REML), with degrees of freedom by the containment "
+            "(between/within) rule of R's nlme. For each time point the model was fitted on every available score "
+            "(at any time point) of the patients alive at that time point, so that it estimates the same while-alive "
+            "quantity as the complete pairs. The two are set side by side and their difference is called material "
+            "when it is at least half the MCID (0.2 baseline SDs for an outcome without an MCID); neither is "
+            "preferred, and no conclusion rests on whether a CI includes 0.")
+    if ctx.has("composite_death0") or ctx.has("qaly"):
+        parts.append(f"The composite EQ-5D estimands (death = 0, QALYs) are summarised by their means with t-based "
+                     f"{lv} CIs.")
     parts.append(f"Tests are two-sided. Analyses were run with spinereg {__version__}, whose statistics are "
                  f"checked against R.")
     return [Heading("Statistical analysis"), Paragraph(" ".join(parts))]
@@ -271,16 +332,23 @@ def _missing(ctx: Ctx) -> list[Block]:
     parts = ["Missing scores were not imputed. Descriptive statistics use the values present and report how many "
              "are missing."]
     if ctx.has("paired_change") or ctx.has("responders"):
-        parts.append("The paired and responder analyses are complete-case: they are unbiased when scores are "
-                     "missing completely at random (MCAR).")
+        parts.append("The paired and responder analyses are complete-case among the survivors: they are unbiased "
+                     "for the patients alive at the time point when the survivors' scores are missing completely at "
+                     "random (MCAR).")
     if ctx.has("mixed_model"):
-        parts.append("The mixed model uses every available score of every patient and stays valid when scores are "
-                     "missing at random (MAR), that is when whether a score is missing may depend on the patient's "
-                     "observed scores.")
-    parts.append("Patients who died before answering at a time point (by the window's end, or on its last day) are "
-                 "counted apart from the patients alive without an answer, and are not treated as missing scores; "
-                 "no analysis estimates what they would have scored, so the outcome results describe survivors. A "
-                 "patient who answered and died later in the window keeps the answer.")
+        parts.append("The mixed model uses every available score of the patients alive at the time point and stays "
+                     "valid when the survivors' missing answers are missing at random (MAR), that is when whether a "
+                     "score is missing may depend on the patient's observed scores.")
+    if ctx.has("composite_death0") or ctx.has("qaly"):
+        parts.append("The composite analyses are complete-case among the patients whose status is known: survivors "
+                     "without a score at a time point (for QALYs, at any time point before the last) are left out "
+                     "and counted.")
+    parts.append("Death is not a missing score. A patient who died before answering at a time point (by the window's "
+                 "end, or on its last day) is counted apart from the patients alive without an answer. In the "
+                 "while-alive analyses that patient is outside the population at that time point: no score is "
+                 "estimated or imputed for the dead, and each change is given with the number alive and the number "
+                 "who answered. In the composite analyses the dead have the EQ-5D value of dead, 0, from death on. "
+                 "A patient who answered and died later in the window keeps the answer.")
     return [Heading("Missing data and deaths"), Paragraph(" ".join(parts))]
 
 
@@ -305,5 +373,5 @@ def _suppression(ctx: Ctx) -> list[Block]:
 
 def methods_blocks(ctx: Ctx) -> list[Block]:
     """The blocks of the methods section."""
-    return [*_design(ctx), *_participants(ctx), *_follow_up(ctx), *_outcomes(ctx), *_statistics(ctx),
-            *_missing(ctx), *_suppression(ctx)]
+    return [*_design(ctx), *_participants(ctx), *_follow_up(ctx), *_outcomes(ctx), *_estimands(ctx),
+            *_statistics(ctx), *_missing(ctx), *_suppression(ctx)]

@@ -33,12 +33,14 @@ from spinereg.report._text import category_label, human, join_words
 
 __all__ = [
     "Comparison",
+    "alive_answered",
     "baseline_table",
     "change_table",
     "clustered_level_ci",
     "clustered_table",
     "compare",
     "complication_type_table",
+    "composite_table",
     "flow_table",
     "follow_up_deaths_withheld",
     "follow_up_response",
@@ -245,8 +247,25 @@ _NORMAL_NOTE = ("Wilcoxon signed-rank test by the normal approximation with cont
                 "differences, or 50 pairs or more); unmarked Wilcoxon p-values are exact.")
 
 
+def alive_answered(ctx: Ctx, r: Rec, answered: str = "n_pairs") -> str:
+    """``"9 of 13"``: the patients with the analysis's scores among those alive at the time point."""
+    n, alive = r.get(answered), r.get("n_alive")
+    if is_missing(alive):
+        return ctx.count(n)
+    return f"{ctx.count(n)} of {ctx.count(alive)}"
+
+
+_ALIVE_NOTE = ("Answered of alive: the patients with scores at baseline and at the time point (complete pairs) among "
+               "the patients alive at the time point (answered, or alive without an answer when the window closed); "
+               "patients who died before answering are not part of this while-alive analysis.")
+
+
+def _paired(ctx: Ctx) -> dict[tuple[str, str], Rec]:
+    return {(str(r.get("outcome")), str(r.get("timepoint"))): r for r in ctx.table_rows("paired_change") or []}
+
+
 def change_table(ctx: Ctx) -> Table | None:
-    """Change from baseline in complete pairs: paired t-test and Wilcoxon signed-rank with Hodges-Lehmann."""
+    """Change from baseline among survivors who answered (while alive): paired t-test, Wilcoxon with Hodges-Lehmann."""
     rows = ctx.table_rows("paired_change")
     if rows is None:
         return None
@@ -265,7 +284,7 @@ def change_table(ctx: Ctx) -> Table | None:
                 wmark = marks.mark(_NORMAL_NOTE if method == "wilcoxon_normal_cc" else
                                    f"Wilcoxon signed-rank test: {human(method.removeprefix('wilcoxon_'))}.")
             body.append(Row(
-                (ctx.tp(r.get("timepoint")), ctx.count(n),
+                (ctx.tp(r.get("timepoint")), alive_answered(ctx, r),
                  fmt_mean_sd(r.get("mean_before"), r.get("sd_before"), d, counts=(n,), sup=ctx.sup),
                  fmt_mean_sd(r.get("mean_after"), r.get("sd_after"), d, counts=(n,), sup=ctx.sup),
                  fmt_est_ci(r.get("mean_diff"), r.get("ci_low"), r.get("ci_high"), d, counts=(n,), sup=ctx.sup),
@@ -274,35 +293,100 @@ def change_table(ctx: Ctx) -> Table | None:
                             sup=ctx.sup),
                  wp),
                 indent=1, marks=(marks.mark(ctx.note(r.get("note"), n)), "", "", "", "", "", "", wmark)))
-    return ctx.table("table-change", "Change from baseline in patients with scores at both times (complete pairs)",
-                     ("Outcome and time point", "Pairs", "Baseline, mean (SD)", "Follow-up, mean (SD)",
+    notes = ["Change is the follow-up score minus the baseline score, among the survivors who answered (a "
+             "while-alive estimand)."]
+    if any(not is_missing(r.get("n_alive")) for r in rows):
+        notes.append(_ALIVE_NOTE)
+    return ctx.table("table-change", "Change from baseline among the patients alive and with scores at both times "
+                     "(complete pairs)",
+                     ("Outcome and time point", "Answered of alive", "Baseline, mean (SD)", "Follow-up, mean (SD)",
                       f"Mean change ({ctx.level} CI)", "p, paired t-test", f"Hodges-Lehmann change ({ctx.level} CI)",
-                      "p, Wilcoxon"), body, marks=marks,
-                     notes=["Change is the follow-up score minus the baseline score."],
-                     widths=(1.7, 0.6, 1.3, 1.3, 2.0, 0.8, 2.0, 0.8))
+                      "p, Wilcoxon"), body, marks=marks, notes=notes,
+                     widths=(1.7, 0.8, 1.3, 1.3, 2.0, 0.8, 2.0, 0.8))
 
 
 def responder_table(ctx: Ctx) -> Table | None:
-    """Responders: complete pairs improving by at least the MCID, with the exact CI."""
+    """Responders among survivors who answered: improving by at least the MCID (or 30% for ODI), exact CI."""
     rows = ctx.table_rows("responders")
     if rows is None:
         return None
     marks = Marks()
     body: list[Row] = []
-    for outcome, recs in _group(rows, "outcome").items():
+    groups: dict[tuple[str, str], list[Rec]] = {}
+    for r in rows:
+        groups.setdefault((str(r.get("outcome")), str(r.get("criterion") or "mcid")), []).append(r)
+    for (outcome, criterion), recs in groups.items():
         d = ctx.digits(outcome)
-        body.append(Row((f"{ctx.outcome_label(outcome)}: MCID {fmt_num(recs[0].get('mcid'), d)}",), kind="group"))
+        if criterion == "relative":
+            head = f"{ctx.outcome_label(outcome)}: improvement of at least {fmt_num(recs[0].get('threshold'), 0)}%"
+        else:
+            head = f"{ctx.outcome_label(outcome)}: MCID {fmt_num(recs[0].get('mcid'), d)}"
+        body.append(Row((head,), kind="group"))
         for r in recs:
             x, n = r.get("x"), r.get("n_pairs")
             pct = fmt_proportion(r.get("proportion"), 1, counts=(x, n), sup=ctx.sup)
             resp = ctx.count(x) if pct == NA_TEXT else f"{ctx.count(x)} ({pct})"
-            body.append(Row((ctx.tp(r.get("timepoint")), ctx.count(n), resp,
+            body.append(Row((ctx.tp(r.get("timepoint")), alive_answered(ctx, r), resp,
                              fmt_ci(r.get("ci_low"), r.get("ci_high"), 1, percent=True, counts=(x, n), sup=ctx.sup)),
                             indent=1, marks=(marks.mark(ctx.note(r.get("note"), x, n)),)))
-    return ctx.table("table-responders", "Responders: patients improving by at least the minimal clinically "
-                     "important difference (MCID), complete pairs",
-                     ("Outcome and time point", "Pairs", "Responders, n (%)", f"{ctx.level} CI (exact)"), body,
-                     marks=marks, widths=(3.0, 0.8, 1.6, 1.8))
+    notes = ["Responders among the complete pairs. MCID: a change of at least the minimal clinically important "
+             "difference in the better direction."]
+    if any(str(r.get("criterion")) == "relative" for r in rows):
+        notes.append("Relative improvement: the score fell by at least that percentage of the baseline score "
+                     "(Ostelo et al. 2008); a patient with a baseline score of 0 cannot improve and counts as a "
+                     "non-responder.")
+    if any(not is_missing(r.get("n_alive")) for r in rows):
+        notes.append(_ALIVE_NOTE)
+    return ctx.table("table-responders", "Responders among the patients alive and with scores at both times "
+                     "(complete pairs)",
+                     ("Outcome and time point", "Answered of alive", "Responders, n (%)", f"{ctx.level} CI (exact)"),
+                     body, marks=marks, notes=notes, widths=(3.0, 0.9, 1.6, 1.8))
+
+
+def composite_table(ctx: Ctx) -> Table | None:
+    """EQ-5D when death counts: the change with death = 0, and QALYs to the last time point."""
+    comp = ctx.table_rows("composite_death0") or []
+    qaly = ctx.table_rows("qaly") or []
+    if not comp and not qaly:
+        return None
+    marks = Marks()
+    body: list[Row] = []
+    outcomes = list(dict.fromkeys([str(r.get("outcome")) for r in comp] + [str(r.get("outcome")) for r in qaly]))
+    for outcome in outcomes:
+        d = ctx.digits(outcome)
+        body.append(Row((ctx.outcome_label(outcome),), kind="group"))
+        for r in comp:
+            if str(r.get("outcome")) != outcome:
+                continue
+            n = r.get("n")
+            body.append(Row((f"Change to {ctx.tp(r.get('timepoint')).lower()}, death = 0", ctx.count(n),
+                             ctx.count(r.get("n_answered")), ctx.count(r.get("n_died")),
+                             ctx.count(r.get("n_missing")),
+                             fmt_est_ci(r.get("mean_diff"), r.get("ci_low"), r.get("ci_high"), d, counts=(n,),
+                                        sup=ctx.sup)),
+                            indent=1, marks=(marks.mark(ctx.note(r.get("note"), n)),)))
+        for r in qaly:
+            if str(r.get("outcome")) != outcome:
+                continue
+            n = r.get("n")
+            body.append(Row((f"QALYs, day 0 to {fmt_num(r.get('horizon_days'), 0)} (at most "
+                             f"{fmt_num(r.get('max_qaly'), 2)})", ctx.count(n), ctx.count(r.get("n_alive")),
+                             ctx.count(r.get("n_died")), ctx.count(r.get("n_missing")),
+                             fmt_est_ci(r.get("mean_qaly"), r.get("ci_low"), r.get("ci_high"), 2, counts=(n,),
+                                        sup=ctx.sup)),
+                            indent=1, marks=(marks.mark(ctx.note(r.get("note"), n)),)))
+    return ctx.table("table-composite", "EQ-5D when death counts: change from baseline with death = 0, and "
+                     "quality-adjusted life years (QALYs)",
+                     ("Measure", "Patients", "Alive (own scores)", "Died (0 from death)", "Left out (missing)",
+                      f"Mean ({ctx.level} CI)"), body, marks=marks,
+                     notes=["Death = 0: a patient who died before answering at the time point has the value 0 there "
+                            "(the EQ-5D value of dead); the others have their own score; patients alive without a "
+                            "score are left out (complete cases). QALYs: area under each patient's EQ-5D curve (the "
+                            "baseline on day 0, each time point's score on its target day, linear in between; 0 from "
+                            "the day of death, reached linearly from the last score), in years of 365.25 days; "
+                            "patients alive with a missing score before the last time point are left out. For QALYs "
+                            "'Alive' counts the patients alive at the last time point's target day. t-based CIs."],
+                     widths=(2.6, 0.8, 1.0, 1.0, 1.0, 1.8))
 
 
 _PCHC = ("better", "worse", "mixed", "no_change", "no_problems")
@@ -321,7 +405,8 @@ def pchc_table(ctx: Ctx) -> Table | None:
         for tp, trs in _group(recs, "timepoint").items():
             by = {str(r.get("category")): r for r in trs}
             n_pairs = trs[0].get("n_pairs")
-            cells = [ctx.tp(tp), ctx.count(n_pairs)]
+            alive = _paired(ctx).get((outcome, tp), {}).get("n_alive")
+            cells = [ctx.tp(tp), alive_answered(ctx, {"n_pairs": n_pairs, "n_alive": alive})]
             for c in cats:
                 r = by.get(c)
                 cells.append(NA_TEXT if r is None else
@@ -330,7 +415,8 @@ def pchc_table(ctx: Ctx) -> Table | None:
             body.append(Row(tuple(cells), indent=1, marks=(marks.mark(ctx.note(note, n_pairs)),)))
     return ctx.table("table-pchc", "Change in EQ-5D health profile from baseline by the Paretian classification "
                      "(PCHC), n (%) of complete pairs",
-                     ("Outcome and time point", "Pairs", *(category_label(c) for c in cats)), body, marks=marks,
+                     ("Outcome and time point", "Answered of alive", *(category_label(c) for c in cats)), body,
+                     marks=marks,
                      notes=["Better: better in at least one dimension and worse in none; worse: the reverse; mixed: "
                             "better in some and worse in others; no problems: the best level in every dimension at "
                             "both times."],
@@ -423,7 +509,7 @@ def survival_table(ctx: Ctx) -> Table | None:
 
 
 def mixed_model_table(ctx: Ctx) -> Table | None:
-    """Sensitivity analysis: mixed-model change beside the complete-case change."""
+    """Sensitivity analysis: the while-alive change by complete pairs (MCAR) and by a mixed model (MAR)."""
     rows = ctx.table_rows("mixed_model")
     if rows is None:
         return None
@@ -439,21 +525,23 @@ def mixed_model_table(ctx: Ctx) -> Table | None:
             npat, nobs = r.get("n_patients"), r.get("n_observations")
             cmp = compare(ctx, outcome, c, r)
             body.append(Row(
-                (ctx.tp(r.get("timepoint")), ctx.count(npairs) if c else NA_TEXT,
+                (ctx.tp(r.get("timepoint")), alive_answered(ctx, c) if c else NA_TEXT,
                  fmt_est_ci(c.get("mean_diff"), c.get("ci_low"), c.get("ci_high"), d, counts=(npairs,), sup=ctx.sup),
                  f"{ctx.count(npat)} ({ctx.count(nobs)})",
                  fmt_est_ci(r.get("estimate"), r.get("ci_low"), r.get("ci_high"), d, counts=(npat,), sup=ctx.sup),
-                 NA_TEXT if ctx.hidden(npat) else fmt_p(r.get("p_value")),
                  NA_TEXT if cmp.diff is None else fmt_num(cmp.diff, d)),
                 indent=1, marks=(marks.mark(ctx.note(r.get("note"), npat)),)))
-    return ctx.table("table-mixed", "Sensitivity analysis: change from baseline by complete-case analysis and by "
-                     "a mixed model using every available score",
-                     ("Outcome and time point", "Complete pairs", f"Complete-case change ({ctx.level} CI)",
-                      "Patients (scores)", f"Mixed-model change ({ctx.level} CI)", "p, mixed model",
-                      "Difference"), body, marks=marks,
-                     notes=["Mixed model: random intercept per patient, time point as a fixed effect, REML, "
-                            "containment degrees of freedom. Difference: mixed-model minus complete-case estimate."],
-                     widths=(1.7, 0.8, 2.0, 1.0, 2.0, 0.8, 0.9))
+    return ctx.table("table-mixed", "Sensitivity analysis: change from baseline among the patients alive at each "
+                     "time point, by complete pairs and by a mixed model",
+                     ("Outcome and time point", "Answered of alive", f"Complete pairs ({ctx.level} CI)",
+                      "Alive patients (scores)", f"Mixed model ({ctx.level} CI)", "Difference"), body, marks=marks,
+                     notes=["Both estimate the mean change among the patients alive at the time point (while "
+                            "alive). Complete pairs assume that the survivors' missing answers are missing completely "
+                            "at random; the mixed model (random intercept per patient, time point as a fixed effect, "
+                            "REML, containment degrees of freedom), fitted for each time point on every score of the "
+                            "patients alive then, assumes they are missing at random given the patient's observed "
+                            "scores. Difference: mixed model minus complete pairs."],
+                     widths=(1.7, 0.9, 2.0, 1.0, 2.0, 0.9))
 
 
 def responsiveness_table(ctx: Ctx) -> Table | None:
@@ -467,11 +555,12 @@ def responsiveness_table(ctx: Ctx) -> Table | None:
         for r in recs:
             n = r.get("n_pairs")
             hide = ctx.hidden(n)
-            body.append(Row((ctx.tp(r.get("timepoint")), ctx.count(n),
+            body.append(Row((ctx.tp(r.get("timepoint")), alive_answered(ctx, r),
                              NA_TEXT if hide else fmt_num(r.get("srm"), 2),
                              NA_TEXT if hide else fmt_num(r.get("effect_size"), 2)), indent=1))
     return ctx.table("table-responsiveness", "Responsiveness of the outcomes: standardised response mean (SRM) and "
-                     "effect size, complete pairs", ("Outcome and time point", "Pairs", "SRM", "Effect size"), body,
+                     "effect size, complete pairs", ("Outcome and time point", "Answered of alive", "SRM", "Effect size"),
+                     body,
                      notes=["SRM: mean change / SD of the change (Liang et al. 1990); effect size: mean change / "
                             "baseline SD of the pairs (Kazis et al. 1989)."],
                      widths=(3.0, 0.8, 1.0, 1.0), supplementary=True)
@@ -482,37 +571,31 @@ def responsiveness_table(ctx: Ctx) -> Table | None:
 
 @dataclass(frozen=True)
 class Comparison:
-    """Complete-case and mixed-model estimates of one change, compared.
+    """Complete-pair and mixed-model estimates of one while-alive change, compared by their size.
 
     Attributes
     ----------
     diff : float or None
-        Mixed-model minus complete-case estimate; None when either is not
+        Mixed-model minus complete-pair estimate; None when either is not
         available (not estimable or suppressed).
     threshold : float or None
         The difference regarded as material: half the MCID, else 0.2
         baseline SDs (a small standardised effect).
     threshold_text : str
         How the threshold was chosen (``"half the MCID"``).
-    cc_excludes_0, mm_excludes_0 : bool or None
-        Whether each CI excludes 0 (None when the CI is not available).
     """
 
     diff: float | None
     threshold: float | None
     threshold_text: str
-    cc_excludes_0: bool | None
-    mm_excludes_0: bool | None
-
-
-def _excludes_0(lo: Any, hi: Any) -> bool | None:
-    if is_missing(lo) or is_missing(hi):
-        return None
-    return float(lo) > 0 or float(hi) < 0
 
 
 def compare(ctx: Ctx, outcome: str, cc: Rec, mm: Rec) -> Comparison:
-    """Compare the complete-case (``cc``, a paired_change record) and mixed-model (``mm``) estimates."""
+    """Compare the complete-pair (``cc``, a paired_change record) and mixed-model (``mm``) estimates by size.
+
+    Deliberately nothing about whether either CI excludes 0: the two analyses
+    are read side by side, never chosen between by significance.
+    """
     oc = ctx.outcomes.get(outcome) or {}
     threshold: float | None = None
     text = ""
@@ -531,9 +614,7 @@ def compare(ctx: Ctx, outcome: str, cc: Rec, mm: Rec) -> Comparison:
     diff = None
     if not (cc_hidden or mm_hidden or est_cc is None or est_mm is None):
         diff = est_mm - est_cc
-    return Comparison(diff, threshold, text,
-                      None if cc_hidden else _excludes_0(cc.get("ci_low"), cc.get("ci_high")),
-                      None if mm_hidden else _excludes_0(mm.get("ci_low"), mm.get("ci_high")))
+    return Comparison(diff, threshold, text)
 
 
 # -- safety ----------------------------------------------------------------------------------------------------------
