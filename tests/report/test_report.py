@@ -288,7 +288,8 @@ def expected_rate_rows(results: Mapping[str, Any]) -> Iterator[list[str]]:
 
 def expected_responder_rows(results: Mapping[str, Any]) -> Iterator[list[str]]:
     for r in results["tables"]["responders"]:
-        yield [f"{r['n_pairs']} of {r['n_alive']}", f"{r['x']} ({pct(r['proportion'])})", f"{pct(r['ci_low'])} to {pct(r['ci_high'])}"]
+        yield [f"{r['n_pairs']} of {r['n_alive']}", f"{r['x']} ({pct(r['proportion'])})",
+               f"{pct(r['ci_low'])} to {pct(r['ci_high'])}"]
 
 
 EXPECTED = {"outcomes": expected_outcome_rows, "change": expected_change_rows, "rates": expected_rate_rows,

@@ -107,7 +107,11 @@ def _alive_phrase(ctx: Ctx, r: Rec) -> str:
     when = ctx.tp(r.get("timepoint")).lower()
     if is_missing(alive):
         return f"{ctx.count(n)} complete pairs"
-    text = f"{ctx.count(n)} of {ctx.count(alive)} patients alive at {when} answered"
+    if tb.alive_withheld(ctx, r.get("timepoint")):
+        text = (f"{ctx.count(n)} patients alive at {when} answered (the number alive is withheld: small-cell "
+                f"suppression)")
+    else:
+        text = f"{ctx.count(n)} of {ctx.count(alive)} patients alive at {when} answered"
     if not is_missing(died):
         text += f"; {ctx.count(died)} had died before answering"
     return text
@@ -143,8 +147,10 @@ def _composite_sentences(ctx: Ctx) -> list[str]:
         n = r.get("n")
         est = fmt_est_ci(r.get("mean_diff"), r.get("ci_low"), r.get("ci_high"), d, counts=(n,), sup=ctx.sup)
         when = ctx.tp(r.get("timepoint")).lower()
-        counts = (f"{ctx.count(n)} patients: {ctx.count(r.get('n_answered'))} alive with a score and "
-                  f"{ctx.count(r.get('n_died'))} dead; {ctx.count(r.get('n_missing'))} alive without a score left out")
+        c = {k: "a withheld number" if v == NA_TEXT else v
+             for k, v in tb.withheld_counts(ctx, r, tb.COMPOSITE_PARTS).items()}
+        counts = (f"{c['n']} patients included, {c['n_answered']} alive with a score and {c['n_died']} dead; "
+                  f"{c['n_missing']} alive without a score left out")
         if est == NA_TEXT:
             items.append(f"{ctx.outcome_label(outcome)}, death = 0, baseline to {when}: mean change not "
                          f"estimable or not shown ({counts}).")
@@ -156,9 +162,10 @@ def _composite_sentences(ctx: Ctx) -> list[str]:
         n = r.get("n")
         est = fmt_est_ci(r.get("mean_qaly"), r.get("ci_low"), r.get("ci_high"), 2, counts=(n,), sup=ctx.sup)
         horizon = fmt_num(r.get("horizon_days"), 0)
-        counts = (f"{ctx.count(n)} patients: {ctx.count(r.get('n_alive'))} alive at day {horizon} and "
-                  f"{ctx.count(r.get('n_died'))} dead by then; {ctx.count(r.get('n_missing'))} left out for a "
-                  f"missing score")
+        q = {k: "a withheld number" if v == NA_TEXT else v
+             for k, v in tb.withheld_counts(ctx, r, tb.QALY_PARTS).items()}
+        counts = (f"{q['n']} patients included, {q['n_alive']} alive at day {horizon} and {q['n_died']} dead by "
+                  f"then; {q['n_missing']} left out for a missing score")
         label = ctx.outcome_label(str(r.get("outcome")))
         if est == NA_TEXT:
             items.append(f"Quality-adjusted life years from the operation to day {horizon} ({label}, 0 from death): "

@@ -32,8 +32,11 @@ from spinereg.report._suppress import SECONDARY_NOTE, complementary
 from spinereg.report._text import category_label, human, join_words
 
 __all__ = [
+    "COMPOSITE_PARTS",
+    "QALY_PARTS",
     "Comparison",
     "alive_answered",
+    "alive_withheld",
     "baseline_table",
     "change_table",
     "clustered_level_ci",
@@ -60,6 +63,7 @@ __all__ = [
     "survival_table",
     "symptomatic_table",
     "wilson_table",
+    "withheld_counts",
 ]
 
 Rec = Mapping[str, Any]
@@ -247,12 +251,47 @@ _NORMAL_NOTE = ("Wilcoxon signed-rank test by the normal approximation with cont
                 "differences, or 50 pairs or more); unmarked Wilcoxon p-values are exact.")
 
 
+def alive_withheld(ctx: Ctx, timepoint: Any) -> bool:
+    """Whether the number alive at ``timepoint`` is withheld (small-cell suppression).
+
+    Shown beside the patients who answered, it would give away the survivors
+    without an answer (alive minus answered) when that number is below the
+    threshold for any outcome at the time point; the number alive is the same
+    for every outcome, so it is withheld for all of them.
+    """
+    if not ctx.sup.on:
+        return False
+    for r in ctx.table_rows("paired_change") or []:
+        if str(r.get("timepoint")) != str(timepoint):
+            continue
+        n, alive = number(r.get("n_pairs")), number(r.get("n_alive"))
+        if n is not None and alive is not None and ctx.sup.hides(alive - n):
+            return True
+    return False
+
+
 def alive_answered(ctx: Ctx, r: Rec, answered: str = "n_pairs") -> str:
     """``"9 of 13"``: the patients with the analysis's scores among those alive at the time point."""
     n, alive = r.get(answered), r.get("n_alive")
     if is_missing(alive):
         return ctx.count(n)
+    if alive_withheld(ctx, r.get("timepoint")):
+        return f"{ctx.count(n)} of {NA_TEXT}"
     return f"{ctx.count(n)} of {ctx.count(alive)}"
+
+
+def withheld_counts(ctx: Ctx, r: Rec, parts: tuple[str, ...], total: str = "n") -> dict[str, str]:
+    """The counts ``parts`` of ``r`` (adding up to the cohort) and their ``total`` (the first two), as shown.
+
+    Complementary suppression as in the follow-up table: when exactly one part
+    is below the threshold, the smallest other non-zero part is withheld too;
+    the total of the first two parts is withheld when either is.
+    """
+    secondary = {parts[i] for i in complementary([r.get(k) for k in parts], ctx.sup)}
+    out = {k: NA_TEXT if k in secondary else ctx.count(r.get(k)) for k in parts}
+    hidden = secondary | {k for k in parts if ctx.hidden(r.get(k))}
+    out[total] = NA_TEXT if hidden & set(parts[:2]) else ctx.count(r.get(total))
+    return out
 
 
 _ALIVE_NOTE = ("Answered of alive: the patients with scores at baseline and at the time point (complete pairs) among "
@@ -343,6 +382,11 @@ def responder_table(ctx: Ctx) -> Table | None:
                      body, marks=marks, notes=notes, widths=(3.0, 0.9, 1.6, 1.8))
 
 
+#: The counts of the composite rows that add up to the cohort (the first two make up the patients included).
+COMPOSITE_PARTS = ("n_answered", "n_died", "n_missing", "n_not_due")
+QALY_PARTS = ("n_alive", "n_died", "n_missing", "n_not_due")
+
+
 def composite_table(ctx: Ctx) -> Table | None:
     """EQ-5D when death counts: the change with death = 0, and QALYs to the last time point."""
     comp = ctx.table_rows("composite_death0") or []
@@ -359,9 +403,9 @@ def composite_table(ctx: Ctx) -> Table | None:
             if str(r.get("outcome")) != outcome:
                 continue
             n = r.get("n")
-            body.append(Row((f"Change to {ctx.tp(r.get('timepoint')).lower()}, death = 0", ctx.count(n),
-                             ctx.count(r.get("n_answered")), ctx.count(r.get("n_died")),
-                             ctx.count(r.get("n_missing")),
+            c = withheld_counts(ctx, r, COMPOSITE_PARTS)
+            body.append(Row((f"Change to {ctx.tp(r.get('timepoint')).lower()}, death = 0", c["n"],
+                             c["n_answered"], c["n_died"], c["n_missing"],
                              fmt_est_ci(r.get("mean_diff"), r.get("ci_low"), r.get("ci_high"), d, counts=(n,),
                                         sup=ctx.sup)),
                             indent=1, marks=(marks.mark(ctx.note(r.get("note"), n)),)))
@@ -369,9 +413,10 @@ def composite_table(ctx: Ctx) -> Table | None:
             if str(r.get("outcome")) != outcome:
                 continue
             n = r.get("n")
+            c = withheld_counts(ctx, r, QALY_PARTS)
             body.append(Row((f"QALYs, day 0 to {fmt_num(r.get('horizon_days'), 0)} (at most "
-                             f"{fmt_num(r.get('max_qaly'), 2)})", ctx.count(n), ctx.count(r.get("n_alive")),
-                             ctx.count(r.get("n_died")), ctx.count(r.get("n_missing")),
+                             f"{fmt_num(r.get('max_qaly'), 2)})", c["n"], c["n_alive"], c["n_died"],
+                             c["n_missing"],
                              fmt_est_ci(r.get("mean_qaly"), r.get("ci_low"), r.get("ci_high"), 2, counts=(n,),
                                         sup=ctx.sup)),
                             indent=1, marks=(marks.mark(ctx.note(r.get("note"), n)),)))
@@ -559,8 +604,8 @@ def responsiveness_table(ctx: Ctx) -> Table | None:
                              NA_TEXT if hide else fmt_num(r.get("srm"), 2),
                              NA_TEXT if hide else fmt_num(r.get("effect_size"), 2)), indent=1))
     return ctx.table("table-responsiveness", "Responsiveness of the outcomes: standardised response mean (SRM) and "
-                     "effect size, complete pairs", ("Outcome and time point", "Answered of alive", "SRM", "Effect size"),
-                     body,
+                     "effect size, complete pairs",
+                     ("Outcome and time point", "Answered of alive", "SRM", "Effect size"), body,
                      notes=["SRM: mean change / SD of the change (Liang et al. 1990); effect size: mean change / "
                             "baseline SD of the pairs (Kazis et al. 1989)."],
                      widths=(3.0, 0.8, 1.0, 1.0), supplementary=True)
