@@ -228,7 +228,8 @@ def _estimands(ctx: Ctx) -> list[Block]:
         blocks.append(Paragraph(
             "Population: the patients whose status at the time point is known (they answered with a score, or died "
             "before answering). Variable: the EQ-5D index at the time point minus the baseline index, where a "
-            "patient who died before answering has the value 0, the value of dead on the EQ-5D scale. Death: "
+            "patient who died before answering (by the window's last day, as in the follow-up table) has the value "
+            "0, the value of dead on the EQ-5D scale. Death: "
             "composite strategy; death is part of the variable. Summary: the mean change with its t-based "
             f"{lv} CI. Survivors without a score are left out (complete cases).",
             lead="EQ-5D with death = 0 (composite)."))
@@ -263,9 +264,10 @@ def _statistics(ctx: Ctx) -> list[Block]:
                      f"t-based {lv} confidence interval (CI) of the mean.")
     if ctx.has("paired_change"):
         parts.append(
-            f"Change from baseline was analysed in complete pairs (patients with a score at baseline and at the "
-            f"time point) with the paired t-test (mean change with its {lv} CI) and with the Wilcoxon signed-rank "
-            f"test with the Hodges-Lehmann estimate of the change and its {lv} CI (Bauer 1972). The Wilcoxon test "
+            f"Change from baseline was analysed among the survivors who answered, in complete pairs (patients with a "
+            f"score at baseline and at the time point) with the paired t-test (mean change with its {lv} CI) and "
+            f"with the Wilcoxon signed-rank test with the Hodges-Lehmann estimate of the change and its {lv} CI "
+            f"(Bauer 1972). The Wilcoxon test "
             f"is exact for fewer than 50 pairs without ties or zero differences and otherwise uses the normal "
             f"approximation with continuity correction, as R's wilcox.test; the outcome table marks which was used.")
     if ctx.has("responders"):
