@@ -32,7 +32,8 @@ def _pc(outcome: str, tp: str, n: int, alive: int, died: int, diff: float, lo: f
 
 def _mm(outcome: str, tp: str, n: int, est: float, lo: float, hi: float) -> dict[str, Any]:
     return {"outcome": outcome, "timepoint": tp, "estimate": est, "std_error": 0.1, "df": 13.0, "p_value": 0.03,
-            "ci_low": lo, "ci_high": hi, "n_patients": n, "n_observations": 2 * n + 2, "note": ""}
+            "ci_low": lo, "ci_high": hi, "n_patients": n, "n_observations": 2 * n + 2, "note": "",
+            "population": "alive"}
 
 
 def _results(suppress: bool) -> dict[str, Any]:
@@ -167,3 +168,12 @@ def test_small_cells_withhold_the_counts_that_give_away_a_small_one() -> None:
     assert [c[1] for c in change] == ["12 of 19", "9 of \u2013", "13 of 19", "9 of \u2013"]
     comp = {r.cells[0]: r.cells[1:5] for r in t["table-composite"].rows if r.kind != "group"}
     assert comp["Change to 1 year, death = 0"] == ("\u2013", "\u2013", "13", "<5")
+
+
+def test_an_older_mixed_model_is_not_passed_off_as_while_alive(results: dict[str, Any]) -> None:
+    old = copy.deepcopy(results)
+    for r in old["tables"]["mixed_model"]:
+        del r["population"]
+    text = " ".join(texts(build_document(old), "results"))
+    assert "estimates the change had no patient died, not the while-alive change" in text
+    assert "estimates the change had no patient died" not in " ".join(texts(build_document(results), "results"))

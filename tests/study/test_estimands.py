@@ -121,7 +121,9 @@ def test_mixed_model_among_the_living_against_r(cohort: tuple[pd.DataFrame, pd.D
         assert row["ci_low"] == pytest.approx(r_ref[f"mixed_{tp}_ci_low"], abs=1e-6)
         assert row["ci_high"] == pytest.approx(r_ref[f"mixed_{tp}_ci_high"], abs=1e-6)
     # without the restriction the model uses everyone (the dead's missing scores treated as MAR): another estimate
+    assert (mm["population"] == "alive").all()
     everyone = mixed_models(scores, eq_only).set_index("timepoint")
+    assert (everyone["population"] == "all").all()
     assert everyone.loc["1y", "n_patients"] == 12
     assert everyone.loc["1y", "estimate"] != pytest.approx(mm.loc["1y", "estimate"], abs=1e-3)
 

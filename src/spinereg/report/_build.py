@@ -410,6 +410,10 @@ def _sensitivity_text(ctx: Ctx) -> tuple[list[str], str]:
         if material:
             summary += (" Where they differ materially, survivors who did not answer may have fared differently from "
                         "those who did.")
+    if any(r.get("population") != "alive" for r in ctx.table_rows("mixed_model") or []):
+        summary += (" Note: this results file was written before the mixed model was restricted to the patients "
+                    "alive at each time point. Its mixed model used every patient's scores and so, under missing at "
+                    "random, estimates the change had no patient died, not the while-alive change; read it as such.")
     return items, summary
 
 

@@ -554,7 +554,7 @@ def survival(operations: pd.DataFrame, extract_date: pd.Timestamp, spec: StudySp
 
 
 MIXED_COLUMNS = ["outcome", "timepoint", "estimate", "std_error", "df", "p_value", "ci_low", "ci_high",
-                 "n_patients", "n_observations", "note"]
+                 "n_patients", "n_observations", "note", "population"]
 
 
 def mixed_models(scores: pd.DataFrame, spec: StudySpec, alive: pd.DataFrame | None = None) -> pd.DataFrame:
@@ -577,7 +577,8 @@ def mixed_models(scores: pd.DataFrame, spec: StudySpec, alive: pd.DataFrame | No
     valid when the survivors' missing answers are missing at random given
     their observed scores (the complete-case paired change assumes missing
     completely at random).  ``n_patients`` and ``n_observations`` are then
-    those of time point :math:`k`'s model.
+    those of time point :math:`k`'s model.  ``population`` says which:
+    ``"all"`` or ``"alive"``.
     """
     level = spec.analyses.conf_level
     order = list(spec.timepoints)
@@ -605,7 +606,8 @@ def mixed_models(scores: pd.DataFrame, spec: StudySpec, alive: pd.DataFrame | No
                 fit, n_pat, n_obs = fits["all"]
             else:
                 fit, n_pat, n_obs = fit_of(data[data["id"].isin(living.get(tp, set()))])
-            rec: dict[str, Any] = {"outcome": name, "timepoint": tp, "n_patients": n_pat, "n_observations": n_obs}
+            rec: dict[str, Any] = {"outcome": name, "timepoint": tp, "n_patients": n_pat, "n_observations": n_obs,
+                                   "population": "all" if alive is None else "alive"}
             row = None if fit is None else fit[fit["term"] == f"timepoint{tp}"]
             if row is None or row.empty:
                 rec.update(estimate=math.nan, std_error=math.nan, df=math.nan, p_value=math.nan, ci_low=math.nan,
