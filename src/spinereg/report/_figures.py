@@ -3,17 +3,30 @@
 :func:`make_figures` writes, in report order,
 
 1. ``flow``: the cohort flow diagram (always drawn);
-2. ``trajectory_<outcome>``: the mean of each outcome at each time point with
-   its confidence interval;
-3. ``individual_<outcome>``: each patient's scores across the time points,
-   with the mean;
-4. ``leak_types``: cement leaks by type, per treated level and per patient;
+2. ``trajectory_<outcome>``: the mean of each outcome over the patients who
+   answered both baseline and a follow-up time point (one line per pair of
+   time points: the same patients at both ends), beside the unjoined mean of
+   everyone who answered at each time point with its confidence interval;
+3. ``individual_<outcome>``: each patient's own scores across the time
+   points, with a cross at the death of each patient who died during
+   follow-up (when ``results.json`` holds the ``deaths`` table);
+4. ``leak_types``: cement leaks per treated level and per patient, in two
+   panels: by mechanism (Yeom et al. 2003) and by location;
 5. ``survival``: the Kaplan-Meier curve with its confidence band, censoring
-   marks and the numbers at risk.
+   marks and the numbers at risk, cut where fewer than 10% of the patients
+   remain at risk (:func:`km_cut`).
+
+Every time axis labels each time point with its n (and the deaths before
+answering); outcome axes span the instrument's whole scale (the EQ-5D index
+from the value set's worst state to 1, ODI and EQ VAS 0-100, NRS 0-10).
 
 A figure whose data are absent or empty is left out (the flow diagram is
 always drawn).  Each figure is saved as SVG (text kept as text, so it can be
-searched and restyled) and as a 200 dpi PNG, optionally also as PDF.
+searched and restyled), as a :data:`DPI` (300) dpi PNG and as a vector PDF.
+The flow diagram is also drawn 8.4 cm wide (``flow_narrow.svg``) for the
+HTML report on a phone.  When the data are synthetic, every figure carries a
+"SYNTHETIC DATA" band above the drawing (and in the PNG's and PDF's
+metadata).
 
 Rules
 -----
@@ -66,7 +79,7 @@ from spinereg.report._format import (
 )
 from spinereg.report._suppress import flow_steps, individual_withheld, require_baseline_of, survival_withheld
 
-__all__ = ["DPI", "OKABE_ITO", "FigureFile", "make_figures"]
+__all__ = ["DPI", "KM_MIN_AT_RISK", "OKABE_ITO", "SYNTHETIC_MARK", "FigureFile", "km_cut", "make_figures"]
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
 OKABE_ITO: dict[str, str] = {
@@ -79,8 +92,15 @@ OKABE_ITO: dict[str, str] = {
     "vermillion": "#D55E00",
     "reddish_purple": "#CC79A7",
 }
-#: Resolution of the PNG files (used in the Word report).
-DPI = 200
+#: Resolution of the PNG files (used in the Word report): journals ask for at least 300 dpi.
+DPI = 300
+#: The Kaplan-Meier curve is drawn while at least this fraction of the patients is at risk.
+KM_MIN_AT_RISK = 0.10
+#: Text of the band above every figure drawn from synthetic data.
+SYNTHETIC_MARK = "SYNTHETIC DATA \u2013 simulated patients, not real people"
+_WARN = "#A3001B"
+_BAND = 0.5  # cm: height of the synthetic-data band
+_NARROW = 8.4  # cm: width of the phone version of the flow diagram
 
 _INK = "#222222"
 _GREY = "#8C8C8C"
@@ -88,6 +108,7 @@ _MAIN = OKABE_ITO["blue"]
 _SECOND = OKABE_ITO["orange"]
 _BOX_FACE = "#E6F0F7"
 _SIDE_FACE = "#F4F4F4"
+_DEATH = OKABE_ITO["vermillion"]
 
 _CM_PER_INCH = 2.54
 _PT = _CM_PER_INCH / 72  # cm per point
@@ -154,14 +175,15 @@ class FigureFile:
     title : str
         A short title, e.g. ``"Mean EQ-5D-3L index over time"``.
     caption : str
-        The full caption: what is shown, the confidence level, the numbers
-        of patients and how missing answers are handled.
+        A short caption (at most about two printed lines): what is shown,
+        the confidence level, the numbers of patients; the methods section
+        says how missing answers are handled.
     svg : Path
         The vector figure (text kept as text).
     png : Path
         The raster figure at :data:`DPI` dots per inch (for Word).
     pdf : Path or None
-        The figure as PDF, when asked for.
+        The vector figure as PDF (``None`` only when ``pdf=False`` was asked).
     """
 
     id: str
@@ -177,10 +199,11 @@ class _Drawn(NamedTuple):
     id: str
     title: str
     caption: str
+    narrow: Figure | None = None  # the phone version (flow diagram), saved as <id>_narrow.svg
 
 
 def make_figures(results: Mapping[str, Any], out_dir: Path, *, suppression: Suppression,
-                 pdf: bool = False) -> list[FigureFile]:
+                 pdf: bool = True) -> list[FigureFile]:
     """Draw the report's figures from a study's results and write them to ``out_dir``.
 
     Parameters
@@ -188,12 +211,12 @@ def make_figures(results: Mapping[str, Any], out_dir: Path, *, suppression: Supp
     results : Mapping
         The content of ``results.json`` (``StudyResult.to_dict()``).
     out_dir : Path
-        Where to write ``<id>.svg``, ``<id>.png`` (and ``<id>.pdf``); created
+        Where to write ``<id>.svg``, ``<id>.png`` and ``<id>.pdf``; created
         when absent.  Existing files of the same names are replaced.
     suppression : Suppression
         Small-cell suppression of the counts drawn as text.
     pdf : bool
-        Also write each figure as PDF.
+        Write each figure as PDF too (the default; ``False`` saves time in tests).
 
     Returns
     -------
@@ -209,7 +232,7 @@ def make_figures(results: Mapping[str, Any], out_dir: Path, *, suppression: Supp
     with matplotlib.rc_context(_RC):
         for drawn in _draw_all(study):
             if drawn is not None:
-                files.append(_save(drawn, out, pdf=pdf))
+                files.append(_save(drawn, out, pdf=pdf, synthetic=study.synthetic))
     return files
 
 
@@ -223,25 +246,51 @@ def _draw_all(study: _Study) -> Iterator[_Drawn | None]:
     yield _survival(study)
 
 
-def _save(drawn: _Drawn, out: Path, *, pdf: bool) -> FigureFile:
+def _mark_synthetic(fig: Figure) -> None:
+    """Add a band of :data:`_BAND` cm above the drawing with :data:`SYNTHETIC_MARK` in it.
+
+    The figure grows by the band; every axes keeps its size and place
+    relative to the figure's bottom, so nothing drawn moves or is covered.
+    """
+    w, h = (float(v) * _CM_PER_INCH for v in fig.get_size_inches())
+    k = h / (h + _BAND)
+    boxes = [(ax, ax.get_position()) for ax in fig.axes]
+    fig.set_size_inches(w / _CM_PER_INCH, (h + _BAND) / _CM_PER_INCH)
+    for ax, b in boxes:
+        ax.set_position((b.x0, b.y0 * k, b.width, b.height * k))
+    fig.text(1.0 - _EDGE / w, 1.0 - 0.5 * _BAND / (h + _BAND), SYNTHETIC_MARK, ha="right", va="center_baseline",
+             fontsize=_SMALL, fontweight="bold", color=_WARN, gid="synthetic-mark")
+
+
+def _save(drawn: _Drawn, out: Path, *, pdf: bool, synthetic: bool) -> FigureFile:
     stem = out / drawn.id
     svg, png = stem.with_suffix(".svg"), stem.with_suffix(".png")
-    drawn.fig.savefig(svg, format="svg", metadata={"Date": None})
-    _write_png(drawn.fig, png)
+    note = {"Description": SYNTHETIC_MARK} if synthetic else {}
+    for fig in (drawn.fig, drawn.narrow):
+        if synthetic and fig is not None:
+            _mark_synthetic(fig)
+    drawn.fig.savefig(svg, format="svg", metadata={"Date": None, "Title": drawn.title, **note})
+    if drawn.narrow is not None:
+        drawn.narrow.savefig(out / f"{drawn.id}_narrow.svg", format="svg",
+                             metadata={"Date": None, "Title": drawn.title, **note})
+    _write_png(drawn.fig, png, drawn.title, SYNTHETIC_MARK if synthetic else "")
     pdf_path = None
     if pdf:
         pdf_path = stem.with_suffix(".pdf")
-        drawn.fig.savefig(pdf_path, format="pdf", metadata={"CreationDate": None})
+        drawn.fig.savefig(pdf_path, format="pdf", metadata={"CreationDate": None, "Title": drawn.title,
+                                                            **({"Subject": SYNTHETIC_MARK} if synthetic else {})})
     return FigureFile(drawn.id, drawn.title, drawn.caption, svg, png, pdf_path)
 
 
-def _write_png(fig: Figure, path: Path) -> None:
+def _write_png(fig: Figure, path: Path, title: str, mark: str) -> None:
     """Rasterise ``fig`` at :data:`DPI` with Agg and write it as an opaque RGB PNG with Pillow.
 
     RGB rather than RGBA keeps the files small; the physical resolution is
-    recorded so that Word places the image at its true width.
+    recorded (``pHYs``) so that Word places the image at its true width; the
+    title and the synthetic-data mark go into ``tEXt`` chunks.
     """
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
 
     dpi = fig.dpi
     fig.set_dpi(DPI)
@@ -251,8 +300,12 @@ def _write_png(fig: Figure, path: Path) -> None:
         rgba = np.asarray(canvas.buffer_rgba())
     finally:
         fig.set_dpi(dpi)
+    info = PngInfo()
+    info.add_text("Title", title)
+    if mark:
+        info.add_text("Description", mark)
     Image.fromarray(np.ascontiguousarray(rgba[:, :, :3])).save(path, format="PNG", dpi=(DPI, DPI),
-                                                                compress_level=6)
+                                                                compress_level=6, pnginfo=info)
 
 
 # --------------------------------------------------------------------------- values
@@ -381,11 +434,39 @@ def _percent_axis(ax: Axes, axis: str, ticks: Sequence[float]) -> None:
 # --------------------------------------------------------------------------- the results
 
 
+#: Whole scale of each instrument (the EQ-5D index's comes from its value set, :func:`_eq5d_range`).
+_SCALES: dict[str, tuple[float, float]] = {"odi": (0.0, 100.0), "eqvas": (0.0, 100.0), "nrs": (0.0, 10.0),
+                                           "nrs_back": (0.0, 10.0), "nrs_leg": (0.0, 10.0)}
+
+
+def _eq5d_range(instrument: str, valueset: str) -> tuple[float, float] | None:
+    """Lowest and highest index of the value set: every health state scored (243 for 3L, 3125 for 5L)."""
+    from spinereg.instruments import eq5d
+
+    version, type_ = ("3L", "TTO") if instrument == "eq5d3l" else ("5L", "VT")
+    levels = 3 if version == "3L" else 5
+    states = ["".join(map(str, s)) for s in itertools.product(range(1, levels + 1), repeat=5)]
+    try:
+        values = np.asarray(eq5d(states, version=version, type=type_, country=valueset), dtype=float)
+    except Exception:  # an unknown value set: the axis falls back to the data's range
+        return None
+    return (float(np.nanmin(values)), float(np.nanmax(values))) if np.isfinite(values).any() else None
+
+
 @dataclass(frozen=True)
 class _Outcome:
     name: str
     label: str
     higher_is_better: bool | None
+    instrument: str = ""
+    valueset: str = ""
+
+    @property
+    def scale(self) -> tuple[float, float] | None:
+        """The instrument's whole scale, or ``None`` when it is not known."""
+        if self.instrument.startswith("eq5d"):
+            return _eq5d_range(self.instrument, self.valueset) if self.valueset else None
+        return _SCALES.get(self.instrument)
 
     @property
     def axis_label(self) -> str:
@@ -412,9 +493,30 @@ class _Study:
         self.level = _level_text(settings.get("conf_level"))
         self.outcomes = [
             _Outcome(str(o["name"]), str(o.get("label") or o["name"]),
-                     o.get("higher_is_better") if isinstance(o.get("higher_is_better"), bool) else None)
+                     o.get("higher_is_better") if isinstance(o.get("higher_is_better"), bool) else None,
+                     str(o.get("instrument") or ""), str(o.get("valueset") or ""))
             for o in results.get("outcomes") or [] if o.get("name") is not None]
         self.timepoints: list[Mapping[str, Any]] = list(results.get("timepoints") or [])
+        data = results.get("data") or {}
+        self.synthetic = bool(data.get("synthetic")) if isinstance(data, Mapping) else False
+
+    def died_before(self) -> dict[str, Any]:
+        """Deaths before answering, by time point (``follow_up`` table)."""
+        return {str(r.get("timepoint")): r.get("died_before_answering") for r in self.table("follow_up")}
+
+    def tick_labels(self, positions: Mapping[str, float], rows: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+        """``"3m\nn = 12\n7 died"``: the time point, its n and the deaths before answering."""
+        died = self.died_before()
+        out = {}
+        for name in positions:
+            lines = [name]
+            if name in rows:
+                lines.append(f"n = {fmt_count(rows[name].get('n'), self.sup)}")
+            d = _num(died.get(name))
+            if d is not None and d > 0:
+                lines.append(f"{fmt_count(died.get(name), self.sup)} died")
+            out[name] = "\n".join(lines)
+        return out
 
     def table(self, name: str) -> list[Mapping[str, Any]]:
         rows = self.tables.get(name)
@@ -571,66 +673,107 @@ def _flow(study: _Study) -> _Drawn:
 # --------------------------------------------------------------------------- 2. mean trajectories
 
 
+def _outcome_axis(ax: Axes, oc: _Outcome, values: Sequence[float]) -> bool:
+    """y axis over the instrument's whole scale (widened to any drawn value outside it); False when unknown."""
+    scale = oc.scale
+    if scale is None:
+        ax.autoscale_view()
+        return False
+    lo, hi = scale
+    if values:
+        lo, hi = min(lo, min(values)), max(hi, max(values))
+    pad = 0.03 * (hi - lo) if hi > lo else 1.0
+    ax.set_ylim(lo - pad, hi + pad)
+    ticks = MaxNLocator(nbins=7, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+    ax.yaxis.set_major_locator(FixedLocator([float(t) for t in ticks if lo - 1e-9 <= t <= hi + 1e-9]))
+    return True
+
+
+def _scale_text(oc: _Outcome, full: bool) -> str:
+    if not full:
+        return " The y axis spans the scores drawn (the instrument's scale is not known)."
+    if oc.instrument.startswith("eq5d"):
+        return " The y axis spans the value set's whole range."
+    return ""
+
+
+def _legend_above(fig: Figure, ax: Axes, handles: Sequence[Any], ncols: int) -> float:
+    """A legend above ``ax`` in rows of ``ncols``; returns the room it needs (cm)."""
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=ncols, borderaxespad=0.2)
+    rows = math.ceil(len(handles) / ncols)
+    return _LEGEND + (rows - 1) * _lines_cm(1, _SMALL) * 1.45
+
+
 def _trajectory(study: _Study, oc: _Outcome) -> _Drawn | None:
-    """Mean with its CI (error bars) at each time point, n under each time point."""
+    """Means of the same patients joined (baseline and one follow-up), beside every answer's mean, unjoined."""
     sup = study.sup
     rows = study.summary(oc)
     if not any(_num(r.get("mean")) is not None for r in rows.values()):
         return None
-    pos, by_day = study.positions(list(rows))
-    fig = _new_figure(7.5)
+    pairs = [r for r in study.table("paired_change") if r.get("outcome") == oc.name]
+    pos, _by_day = study.positions(list(rows) + [str(r.get("timepoint")) for r in pairs])
+    base = next(iter(pos))
+    span = (max(pos.values()) - min(pos.values())) or 1.0
+    dodge = 0.012 * span
+    fig = _new_figure(8.0)
     ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
-    labels: dict[str, str] = {}
-    xs: list[float] = []
-    means: list[float] = []
-    bars: list[tuple[float, float, float, float]] = []  # x, mean, below, above
+    drawn: list[float] = []
     empty: list[str] = []
-    no_ci: list[str] = []
     small: list[str] = []
     for name, x in pos.items():
-        r = rows.get(name, {})
-        labels[name] = f"{name}\nn = {fmt_count(r.get('n'), sup)}" if r else name
+        r = rows.get(name)
+        if r is None:
+            continue
         if sup.hides(r.get("n")):  # the table hides the mean and CI of so few patients: so does the figure
             small.append(name)
             continue
         m = _num(r.get("mean"))
         if m is None:
-            if r:
-                empty.append(name)
+            empty.append(name)
             continue
-        xs.append(x)
-        means.append(m)
         lo, hi = _num(r.get("ci_low")), _num(r.get("ci_high"))
-        if lo is None or hi is None:
-            no_ci.append(name)
-        else:
-            bars.append((x, m, m - lo, hi - m))
-    ax.plot(xs, means, color=_MAIN, marker="o", markersize=5, lw=1.5, zorder=3)
-    if bars:
-        ax.errorbar([b[0] for b in bars], [b[1] for b in bars],
-                    yerr=np.array([[b[2] for b in bars], [b[3] for b in bars]]), fmt="none", ecolor=_MAIN,
-                    elinewidth=1.0, capsize=3, capthick=1.0, zorder=2)
+        err = None if lo is None or hi is None else np.array([[m - lo], [hi - m]])
+        ax.errorbar([x - dodge], [m], yerr=err, fmt="o", color=_GREY, mfc="white", mew=1.2, markersize=5,
+                    elinewidth=1.0, capsize=3, capthick=1.0, zorder=2, gid=f"all-{name}")
+        drawn += [m] + ([lo, hi] if err is not None else [])  # type: ignore[list-item]
+    colours = [_MAIN, _SECOND, OKABE_ITO["bluish_green"], OKABE_ITO["reddish_purple"], OKABE_ITO["sky_blue"]]
+    handles: list[Any] = [Line2D([], [], ls="none", marker="o", color=_GREY, mfc="white", mew=1.2, markersize=5,
+                                 label=f"All who answered: mean ({study.level} CI)")]
+    hidden_pairs: list[str] = []
+    k = 0
+    for r in pairs:
+        tp = str(r.get("timepoint"))
+        b, a = _num(r.get("mean_before")), _num(r.get("mean_after"))
+        if tp not in pos or tp == base or b is None or a is None:
+            continue
+        if sup.hides(r.get("n_pairs")):
+            hidden_pairs.append(tp)
+            continue
+        colour = colours[k % len(colours)]
+        k += 1
+        label = f"Answered {base} and {tp} (n = {fmt_count(r.get('n_pairs'), sup)})"
+        ax.plot([pos[base] + k * dodge, pos[tp] + dodge], [b, a], color=colour, marker="o", markersize=5, lw=1.6,
+                zorder=3, gid=f"pair-{tp}")
+        handles.append(Line2D([], [], color=colour, marker="o", markersize=5, lw=1.6, label=label))
+        drawn += [a, b]
     to_axes = blended_transform_factory(ax.transData, ax.transAxes)
     for name, text in [*((e, "no answers" if not _num(rows[e].get("n")) else "not estimable") for e in empty),
                        *((e, f"n <{sup.threshold}: not shown") for e in small)]:
         ax.text(pos[name], 0.5, text, color=_GREY, fontsize=_SMALL, ha="center", va="center", rotation=90,
                 transform=to_axes)
-    _time_axis(ax, pos, labels)
+    full = _outcome_axis(ax, oc, drawn)
+    _time_axis(ax, pos, study.tick_labels(pos, rows))
     ax.set_ylabel(oc.axis_label)
-    _place(fig, ax, left=_left_margin(ax), bottom=_bottom_margin(ax), right=0.3, top=0.25)
+    top = _legend_above(fig, ax, handles, 2)
+    _place(fig, ax, left=_left_margin(ax), bottom=_bottom_margin(ax), right=0.3, top=top)
 
-    caption = (f"Mean {oc.label} at each time point with {study.level} confidence intervals (t distribution; error "
-               f"bars). Each mean is over the patients who answered at that time point (n under the time point); "
-               f"patients who had died, did not answer or were not yet due are left out and nothing is imputed, so "
-               f"the means at different time points need not come from the same patients. "
-               f"{study.placement_note(pos, by_day)}{oc.better}")
+    caption = (f"Mean {oc.label}: lines join the means of the same patients (those who answered {base} and a "
+               f"follow-up); grey circles, not joined, are the means ({study.level} CI) of all who answered.")
+    caption += _scale_text(oc, full) if not full else ""
     if empty:
         caption += f" Not estimable at {_join(empty)} (no scores)."
-    if small:
-        caption += (f" Not shown at {_join(small)}: fewer than {sup.threshold} patients answered (small-cell "
-                    f"suppression; n shown as <{sup.threshold}).")
-    if no_ci:
-        caption += f" Confidence interval not estimable at {_join(no_ci)}."
+    if small or hidden_pairs:
+        caption += f" Means of fewer than {sup.threshold} patients are not shown (small-cell suppression)."
     caption += _suppression_note(sup)
     return _Drawn(fig, f"trajectory_{_safe_id(oc.name)}", f"Mean {oc.label} over time", caption)
 
@@ -639,7 +782,7 @@ def _trajectory(study: _Study, oc: _Outcome) -> _Drawn | None:
 
 
 def _individual(study: _Study, oc: _Outcome) -> _Drawn | None:
-    """One thin line per patient across the time points answered, with the mean over them."""
+    """One thin line per patient across the time points answered; a cross at each death during follow-up."""
     sup = study.sup
     scores = [r for r in study.table("scores")
               if r.get("outcome") == oc.name and _num(r.get("value")) is not None and r.get("timepoint") is not None]
@@ -659,39 +802,53 @@ def _individual(study: _Study, oc: _Outcome) -> _Drawn | None:
         else:
             singles.append(pts[0])
     n_patients = len(by_case)
-    alpha = min(0.6, max(0.08, 3.0 / math.sqrt(n_patients)))
+    alpha = min(0.7, max(0.15, 3.0 / math.sqrt(n_patients)))
+    # deaths during follow-up (by the last time point's window end), at the patient's last score
+    ends = [_num(t.get("window_end")) for t in study.timepoints]
+    horizon = max([e for e in ends if e is not None] + [max(pos.values())])
+    death_day = {str(r.get("case")): _num(r.get("day")) for r in study.table("deaths")}
+    deaths: list[tuple[float, float, float]] = []  # last x, last y, death day
+    if by_day:
+        for case, pts in by_case.items():
+            d = death_day.get(case)
+            if d is not None and pts[-1][0] <= d <= horizon:
+                deaths.append((pts[-1][0], pts[-1][1], d))
 
-    fig = _new_figure(7.5)
+    fig = _new_figure(8.0)
     ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
-    ax.add_collection(LineCollection(paths, colors=_GREY, linewidths=0.6, alpha=alpha, zorder=1))
+    ax.add_collection(LineCollection(paths, colors=_INK, linewidths=0.7, alpha=alpha, zorder=1))
     if singles:
-        ax.scatter([p[0] for p in singles], [p[1] for p in singles], s=6, color=_GREY, alpha=min(1.0, 1.2 * alpha),
+        ax.scatter([p[0] for p in singles], [p[1] for p in singles], s=9, color=_INK, alpha=min(1.0, 1.2 * alpha),
                    linewidths=0, zorder=1)
-    mean_pts = sorted((pos[n], m) for n, r in rows.items() if (m := _num(r.get("mean"))) is not None and n in pos)
-    if mean_pts:
-        ax.plot([p[0] for p in mean_pts], [p[1] for p in mean_pts], color=_MAIN, marker="o", markersize=5, lw=2.0,
-                zorder=3)
-    ax.autoscale_view()
-    labels = {name: name if name not in rows else f"{name}\nn = {fmt_count(rows[name].get('n'), sup)}"
-              for name in pos}
-    _time_axis(ax, pos, labels)
+    if deaths:
+        ax.add_collection(LineCollection([np.array([[x, y], [d, y]]) for x, y, d in deaths], colors=_DEATH,
+                                         linewidths=0.7, linestyles=(0, (1.5, 1.5)), alpha=0.8, zorder=2))
+        ax.plot([d for _x, _y, d in deaths], [y for _x, y, _d in deaths], ls="none", marker="x", markersize=5,
+                mew=1.3, color=_DEATH, zorder=3, gid="deaths")
+    full = _outcome_axis(ax, oc, [p[1] for pts in by_case.values() for p in pts])
+    _time_axis(ax, pos, study.tick_labels(pos, rows))
+    if deaths:
+        lo, hi = ax.get_xlim()
+        ax.set_xlim(lo, max(hi, max(d for _x, _y, d in deaths) + 0.03 * (hi - lo)))
     ax.set_ylabel(oc.axis_label)
-    handles = [Line2D([], [], color=_GREY, lw=0.8, label="Individual patients")]
-    if mean_pts:
-        handles.append(Line2D([], [], color=_MAIN, lw=2.0, marker="o", markersize=5, label="Mean"))
-    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, borderaxespad=0.2)
-    _place(fig, ax, left=_left_margin(ax), bottom=_bottom_margin(ax), right=0.3, top=_LEGEND)
+    handles = [Line2D([], [], color=_INK, alpha=max(alpha, 0.5), lw=0.8, label="One patient's scores")]
+    if deaths:
+        handles.append(Line2D([], [], color=_DEATH, ls="none", marker="x", markersize=5, mew=1.3,
+                              label="Death (at the last score)"))
+    top = _legend_above(fig, ax, handles, 2)
+    _place(fig, ax, left=_left_margin(ax), bottom=_bottom_margin(ax), right=0.3, top=top)
 
-    who = f"the {_counted(n_patients, 'patient', sup)} with at least one score"
-    caption = (f"Individual {oc.label} scores of {who}: one thin grey line per patient joining the time points the "
-               f"patient answered (a dot where only one was answered)")
-    caption += ", and the mean at each time point (blue)." if mean_pts else "."
-    caption += (" Patients are shown whatever time points they missed (death, no answer, not yet due); nothing is "
-                f"imputed. {study.placement_note(pos, by_day)}{oc.better}")
+    who = _counted(n_patients, "patient", sup)
+    caption = f"{oc.label} of each of the {who} with a score, joining the time points answered (a dot: one only)"
+    if deaths:
+        caption += f"; \u00d7: death during follow-up ({_counted(len(deaths), 'patient', sup)})."
+    else:
+        caption += "."
+    caption += _scale_text(oc, full) if not full else ""
     if sup.on:
-        caption += (f" Drawn because every time point shown has at least {sup.threshold} patients (small-cell "
-                    f"suppression).")
+        caption += f" Drawn because every time point has at least {sup.threshold} patients."
     return _Drawn(fig, f"individual_{_safe_id(oc.name)}", f"Individual {oc.label} trajectories", caption)
+
 
 
 # --------------------------------------------------------------------------- 4. leak types
@@ -719,8 +876,22 @@ def _leak_label(measure: str, category: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+#: Leak categories that classify the mechanism (Yeom et al. 2003); the others (but "any") the location.
+_MECHANISMS = ("yeom_b", "yeom_s", "yeom_c", "type not recorded")
+
+
+def _leak_panels(cats: Sequence[tuple[str, str]]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The rows of each panel: any and symptomatic leaks; by mechanism; by location (empty panels left out)."""
+    overall = [c for c in cats if c[1] == "any"]
+    mechanism = [c for c in cats if c[1] != "any" and c[1] in _MECHANISMS]
+    location = [c for c in cats if c[1] != "any" and c[1] not in _MECHANISMS]
+    panels = [("All leaks", overall), ("By mechanism (Yeom et al. 2003)", mechanism), ("By location", location)]
+    return [(title, rows) for title, rows in panels if rows]
+
+
 def _leak_types(study: _Study) -> _Drawn | None:
-    """Horizontal bars of the leak proportions by type, per level and per patient, with CI whiskers."""
+    """Horizontal bars of the leak proportions per level and per patient, with CI whiskers, in three panels:
+    all and symptomatic leaks, by mechanism, and by location."""
     sup = study.sup
     rows = [r for r in study.table("leaks") if r.get("measure") in _MEASURES]
     if not any(_num(r.get("proportion")) is not None for r in rows):
@@ -732,10 +903,15 @@ def _leak_types(study: _Study) -> _Drawn | None:
     cell = {(str(r.get("measure")), str(r.get("category")), str(r.get("unit"))): r for r in rows}
     colours = [_MAIN, _SECOND, OKABE_ITO["bluish_green"], OKABE_ITO["reddish_purple"]]
     bar_h = 0.8 / len(units)
-
-    fig = _new_figure(1.2 + _LEGEND + len(cats) * (0.3 * len(units) + 0.25))
-    ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
-    ends: list[tuple[float, float, str]] = []  # bar or whisker end, y, label
+    panels = _leak_panels(cats)
+    row_cm = 0.3 * len(units) + 0.25
+    title_cm = _lines_cm(1, _FONT) + 0.15
+    gap_cm = 0.25
+    x_block = _EDGE + _lines_cm(1, _FONT) + _lines_cm(1, _SMALL) + (_TICK + _TICK_PAD + _LABEL_PAD) * _PT
+    height = _LEGEND + sum(title_cm + len(p) * row_cm for _t, p in panels) + gap_cm * (len(panels) - 1) + x_block
+    fig = _new_figure(height)
+    axes = [fig.add_axes((0.1, 0.1, 0.8, 0.8)) for _ in panels]
+    ends: list[tuple[Axes, float, float, str]] = []  # axes, bar or whisker end, y, label
     hidden = False
     handles: list[Patch] = []
     denominators: list[str] = []
@@ -743,66 +919,77 @@ def _leak_types(study: _Study) -> _Drawn | None:
         unit_rows = [r for (m, _c, u), r in cell.items() if u == unit and m == "cement leak"]
         noun = "assessed " + _UNIT_NAMES.get(unit, unit)
         denominators.append(_counted(unit_rows[0].get("n"), noun, sup) if unit_rows else f"{noun}s")
-        ys: list[float] = []
-        ps: list[float] = []
-        whiskers: list[tuple[float, float, float, float]] = []  # y, p, below, above
-        for i, (measure, category) in enumerate(cats):
-            r = cell.get((measure, category, unit))
-            if r is None:
-                continue
-            y = i - 0.4 + bar_h * (j + 0.5)
-            p, lo, hi = _num(r.get("proportion")), _num(r.get("ci_low")), _num(r.get("ci_high"))
-            counts = f"{fmt_count(r.get('x'), sup)}/{fmt_count(r.get('n'), sup)}"
-            if p is None:
-                ends.append((0.0, y, "not estimable"))
-                continue
-            if sup.hides(r.get("x")) or sup.hides(r.get("n")):  # a bar or CI would give the count away
-                ends.append((0.0, y, f"{counts} (suppressed)"))
-                hidden = True
-                continue
-            pct = fmt_proportion(p, 1, counts=(r.get("x"), r.get("n")), sup=sup)
-            ends.append((max(p, hi or 0.0), y, f"{pct} ({counts})"))
-            ys.append(y)
-            ps.append(p)
-            if lo is not None and hi is not None:
-                whiskers.append((y, p, max(p - lo, 0.0), max(hi - p, 0.0)))
         colour = colours[j % len(colours)]
         handles.append(Patch(facecolor=colour, label=f"Per {_UNIT_NAMES.get(unit, unit)}"))
-        ax.barh(ys, ps, height=bar_h * 0.92, color=colour, zorder=2)
-        if whiskers:
-            ax.errorbar([w[1] for w in whiskers], [w[0] for w in whiskers],
-                        xerr=np.array([[w[2] for w in whiskers], [w[3] for w in whiskers]]), fmt="none",
-                        ecolor=_INK, elinewidth=0.8, capsize=2, capthick=0.8, zorder=3)
-    for end, y, text in ends:
+        for ax, (_title, pcats) in zip(axes, panels, strict=True):
+            ys: list[float] = []
+            ps: list[float] = []
+            whiskers: list[tuple[float, float, float, float]] = []  # y, p, below, above
+            for i, (measure, category) in enumerate(pcats):
+                r = cell.get((measure, category, unit))
+                if r is None:
+                    continue
+                y = i - 0.4 + bar_h * (j + 0.5)
+                p, lo, hi = _num(r.get("proportion")), _num(r.get("ci_low")), _num(r.get("ci_high"))
+                counts = f"{fmt_count(r.get('x'), sup)}/{fmt_count(r.get('n'), sup)}"
+                if p is None:
+                    ends.append((ax, 0.0, y, "not estimable"))
+                    continue
+                if sup.hides(r.get("x")) or sup.hides(r.get("n")):  # a bar or CI would give the count away
+                    ends.append((ax, 0.0, y, f"{counts} (suppressed)"))
+                    hidden = True
+                    continue
+                pct = fmt_proportion(p, 1, counts=(r.get("x"), r.get("n")), sup=sup)
+                ends.append((ax, max(p, hi or 0.0), y, f"{pct} ({counts})"))
+                ys.append(y)
+                ps.append(p)
+                if lo is not None and hi is not None:
+                    whiskers.append((y, p, max(p - lo, 0.0), max(hi - p, 0.0)))
+            ax.barh(ys, ps, height=bar_h * 0.92, color=colour, zorder=2)
+            if whiskers:
+                ax.errorbar([w[1] for w in whiskers], [w[0] for w in whiskers],
+                            xerr=np.array([[w[2] for w in whiskers], [w[3] for w in whiskers]]), fmt="none",
+                            ecolor=_INK, elinewidth=0.8, capsize=2, capthick=0.8, zorder=3)
+    for ax, end, y, text in ends:
         ax.annotate(text, xy=(end, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=_SMALL)
-    ax.set_yticks(range(len(cats)), [_leak_label(m, c) for m, c in cats])
-    ax.set_ylim(len(cats) - 0.5, -0.5)
-    ax.tick_params(axis="y", length=0)
-    ax.set_xlabel("Proportion with a cement leak")
     left = _EDGE + max(_text_cm(_leak_label(m, c), _SMALL) for m, c in cats) + _TICK_PAD * _PT
     right = 0.45  # room for the last tick label
     axis_w = _WIDTH - left - right
     # room right of each bar for its label: end + (3 pt + width) * xmax / axis_w <= xmax
     xmax = max([0.05] + [end / max(1.0 - (3 * _PT + _text_cm(text, _SMALL) + 0.1) / axis_w, 0.2)
-                         for end, _y, text in ends])
-    ticks = MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(0.0, xmax)
-    _percent_axis(ax, "x", [float(t) for t in ticks if 0 <= t <= min(1.0, xmax) + 1e-9])
-    ax.set_xlim(0, xmax)
-    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=len(units), borderaxespad=0.2)
-    _place(fig, ax, left=left, bottom=_bottom_margin(ax), right=right, top=_LEGEND)
+                         for _ax, end, _y, text in ends])
+    ticks = [float(t) for t in MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(0.0, xmax)
+             if 0 <= t <= min(1.0, xmax) + 1e-9]
+    top = height - _LEGEND
+    for k, (ax, (title, pcats)) in enumerate(zip(axes, panels, strict=True)):
+        ax.set_yticks(range(len(pcats)), [_leak_label(m, c) for m, c in pcats])
+        ax.set_ylim(len(pcats) - 0.5, -0.5)
+        ax.tick_params(axis="y", length=0)
+        _percent_axis(ax, "x", ticks)
+        ax.set_xlim(0, xmax)
+        last = k == len(panels) - 1
+        if last:
+            ax.set_xlabel("Proportion with a cement leak")
+        else:
+            ax.tick_params(axis="x", labelbottom=False)
+        h = len(pcats) * row_cm
+        ax.text(-left / axis_w + _EDGE / axis_w, 1.0, title, transform=ax.transAxes, ha="left", va="bottom",
+                fontsize=_FONT, fontweight="bold", gid=f"leak-panel-{k}")
+        top -= title_cm
+        _place(fig, ax, left=left, bottom=top - h, right=right, top=height - top)
+        top -= h + gap_cm
+    axes[0].legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0 + title_cm / (len(panels[0][1])
+                   * row_cm)), ncols=len(units), borderaxespad=0.2)
 
-    caption = (f"Cement leaks by type (Yeom et al. 2003 classification and location), as the proportion of "
-               f"{_join(denominators)} with a leak, with exact (Clopper-Pearson) {study.level} confidence intervals "
-               "(whiskers); the labels give the percentage and the count over the denominator. A level or patient "
-               "with leaks of two types counts under both, so the types need not add up to any leak. Assessed "
-               "levels and patients are those with post-operative imaging.")
+    caption = (f"Cement leaks per {_join(denominators)}, overall, by mechanism and by location, with exact "
+               f"{study.level} CIs; a leak of two types counts under both.")
     if hidden:
         caption += (f" Counts from 1 to {sup.threshold - 1} are shown as <{sup.threshold}, without their bar, "
-                    "percentage "
-                    "or confidence interval, from which they could be calculated back.")
+                    "percentage or confidence interval.")
     else:
         caption += _suppression_note(sup)
-    return _Drawn(fig, "leak_types", "Cement leaks by type", caption)
+    return _Drawn(fig, "leak_types", "Cement leaks by mechanism and location", caption)
+
 
 
 # --------------------------------------------------------------------------- 5. survival
@@ -817,8 +1004,37 @@ def _at_risk_columns(rows: Sequence[Mapping[str, Any]], most: int) -> list[Mappi
     return list(rows[:: math.ceil(len(rows) / most)])
 
 
+def km_cut(curve: Sequence[tuple[float, float]], n: float, fraction: float = KM_MIN_AT_RISK) -> float | None:
+    """Where the Kaplan-Meier curve is cut: the last time at which at least ``fraction`` of ``n`` are at risk.
+
+    Parameters
+    ----------
+    curve : sequence of (months, n_risk)
+        The curve's times in increasing order with the number at risk at each
+        (those followed at least that long, R's ``n.risk``).
+    n : float
+        The number of patients (at risk at time 0).
+    fraction : float
+        The least fraction at risk that is drawn (:data:`KM_MIN_AT_RISK`).
+
+    Returns
+    -------
+    float or None
+        The last time ``t`` with ``n_risk(t) >= fraction * n``: just after it
+        fewer remain at risk, so the curve is drawn over ``[0, t]``.  ``None``
+        when no time is cut (the last time still qualifies, or there is no
+        curve); ``0.0`` when even the first time has too few at risk.
+    """
+    need = fraction * n
+    times = [m for m, _r in curve]
+    kept = [m for m, r in curve if r >= need]
+    if not times or len(kept) == len(times):
+        return None
+    return max(kept) if kept else 0.0
+
+
 def _survival(study: _Study) -> _Drawn | None:
-    """Kaplan-Meier step curve with the CI band, censoring marks and a number-at-risk row."""
+    """Kaplan-Meier step curve with the CI band, censoring marks and a number-at-risk row, cut by :func:`km_cut`."""
     sup = study.sup
     curve = sorted((r for r in study.table("survival_curve")
                     if _num(r.get("months")) is not None and _num(r.get("survival")) is not None),
@@ -826,9 +1042,17 @@ def _survival(study: _Study) -> _Drawn | None:
     if not curve or survival_withheld(study.results, sup):
         return None  # a curve of fewer than `threshold` patients shows each one's death: the table hides it too
     median = (study.table("survival_median") or [{}])[0]
+    risk_rows = [r for r in study.table("survival_at_risk") if _num(r.get("months")) is not None]
+    n_total = _num(median.get("n"))
+    if n_total is None:
+        n_total = max([_nan(r.get("n_risk")) for r in risk_rows if _num(r.get("n_risk")) is not None]
+                      + [_nan(r.get("n_risk")) for r in curve if _num(r.get("n_risk")) is not None] + [0.0])
+    cut = km_cut([(_nan(r.get("months")), _num(r.get("n_risk")) or 0.0) for r in curve], n_total)
+    if cut is not None:
+        curve = [r for r in curve if _nan(r.get("months")) <= cut]
+        risk_rows = [r for r in risk_rows if _nan(r.get("months")) <= cut]
     left, right = 1.7, 0.35
     axis_w = _WIDTH - left - right
-    risk_rows = [r for r in study.table("survival_at_risk") if _num(r.get("months")) is not None]
     widest = max((_text_cm(fmt_count(r.get("n_risk"), sup), _SMALL) for r in risk_rows), default=0.0)
     at_risk = _at_risk_columns(risk_rows, int(axis_w // (widest + 0.3))) if risk_rows else []
 
@@ -857,7 +1081,7 @@ def _survival(study: _Study) -> _Drawn | None:
         med_text = "Median survival not estimable"
     ax.text(0.99, 0.98, med_text, transform=ax.transAxes, ha="right", va="top", fontsize=_SMALL)
 
-    horizon = max([float(t[-1])] + [_nan(r.get("months")) for r in at_risk])
+    horizon = max([float(t[-1])] + [_nan(r.get("months")) for r in at_risk] + ([cut] if cut else []))
     ax.set_xlim(0, horizon * 1.02 if horizon > 0 else 1.0)
     ax.set_ylim(0, 1.02)
     _percent_axis(ax, "y", [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
@@ -889,16 +1113,12 @@ def _survival(study: _Study) -> _Drawn | None:
                          fontsize=_SMALL, gid=f"atrisk-{fmt_num(m, 0)}")
 
     n_text, ev_text = _counted(median.get("n"), "patient", sup), _counted(median.get("events"), "death", sup)
-    caption = (f"Kaplan-Meier estimate of overall survival after the operation ({n_text}, {ev_text}), with the "
-               f"pointwise {study.level} confidence band (log scale; shaded).")
-    if cens:
-        caption += " Patients alive at the registry extract date are censored there (tick marks)."
-    if med is not None:
-        caption += (f" The dotted line marks the median survival, {fmt_num(med, 1)} months ({study.level} CI "
-                    f"{fmt_median_ci(med_lo, med_hi)}).")
-    elif reader_note(median.get("note")):
+    caption = f"Overall survival ({n_text}, {ev_text}) with the {study.level} confidence band"
+    caption += "; |: censored at the extract date." if cens else "."
+    if cut is not None:
+        caption += (f" Cut at {fmt_num(cut, 0)} months: beyond it fewer than {fmt_num(100 * KM_MIN_AT_RISK, 0)}% "
+                    "of the patients remained at risk.")
+    if med is None and reader_note(median.get("note")):
         caption += f" Median survival not estimable: {reader_note(median.get('note')).rstrip('.')}."
-    if at_risk:
-        caption += " The row under the axis gives the number of patients still at risk."
     caption += _suppression_note(sup)
     return _Drawn(fig, "survival", "Kaplan-Meier survival", caption)
