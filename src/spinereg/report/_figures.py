@@ -382,8 +382,8 @@ def _wrap(text: str, width_cm: float, size: float, *, bold: bool = False) -> lis
     return lines or [""]
 
 
-def _new_figure(height_cm: float) -> Figure:
-    fig = Figure(figsize=(_WIDTH / _CM_PER_INCH, height_cm / _CM_PER_INCH))
+def _new_figure(height_cm: float, width_cm: float = _WIDTH) -> Figure:
+    fig = Figure(figsize=(width_cm / _CM_PER_INCH, height_cm / _CM_PER_INCH))
     FigureCanvasAgg(fig)
     return fig
 
@@ -585,14 +585,40 @@ def _steps_label(steps: Sequence[str]) -> str:
 
 
 def _flow(study: _Study) -> _Drawn:
-    """A vertical chain of boxes (what remains after each step) with side boxes (what each step excluded)."""
+    """The flow diagram, 16 cm wide for print and 8.4 cm wide (``narrow``) for a phone screen."""
+    wide = _flow_figure(study, narrow=False)
+    sup = study.sup
+    rows = flow_steps(study.table("flow"), sup, require_baseline=require_baseline_of(study.results))
+    caption = ("Operations and patients from the registry extract to the study cohort; side boxes: the operations "
+               "excluded at each step, and why." + _suppression_note(sup))
+    if any(r.merged for r in rows):
+        caption += f" Steps excluding fewer than {sup.threshold} are shown together with the next step."
+    if any(r.excluded_hidden for r in rows):
+        caption += f" An exclusion is withheld where fewer than {sup.threshold} operations remain."
+    return _Drawn(wide, "flow", "Cohort flow", caption, _flow_figure(study, narrow=True))
+
+
+def _flow_figure(study: _Study, *, narrow: bool) -> Figure:
+    """A vertical chain of boxes (what remains after each step) with side boxes (what each step excluded).
+
+    Wide: the chain on the left half, the side boxes on the right half.
+    Narrow: the chain across the whole width, its arrows near the left edge,
+    the side boxes in the gaps between the chain's boxes.
+    """
     sup = study.sup
     rows = flow_steps(study.table("flow"), sup, require_baseline=require_baseline_of(study.results))
     line = _lines_cm(1, _SMALL)
     pad, gap_pad, min_gap = 0.14, 0.16, 0.7
-    main_x0, main_w = 0.2, 7.4
-    side_x0, side_w = 8.7, _WIDTH - 8.7 - 0.2
-    cx = main_x0 + main_w / 2
+    width = _NARROW if narrow else _WIDTH
+    if narrow:
+        main_x0, main_w = 0.2, width - 0.4
+        cx = main_x0 + 0.5
+        side_x0 = cx + 0.6
+        side_w = width - side_x0 - 0.2
+    else:
+        main_x0, main_w = 0.2, 7.4
+        side_x0, side_w = 8.7, width - 8.7 - 0.2
+        cx = main_x0 + main_w / 2
     inner_main, inner_side = main_w - 2 * pad, side_w - 2 * pad
 
     def wrapped(text: str, width: float, bold: bool, gid: str | None = None) -> list[_Line]:
@@ -628,9 +654,9 @@ def _flow(study: _Study) -> _Drawn:
 
     gaps = [0.0] + [max(height(s) + 2 * gap_pad, min_gap) for s in side[1:]]
     total = 2 * _EDGE + sum(height(m) for m in main) + sum(gaps)
-    fig = _new_figure(total)
+    fig = _new_figure(total, width)
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
-    ax.set_xlim(0, _WIDTH)
+    ax.set_xlim(0, width)
     ax.set_ylim(total, 0)
     ax.axis("off")
 
@@ -658,16 +684,7 @@ def _flow(study: _Study) -> _Drawn:
         last = i == len(main) - 1 and i > 0
         y += box(main_x0, y, main_w, lines, centred=True, face=_BOX_FACE, edge=_MAIN, lw=1.6 if last else 0.8)
 
-    caption = ("Flow of operations and patients from the registry extract to the study cohort. Each box in the "
-               "left column gives the operations and patients remaining after a selection step; the side boxes "
-               "give the operations excluded at that step and why." + _suppression_note(sup))
-    if any(r.merged for r in rows):
-        caption += (f" Steps that excluded fewer than {sup.threshold} operations or patients are shown together with "
-                    f"the next step, so that no small count can be calculated back.")
-    if any(r.excluded_hidden for r in rows):
-        caption += (f" An excluded count is withheld where the operations remaining are fewer than {sup.threshold}, "
-                    f"so that they cannot be calculated back.")
-    return _Drawn(fig, "flow", "Cohort flow", caption)
+    return fig
 
 
 # --------------------------------------------------------------------------- 2. mean trajectories
