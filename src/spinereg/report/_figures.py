@@ -784,8 +784,8 @@ def _trajectory(study: _Study, oc: _Outcome) -> _Drawn | None:
     top = _legend_above(fig, ax, handles, 2)
     _place(fig, ax, left=_left_margin(ax), bottom=_bottom_margin(ax), right=0.3, top=top)
 
-    caption = (f"Mean {oc.label}: lines join the means of the same patients (those who answered {base} and a "
-               f"follow-up); grey circles, not joined, are the means ({study.level} CI) of all who answered.")
+    caption = (f"Lines join the means of the same patients (those who answered {base} and a follow-up); grey "
+               f"circles, not joined, are the means ({study.level} CI) of all who answered.")
     caption += _scale_text(oc, full) if not full else ""
     if empty:
         caption += f" Not estimable at {_join(empty)} (no scores)."
