@@ -23,7 +23,7 @@ from the value set's worst state to 1, ODI and EQ VAS 0-100, NRS 0-10).
 A figure whose data are absent or empty is left out (the flow diagram is
 always drawn).  Each figure is saved as SVG (text kept as text, so it can be
 searched and restyled), as a :data:`DPI` (300) dpi PNG and as a vector PDF.
-The flow diagram is also drawn 8.4 cm wide (``flow_narrow.svg``) for the
+The flow diagram is also drawn 8.4 cm wide (``narrow/flow.svg``) for the
 HTML report on a phone.  When the data are synthetic, every figure carries a
 "SYNTHETIC DATA" band above the drawing (and in the PNG's and PDF's
 metadata).
@@ -199,7 +199,7 @@ class _Drawn(NamedTuple):
     id: str
     title: str
     caption: str
-    narrow: Figure | None = None  # the phone version (flow diagram), saved as <id>_narrow.svg
+    narrow: Figure | None = None  # the phone version (flow diagram), saved as narrow/<id>.svg
 
 
 def make_figures(results: Mapping[str, Any], out_dir: Path, *, suppression: Suppression,
@@ -271,7 +271,8 @@ def _save(drawn: _Drawn, out: Path, *, pdf: bool, synthetic: bool) -> FigureFile
             _mark_synthetic(fig)
     drawn.fig.savefig(svg, format="svg", metadata={"Date": None, "Title": drawn.title, **note})
     if drawn.narrow is not None:
-        drawn.narrow.savefig(out / f"{drawn.id}_narrow.svg", format="svg",
+        (out / "narrow").mkdir(exist_ok=True)
+        drawn.narrow.savefig(out / "narrow" / f"{drawn.id}.svg", format="svg",
                              metadata={"Date": None, "Title": drawn.title, **note})
     _write_png(drawn.fig, png, drawn.title, SYNTHETIC_MARK if synthetic else "")
     pdf_path = None
@@ -789,8 +790,11 @@ def _trajectory(study: _Study, oc: _Outcome) -> _Drawn | None:
     caption += _scale_text(oc, full) if not full else ""
     if empty:
         caption += f" Not estimable at {_join(empty)} (no scores)."
-    if small or hidden_pairs:
-        caption += f" Means of fewer than {sup.threshold} patients are not shown (small-cell suppression)."
+    if small:
+        caption += (f" Not shown at {_join(small)}: fewer than {sup.threshold} patients answered (small-cell "
+                    "suppression).")
+    if hidden_pairs:
+        caption += f" Paired means of fewer than {sup.threshold} patients are not shown."
     caption += _suppression_note(sup)
     return _Drawn(fig, f"trajectory_{_safe_id(oc.name)}", f"Mean {oc.label} over time", caption)
 
@@ -848,7 +852,7 @@ def _individual(study: _Study, oc: _Outcome) -> _Drawn | None:
         lo, hi = ax.get_xlim()
         ax.set_xlim(lo, max(hi, max(d for _x, _y, d in deaths) + 0.03 * (hi - lo)))
     ax.set_ylabel(oc.axis_label)
-    handles = [Line2D([], [], color=_INK, alpha=max(alpha, 0.5), lw=0.8, label="One patient's scores")]
+    handles = [Line2D([], [], color=_INK, alpha=max(alpha, 0.5), lw=0.8, label="Each patient's scores")]
     if deaths:
         handles.append(Line2D([], [], color=_DEATH, ls="none", marker="x", markersize=5, mew=1.3,
                               label="Death (at the last score)"))

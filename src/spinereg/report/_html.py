@@ -13,7 +13,7 @@ Layout rules (checked in a browser by ``tests/report/test_layout_browser.py``):
 * Figures fill the text column.  Tapping a figure enlarges it in place (a
   link to the figure's own ``:target`` box, pure CSS, so the page stays one
   self-contained file); the enlarged figure scrolls sideways inside its box.
-* The flow diagram has a phone version (``<id>_narrow.svg``, 8.4 cm wide),
+* The flow diagram has a phone version (``figures/narrow/flow.svg``, 8.4 cm wide),
   chosen by a ``<picture>`` source at widths up to 40rem, so that its text
   stays about 12 px high on a 390 px screen.
 * Print (``@media print``) is A4: running synthetic-data banner, page
@@ -180,7 +180,7 @@ def _data_uri(path: Path) -> str:
 
 def _figure(f: Figure) -> str:
     uri = _data_uri(f.svg if f.svg.is_file() else f.png)
-    narrow = f.svg.with_name(f"{f.id}_narrow.svg")
+    narrow = f.svg.parent / "narrow" / f.svg.name
     source = (f'<source media="(max-width: 40rem)" srcset="{_data_uri(narrow)}" type="image/svg+xml">'
               if narrow.is_file() else "")
     caption = f"{f.title}." if f.title else ""
