@@ -40,7 +40,8 @@ html { -webkit-text-size-adjust: 100%; text-size-adjust: 100%; }
 body { margin: 0; color: var(--ink); background: #fff; overflow-wrap: break-word;
        font: 17px/1.55 Georgia, "Times New Roman", Times, serif; }
 main { max-width: 54rem; margin: 0 auto; padding: 0.5rem 1rem 3rem; }
-h1, h2, h3, nav, .byline, .caption, table, .notes, figcaption, .banner, footer, .subtitle, .shrink { font-family: SANS; }
+h1, h2, h3, nav, .byline, .caption, table, .notes, figcaption, .banner, footer, .subtitle,
+.shrink { font-family: SANS; }
 h1 { font-size: 1.7rem; line-height: 1.2; margin: 1.5rem 0 0.5rem; }
 .subtitle { font-size: 1.05rem; color: var(--muted); margin: 0 0 0.5rem; font-style: italic; }
 .byline { font-size: 0.85rem; color: var(--muted); margin: 0 0 1rem; }

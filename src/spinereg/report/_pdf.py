@@ -46,7 +46,16 @@ from reportlab.lib.utils import simpleSplit
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import CondPageBreak, Flowable, Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, TableStyle
+from reportlab.platypus import (
+    CondPageBreak,
+    Flowable,
+    Image,
+    KeepTogether,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    TableStyle,
+)
 from reportlab.platypus import Table as RLTable
 
 from spinereg._version import __version__
@@ -228,7 +237,7 @@ class _FigureBlock(Flowable):  # type: ignore[misc]  # reportlab ships no type i
 
     def wrap(self, avail_w: float, avail_h: float) -> tuple[float, float]:
         self._cap_h = float(self.caption.wrap(avail_w, avail_h)[1])
-        dw, dh = self.drawing.wrap(avail_w, avail_h)
+        _dw, dh = self.drawing.wrap(avail_w, avail_h)
         room = avail_h - self._cap_h - self._gap
         self.scale = 1.0 if dh <= room else (room / dh if room >= _MIN_FIGURE_SCALE * dh else 1.0)
         self.width = avail_w
@@ -239,7 +248,7 @@ class _FigureBlock(Flowable):  # type: ignore[misc]  # reportlab ships no type i
         return []
 
     def draw(self) -> None:
-        dw, dh = self.drawing.wrap(self.width, PAGE_H)
+        dw, _dh = self.drawing.wrap(self.width, PAGE_H)
         self.caption.drawOn(self.canv, 0, 0)
         self.canv.saveState()
         self.canv.translate((self.width - dw * self.scale) / 2, self._cap_h + self._gap)
