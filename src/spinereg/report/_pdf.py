@@ -62,7 +62,7 @@ from spinereg._version import __version__
 from spinereg.report import _model as m
 from spinereg.report._layout import column_widths
 
-__all__ = ["render_pdf"]
+__all__ = ["render_pdf", "sans_font"]
 
 PAGE_W, PAGE_H = A4
 MARGIN_X = 18 * mm
@@ -126,6 +126,11 @@ def _fonts() -> _Fonts:
     pdfmetrics.registerFontFamily("SrSans", normal="SrSans", bold="SrSans-Bold", italic="SrSans",
                                   boldItalic="SrSans-Bold")
     return _Fonts("SrSerif", "SrSerif-Bold", "SrSerif-Italic", "SrSans", "SrSans-Bold")
+
+
+def sans_font() -> str:
+    """The report's sans-serif font name in reportlab, registered (with svglib's font map) on first use."""
+    return _fonts().sans
 
 
 class _Styles:
