@@ -6,10 +6,12 @@ Content-Security-Policy is needed to show it, and none is broken).
 
 Layout rules (checked in a browser by ``tests/report/test_layout_browser.py``):
 
-* Tables never overflow the page: a cell wraps only between the parts of a
-  value (before an interval's parenthesis, after ``;``), never inside a
-  number or an interval, and a table still too wide at that scrolls sideways
-  inside its own box (``.scroll``), never the page.
+* Tables never overflow the page: on a wide screen (72rem and more) a table
+  may use up to 72rem, wider than the text column (at least the column's
+  width, centred); a cell wraps only between the parts of a value (before an
+  interval's parenthesis, after ``;``), never inside a number or an interval,
+  and a table still too wide at that scrolls sideways inside its own box
+  (``.scroll``), never the page.
 * Figures fill the text column.  Tapping a figure enlarges it in place (a
   link to the figure's own ``:target`` box, pure CSS, so the page stays one
   self-contained file); the enlarged figure scrolls sideways inside its box.
@@ -89,6 +91,11 @@ figcaption { font-size: 0.88rem; margin-top: 0.4rem; }
 footer { font-size: 0.75rem; color: var(--muted); border-top: 1px solid #ccc; margin-top: 2.5rem; padding-top: 0.6rem;
          overflow-wrap: anywhere; }
 footer p { margin: 0.1rem 0; }
+@media screen and (min-width: 72rem) {
+  .tbl { width: min(100vw - 4rem, 72rem); margin-left: calc(50% - min(100vw - 4rem, 72rem) / 2); }
+  .tbl > .caption, .tbl > .notes { max-width: 52rem; margin-left: auto; margin-right: auto; }
+  .tbl table { width: auto; min-width: min(100%, 52rem); margin: 0 auto; }
+}
 @media (max-width: 40rem) {
   body { font-size: 16px; }
   main { padding: 0.25rem 0.75rem 2rem; }
