@@ -774,6 +774,7 @@ def _trajectory(study: _Study, oc: _Outcome) -> _Drawn | None:
     drawn: list[float] = []
     empty: list[str] = []
     small: list[str] = []
+    no_ci: list[str] = []
     for name, x in pos.items():
         r = rows.get(name)
         if r is None:
@@ -787,6 +788,8 @@ def _trajectory(study: _Study, oc: _Outcome) -> _Drawn | None:
             continue
         lo, hi = _num(r.get("ci_low")), _num(r.get("ci_high"))
         err = None if lo is None or hi is None else np.array([[m - lo], [hi - m]])
+        if err is None:
+            no_ci.append(name)
         ax.errorbar([x - dodge], [m], yerr=err, fmt="o", color=_GREY, mfc="white", mew=1.2, markersize=5,
                     elinewidth=1.0, capsize=3, capthick=1.0, zorder=2, gid=f"all-{name}")
         drawn += [m] + ([lo, hi] if err is not None else [])  # type: ignore[list-item]
@@ -826,6 +829,8 @@ def _trajectory(study: _Study, oc: _Outcome) -> _Drawn | None:
     caption += _scale_text(oc, full) if not full else ""
     if empty:
         caption += f" Not estimable at {_join(empty)} (no scores)."
+    if no_ci:
+        caption += f" CI not estimable at {_join(no_ci)}."
     if small:
         caption += (f" Not shown at {_join(small)}: fewer than {sup.threshold} patients answered (small-cell "
                     "suppression).")
