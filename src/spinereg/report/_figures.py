@@ -259,8 +259,9 @@ def _mark_synthetic(fig: Figure) -> None:
     fig.set_size_inches(w / _CM_PER_INCH, (h + _BAND) / _CM_PER_INCH)
     for ax, b in boxes:
         ax.set_position((b.x0, b.y0 * k, b.width, b.height * k))
+    size = min(_SMALL, _SMALL * (w - 2 * _EDGE) / _text_cm(SYNTHETIC_MARK, _SMALL, bold=True))  # fits a narrow figure
     fig.text(1.0 - _EDGE / w, 1.0 - 0.5 * _BAND / (h + _BAND), SYNTHETIC_MARK, ha="right", va="center_baseline",
-             fontsize=_SMALL, fontweight="bold", color=_WARN, gid="synthetic-mark")
+             fontsize=size, fontweight="bold", color=_WARN, gid="synthetic-mark")
 
 
 def _save(drawn: _Drawn, out: Path, *, pdf: bool, synthetic: bool) -> FigureFile:
