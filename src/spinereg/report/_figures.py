@@ -578,22 +578,15 @@ class _Study:
             return {n: float(d) for n, d in zip(names, days, strict=True) if d is not None}, True
         return {n: float(i) for i, n in enumerate(names)}, False
 
-    @staticmethod
-    def placement_note(positions: Mapping[str, float], by_day: bool) -> str:
-        if not by_day:
-            return "Time points are evenly spaced."
-        parts = [f"{name} day {fmt_num(x, 0)}" for name, x in positions.items()]
-        return f"Time points are placed at their target day after the operation ({_join(parts)})."
 
-
-def _time_axis(ax: Axes, positions: Mapping[str, float], labels: Mapping[str, str]) -> None:
+def _time_axis(ax: Axes, positions: Mapping[str, float], labels: Mapping[str, str], by_day: bool) -> None:
     xs = list(positions.values())
     ax.xaxis.set_major_locator(FixedLocator(xs))
     ax.set_xticklabels([labels.get(n, n) for n in positions])
     lo, hi = min(xs), max(xs)
     pad = 0.08 * (hi - lo) if hi > lo else 1.0
     ax.set_xlim(lo - pad, hi + pad)
-    ax.set_xlabel("Time point")
+    ax.set_xlabel("Time point, placed at its target day after the operation" if by_day else "Time point")
 
 
 # --------------------------------------------------------------------------- 1. flow diagram
@@ -766,7 +759,7 @@ def _trajectory(study: _Study, oc: _Outcome) -> _Drawn | None:
     if not any(_num(r.get("mean")) is not None for r in rows.values()):
         return None
     pairs = [r for r in study.table("paired_change") if r.get("outcome") == oc.name]
-    pos, _by_day = study.positions(list(rows) + [str(r.get("timepoint")) for r in pairs])
+    pos, by_day = study.positions(list(rows) + [str(r.get("timepoint")) for r in pairs])
     base = next(iter(pos))
     span = (max(pos.values()) - min(pos.values())) or 1.0
     dodge = 0.012 * span
@@ -820,7 +813,7 @@ def _trajectory(study: _Study, oc: _Outcome) -> _Drawn | None:
         ax.text(pos[name], 0.5, text, color=_GREY, fontsize=_SMALL, ha="center", va="center", rotation=90,
                 transform=to_axes)
     full = _outcome_axis(ax, oc, drawn)
-    _time_axis(ax, pos, study.tick_labels(pos, rows))
+    _time_axis(ax, pos, study.tick_labels(pos, rows), by_day)
     ax.set_ylabel(oc.axis_label)
     top = _legend_above(fig, ax, handles, 2)
     _place(fig, ax, left=_left_margin(ax), bottom=_bottom_margin(ax), right=0.3, top=top)
@@ -889,7 +882,7 @@ def _individual(study: _Study, oc: _Outcome) -> _Drawn | None:
         ax.plot([d for _x, _y, d in deaths], [y for _x, y, _d in deaths], ls="none", marker="x", markersize=5,
                 mew=1.3, color=_DEATH, zorder=3, gid="deaths")
     full = _outcome_axis(ax, oc, [p[1] for pts in by_case.values() for p in pts])
-    _time_axis(ax, pos, study.tick_labels(pos, rows))
+    _time_axis(ax, pos, study.tick_labels(pos, rows), by_day)
     if deaths:
         lo, hi = ax.get_xlim()
         ax.set_xlim(lo, max(hi, max(d for _x, _y, d in deaths) + 0.03 * (hi - lo)))
