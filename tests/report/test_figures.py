@@ -88,13 +88,14 @@ def only(results: dict[str, Any], *tables: str, outcomes: tuple[str, ...] = ()) 
 # --------------------------------------------------------------------------- files
 
 
-def test_every_figure_is_written_in_report_order_as_valid_svg_and_png(figures: dict[str, FigureFile]) -> None:
+def test_every_figure_is_written_in_report_order_as_valid_svg_png_and_pdf(figures: dict[str, FigureFile]) -> None:
     assert list(figures) == EXPECTED
     for f in figures.values():
-        assert f.svg.name == f"{f.id}.svg" and f.png.name == f"{f.id}.png" and f.pdf is None
+        assert f.svg.name == f"{f.id}.svg" and f.png.name == f"{f.id}.png"
+        assert f.pdf is not None and f.pdf.name == f"{f.id}.pdf" and f.pdf.read_bytes()[:5] == b"%PDF-"
         assert ET.parse(f.svg).getroot().tag == f"{SVG}svg"
         w, h = png_size(f.png)
-        assert abs(w - 16 / 2.54 * DPI) <= 2  # 16 cm wide at 200 dpi
+        assert DPI == 300 and abs(w - 16 / 2.54 * 300) <= 2  # 16 cm wide at 300 dpi: 1890 px
         with Image.open(f.png) as im:
             im.load()  # decodes every row: a broken PNG raises
             assert im.size == (w, h) and im.mode == "RGB"
@@ -102,11 +103,11 @@ def test_every_figure_is_written_in_report_order_as_valid_svg_and_png(figures: d
         assert f.title and f.caption.endswith(".") and "  " not in f.caption
 
 
-def test_captions_state_the_confidence_level_and_how_missing_is_handled(figures: dict[str, FigureFile]) -> None:
-    assert "95% confidence intervals" in figures["trajectory_eq5d"].caption
-    assert "nothing is imputed" in figures["trajectory_odi"].caption
+def test_captions_state_the_confidence_level_and_the_groups(figures: dict[str, FigureFile]) -> None:
+    assert "(95% CI) of all who answered" in figures["trajectory_eq5d"].caption
+    assert "the same patients" in figures["trajectory_odi"].caption
     assert "95% confidence band" in figures["survival"].caption
-    assert "Clopper-Pearson" in figures["leak_types"].caption
+    assert "exact 95% CIs" in figures["leak_types"].caption
 
 
 def test_style_does_not_leak_into_global_rcparams(results: dict[str, Any], tmp_path: Path) -> None:
@@ -288,7 +289,7 @@ def test_a_cohort_of_one_patient(results: dict[str, Any], tmp_path: Path, sup: S
     at_risk = [v for k, v in texts_by_id(figs["survival"].svg).items() if k.startswith("atrisk-")]
     assert at_risk == ["1"] * 3
     assert "n = 1" in texts(figs["individual_eq5d"].svg)
-    assert "the 1 patient with at least one score" in figs["individual_eq5d"].caption
+    assert "each of the 1 patient with a score" in figs["individual_eq5d"].caption
 
 
 def test_everyone_dead_by_one_year(results: dict[str, Any], tmp_path: Path) -> None:
@@ -312,10 +313,12 @@ def test_everyone_dead_by_one_year(results: dict[str, Any], tmp_path: Path) -> N
 
 
 def _lines_x(fig: Any) -> list[float]:
-    """x of every line point and every error-bar vertex of the figure's first axes."""
+    """x of every line point and every error-bar vertex of the figure's first axes, rounded to whole days
+    (the markers of different groups are set apart by a fraction of a day's width)."""
     ax = fig.axes[0]
     xs = [float(x) for line in ax.lines for x in np.asarray(line.get_xdata(), dtype=float)]
-    return xs + [float(x) for c in ax.collections for p in c.get_paths() for x in np.asarray(p.vertices)[:, 0]]
+    xs += [float(x) for c in ax.collections for p in c.get_paths() for x in np.asarray(p.vertices)[:, 0]]
+    return [float(round(x / 10) * 10) for x in xs]  # time points at days 0, 90, 365: 10-day bins
 
 
 def test_trajectory_hides_the_mean_and_ci_of_fewer_than_threshold_patients(results: dict[str, Any]) -> None:
@@ -328,12 +331,12 @@ def test_trajectory_hides_the_mean_and_ci_of_fewer_than_threshold_patients(resul
     drawn = _trajectory(study, study.outcomes[0])
     assert drawn is not None
     xs = _lines_x(drawn.fig)
-    assert 365.0 not in xs and 90.0 in xs  # no point, no error bar at 1 year
+    assert 370.0 not in xs and 360.0 not in xs and 90.0 in xs  # no point, no error bar at 1 year
     labels = [t.get_text() for t in drawn.fig.axes[0].get_xticklabels()]
     assert "1y\nn = <5" in labels
     assert "Not shown at 1y: fewer than 5 patients answered" in drawn.caption
     plain = _trajectory(_Study(res, OFF), study.outcomes[0])
-    assert plain is not None and 365.0 in _lines_x(plain.fig)
+    assert plain is not None and 360.0 in _lines_x(plain.fig)
 
 
 def test_individual_trajectories_only_when_every_time_point_has_threshold_patients(

@@ -3,7 +3,7 @@
 Built with python-docx.  Tables are Word tables (header row repeated on each
 page, three horizontal rules as journals print them); captions are Word
 captions (``Caption`` style with a ``SEQ`` field, so Word can list and
-cross-reference them); figures are the 200 dpi PNGs.  The synthetic-data
+cross-reference them); figures are the 300 dpi PNGs.  The synthetic-data
 banner sits in the page header and the provenance with "Page n of N" in the
 page footer, so both appear on every page.
 """

@@ -3,17 +3,30 @@
 :func:`make_figures` writes, in report order,
 
 1. ``flow``: the cohort flow diagram (always drawn);
-2. ``trajectory_<outcome>``: the mean of each outcome at each time point with
-   its confidence interval;
-3. ``individual_<outcome>``: each patient's scores across the time points,
-   with the mean;
-4. ``leak_types``: cement leaks by type, per treated level and per patient;
+2. ``trajectory_<outcome>``: the mean of each outcome over the patients who
+   answered both baseline and a follow-up time point (one line per pair of
+   time points: the same patients at both ends), beside the unjoined mean of
+   everyone who answered at each time point with its confidence interval;
+3. ``individual_<outcome>``: each patient's own scores across the time
+   points, with a cross at the death of each patient who died during
+   follow-up (when ``results.json`` holds the ``deaths`` table);
+4. ``leak_types``: cement leaks per treated level and per patient, in two
+   panels: by mechanism (Yeom et al. 2003) and by location;
 5. ``survival``: the Kaplan-Meier curve with its confidence band, censoring
-   marks and the numbers at risk.
+   marks and the numbers at risk, cut where fewer than 10% of the patients
+   remain at risk (:func:`km_cut`).
+
+Every time axis labels each time point with its n (and the deaths before
+answering); outcome axes span the instrument's whole scale (the EQ-5D index
+from the value set's worst state to 1, ODI and EQ VAS 0-100, NRS 0-10).
 
 A figure whose data are absent or empty is left out (the flow diagram is
 always drawn).  Each figure is saved as SVG (text kept as text, so it can be
-searched and restyled) and as a 200 dpi PNG, optionally also as PDF.
+searched and restyled), as a :data:`DPI` (300) dpi PNG and as a vector PDF.
+The flow diagram is also drawn 8.4 cm wide (``narrow/flow.svg``) for the
+HTML report on a phone.  When the data are synthetic, every figure carries a
+"SYNTHETIC DATA" band above the drawing (and in the PNG's and PDF's
+metadata).
 
 Rules
 -----
@@ -66,7 +79,7 @@ from spinereg.report._format import (
 )
 from spinereg.report._suppress import flow_steps, individual_withheld, require_baseline_of, survival_withheld
 
-__all__ = ["DPI", "OKABE_ITO", "FigureFile", "make_figures"]
+__all__ = ["DPI", "KM_MIN_AT_RISK", "OKABE_ITO", "SYNTHETIC_MARK", "FigureFile", "km_cut", "make_figures"]
 
 #: Okabe & Ito (2008) colour-blind-safe palette.
 OKABE_ITO: dict[str, str] = {
@@ -79,8 +92,15 @@ OKABE_ITO: dict[str, str] = {
     "vermillion": "#D55E00",
     "reddish_purple": "#CC79A7",
 }
-#: Resolution of the PNG files (used in the Word report).
-DPI = 200
+#: Resolution of the PNG files (used in the Word report): journals ask for at least 300 dpi.
+DPI = 300
+#: The Kaplan-Meier curve is drawn while at least this fraction of the patients is at risk.
+KM_MIN_AT_RISK = 0.10
+#: Text of the band above every figure drawn from synthetic data.
+SYNTHETIC_MARK = "SYNTHETIC DATA \u2013 simulated patients, not real people"
+_WARN = "#A3001B"
+_BAND = 0.5  # cm: height of the synthetic-data band
+_NARROW = 8.4  # cm: width of the phone version of the flow diagram
 
 _INK = "#222222"
 _GREY = "#8C8C8C"
@@ -88,6 +108,8 @@ _MAIN = OKABE_ITO["blue"]
 _SECOND = OKABE_ITO["orange"]
 _BOX_FACE = "#E6F0F7"
 _SIDE_FACE = "#F4F4F4"
+_DEATH = OKABE_ITO["vermillion"]
+_BAND_FACE = "#D1E6F1"  # _MAIN at 18% on white, opaque: every SVG reader draws it alike
 
 _CM_PER_INCH = 2.54
 _PT = _CM_PER_INCH / 72  # cm per point
@@ -154,14 +176,15 @@ class FigureFile:
     title : str
         A short title, e.g. ``"Mean EQ-5D-3L index over time"``.
     caption : str
-        The full caption: what is shown, the confidence level, the numbers
-        of patients and how missing answers are handled.
+        A short caption (at most about two printed lines): what is shown,
+        the confidence level, the numbers of patients; the methods section
+        says how missing answers are handled.
     svg : Path
         The vector figure (text kept as text).
     png : Path
         The raster figure at :data:`DPI` dots per inch (for Word).
     pdf : Path or None
-        The figure as PDF, when asked for.
+        The vector figure as PDF (``None`` only when ``pdf=False`` was asked).
     """
 
     id: str
@@ -177,10 +200,11 @@ class _Drawn(NamedTuple):
     id: str
     title: str
     caption: str
+    narrow: Figure | None = None  # the phone version (flow diagram), saved as narrow/<id>.svg
 
 
 def make_figures(results: Mapping[str, Any], out_dir: Path, *, suppression: Suppression,
-                 pdf: bool = False) -> list[FigureFile]:
+                 pdf: bool = True) -> list[FigureFile]:
     """Draw the report's figures from a study's results and write them to ``out_dir``.
 
     Parameters
@@ -188,12 +212,12 @@ def make_figures(results: Mapping[str, Any], out_dir: Path, *, suppression: Supp
     results : Mapping
         The content of ``results.json`` (``StudyResult.to_dict()``).
     out_dir : Path
-        Where to write ``<id>.svg``, ``<id>.png`` (and ``<id>.pdf``); created
+        Where to write ``<id>.svg``, ``<id>.png`` and ``<id>.pdf``; created
         when absent.  Existing files of the same names are replaced.
     suppression : Suppression
         Small-cell suppression of the counts drawn as text.
     pdf : bool
-        Also write each figure as PDF.
+        Write each figure as PDF too (the default; ``False`` saves time in tests).
 
     Returns
     -------
@@ -209,7 +233,7 @@ def make_figures(results: Mapping[str, Any], out_dir: Path, *, suppression: Supp
     with matplotlib.rc_context(_RC):
         for drawn in _draw_all(study):
             if drawn is not None:
-                files.append(_save(drawn, out, pdf=pdf))
+                files.append(_save(drawn, out, pdf=pdf, synthetic=study.synthetic))
     return files
 
 
@@ -223,25 +247,88 @@ def _draw_all(study: _Study) -> Iterator[_Drawn | None]:
     yield _survival(study)
 
 
-def _save(drawn: _Drawn, out: Path, *, pdf: bool) -> FigureFile:
+def _mark_synthetic(fig: Figure) -> None:
+    """Add a band of :data:`_BAND` cm above the drawing with :data:`SYNTHETIC_MARK` in it.
+
+    The figure grows by the band; every axes keeps its size and place
+    relative to the figure's bottom, so nothing drawn moves or is covered.
+    """
+    w, h = (float(v) * _CM_PER_INCH for v in fig.get_size_inches())
+    k = h / (h + _BAND)
+    boxes = [(ax, ax.get_position()) for ax in fig.axes]
+    fig.set_size_inches(w / _CM_PER_INCH, (h + _BAND) / _CM_PER_INCH)
+    for ax, b in boxes:
+        ax.set_position((b.x0, b.y0 * k, b.width, b.height * k))
+    size = min(_SMALL, _SMALL * (w - 2 * _EDGE) / _text_cm(SYNTHETIC_MARK, _SMALL, bold=True))  # fits a narrow figure
+    fig.text(1.0 - _EDGE / w, 1.0 - 0.5 * _BAND / (h + _BAND), SYNTHETIC_MARK, ha="right", va="center_baseline",
+             fontsize=size, fontweight="bold", color=_WARN, gid="synthetic-mark")
+
+
+def _save(drawn: _Drawn, out: Path, *, pdf: bool, synthetic: bool) -> FigureFile:
     stem = out / drawn.id
     svg, png = stem.with_suffix(".svg"), stem.with_suffix(".png")
-    drawn.fig.savefig(svg, format="svg", metadata={"Date": None})
-    _write_png(drawn.fig, png)
+    note = {"Description": SYNTHETIC_MARK} if synthetic else {}
+    for fig in (drawn.fig, drawn.narrow):
+        if synthetic and fig is not None:
+            _mark_synthetic(fig)
+    drawn.fig.savefig(svg, format="svg", metadata={"Date": None, "Title": drawn.title, **note})
+    if drawn.narrow is not None:
+        (out / "narrow").mkdir(exist_ok=True)
+        drawn.narrow.savefig(out / "narrow" / f"{drawn.id}.svg", format="svg",
+                             metadata={"Date": None, "Title": drawn.title, **note})
+    _write_png(drawn.fig, png, drawn.title, SYNTHETIC_MARK if synthetic else "")
     pdf_path = None
     if pdf:
-        pdf_path = stem.with_suffix(".pdf")
-        drawn.fig.savefig(pdf_path, format="pdf", metadata={"CreationDate": None})
+        pdf_path = _svg_to_pdf(svg, stem.with_suffix(".pdf"), drawn.title, SYNTHETIC_MARK if synthetic else "")
     return FigureFile(drawn.id, drawn.title, drawn.caption, svg, png, pdf_path)
 
 
-def _write_png(fig: Figure, path: Path) -> None:
+def _svg_to_pdf(svg: Path, path: Path, title: str, mark: str) -> Path:
+    """The SVG drawn as a one-page vector PDF with reportlab (svglib), fonts embedded as TrueType subsets.
+
+    The same drawing the report's PDF shows; about six times faster than
+    matplotlib's own PDF backend, whose font subsetting re-reads the font
+    file for every figure.  Reproducible (reportlab's invariant mode).
+    """
+    import logging
+
+    from reportlab.graphics import renderPDF
+    from reportlab.pdfgen.canvas import Canvas
+    from svglib.svglib import svg2rlg
+
+    from spinereg.report._pdf import sans_font
+
+    font = sans_font()  # registers DejaVu Sans with svglib: the SVG's text is drawn with it
+    log = logging.getLogger("svglib")
+    level = log.level
+    log.setLevel(logging.ERROR)  # svglib logs each SVG feature it ignores (unused clip paths)
+    try:
+        drawing = svg2rlg(str(svg))
+    finally:
+        log.setLevel(level)
+    if drawing is None:
+        raise RuntimeError(f"{svg}: svglib could not read the figure")
+    drawing.initialFontName = font
+    canvas = Canvas(str(path), pagesize=(drawing.width, drawing.height), invariant=1, initialFontName=font)
+    canvas.setTitle(title)
+    canvas.setAuthor("spinereg")
+    if mark:
+        canvas.setSubject(mark)
+    renderPDF.draw(drawing, canvas, 0, 0)
+    canvas.showPage()
+    canvas.save()
+    return path
+
+
+def _write_png(fig: Figure, path: Path, title: str, mark: str) -> None:
     """Rasterise ``fig`` at :data:`DPI` with Agg and write it as an opaque RGB PNG with Pillow.
 
     RGB rather than RGBA keeps the files small; the physical resolution is
-    recorded so that Word places the image at its true width.
+    recorded (``pHYs``) so that Word places the image at its true width; the
+    title and the synthetic-data mark go into ``tEXt`` chunks.
     """
     from PIL import Image
+    from PIL.PngImagePlugin import PngInfo
 
     dpi = fig.dpi
     fig.set_dpi(DPI)
@@ -251,8 +338,12 @@ def _write_png(fig: Figure, path: Path) -> None:
         rgba = np.asarray(canvas.buffer_rgba())
     finally:
         fig.set_dpi(dpi)
+    info = PngInfo()
+    info.add_text("Title", title)
+    if mark:
+        info.add_text("Description", mark)
     Image.fromarray(np.ascontiguousarray(rgba[:, :, :3])).save(path, format="PNG", dpi=(DPI, DPI),
-                                                                compress_level=6)
+                                                                compress_level=6, pnginfo=info)
 
 
 # --------------------------------------------------------------------------- values
@@ -329,8 +420,8 @@ def _wrap(text: str, width_cm: float, size: float, *, bold: bool = False) -> lis
     return lines or [""]
 
 
-def _new_figure(height_cm: float) -> Figure:
-    fig = Figure(figsize=(_WIDTH / _CM_PER_INCH, height_cm / _CM_PER_INCH))
+def _new_figure(height_cm: float, width_cm: float = _WIDTH) -> Figure:
+    fig = Figure(figsize=(width_cm / _CM_PER_INCH, height_cm / _CM_PER_INCH))
     FigureCanvasAgg(fig)
     return fig
 
@@ -381,11 +472,39 @@ def _percent_axis(ax: Axes, axis: str, ticks: Sequence[float]) -> None:
 # --------------------------------------------------------------------------- the results
 
 
+#: Whole scale of each instrument (the EQ-5D index's comes from its value set, :func:`_eq5d_range`).
+_SCALES: dict[str, tuple[float, float]] = {"odi": (0.0, 100.0), "eqvas": (0.0, 100.0), "nrs": (0.0, 10.0),
+                                           "nrs_back": (0.0, 10.0), "nrs_leg": (0.0, 10.0)}
+
+
+def _eq5d_range(instrument: str, valueset: str) -> tuple[float, float] | None:
+    """Lowest and highest index of the value set: every health state scored (243 for 3L, 3125 for 5L)."""
+    from spinereg.instruments import eq5d
+
+    version, type_ = ("3L", "TTO") if instrument == "eq5d3l" else ("5L", "VT")
+    levels = 3 if version == "3L" else 5
+    states = ["".join(map(str, s)) for s in itertools.product(range(1, levels + 1), repeat=5)]
+    try:
+        values = np.asarray(eq5d(states, version=version, type=type_, country=valueset), dtype=float)
+    except Exception:  # an unknown value set: the axis falls back to the data's range
+        return None
+    return (float(np.nanmin(values)), float(np.nanmax(values))) if np.isfinite(values).any() else None
+
+
 @dataclass(frozen=True)
 class _Outcome:
     name: str
     label: str
     higher_is_better: bool | None
+    instrument: str = ""
+    valueset: str = ""
+
+    @property
+    def scale(self) -> tuple[float, float] | None:
+        """The instrument's whole scale, or ``None`` when it is not known."""
+        if self.instrument.startswith("eq5d"):
+            return _eq5d_range(self.instrument, self.valueset) if self.valueset else None
+        return _SCALES.get(self.instrument)
 
     @property
     def axis_label(self) -> str:
@@ -412,9 +531,30 @@ class _Study:
         self.level = _level_text(settings.get("conf_level"))
         self.outcomes = [
             _Outcome(str(o["name"]), str(o.get("label") or o["name"]),
-                     o.get("higher_is_better") if isinstance(o.get("higher_is_better"), bool) else None)
+                     o.get("higher_is_better") if isinstance(o.get("higher_is_better"), bool) else None,
+                     str(o.get("instrument") or ""), str(o.get("valueset") or ""))
             for o in results.get("outcomes") or [] if o.get("name") is not None]
         self.timepoints: list[Mapping[str, Any]] = list(results.get("timepoints") or [])
+        data = results.get("data") or {}
+        self.synthetic = bool(data.get("synthetic")) if isinstance(data, Mapping) else False
+
+    def died_before(self) -> dict[str, Any]:
+        """Deaths before answering, by time point (``follow_up`` table)."""
+        return {str(r.get("timepoint")): r.get("died_before_answering") for r in self.table("follow_up")}
+
+    def tick_labels(self, positions: Mapping[str, float], rows: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+        """``"3m\nn = 12\n7 died"``: the time point, its n and the deaths before answering."""
+        died = self.died_before()
+        out = {}
+        for name in positions:
+            lines = [name]
+            if name in rows:
+                lines.append(f"n = {fmt_count(rows[name].get('n'), self.sup)}")
+            d = _num(died.get(name))
+            if d is not None and d > 0:
+                lines.append(f"{fmt_count(died.get(name), self.sup)} died")
+            out[name] = "\n".join(lines)
+        return out
 
     def table(self, name: str) -> list[Mapping[str, Any]]:
         rows = self.tables.get(name)
@@ -438,22 +578,15 @@ class _Study:
             return {n: float(d) for n, d in zip(names, days, strict=True) if d is not None}, True
         return {n: float(i) for i, n in enumerate(names)}, False
 
-    @staticmethod
-    def placement_note(positions: Mapping[str, float], by_day: bool) -> str:
-        if not by_day:
-            return "Time points are evenly spaced."
-        parts = [f"{name} day {fmt_num(x, 0)}" for name, x in positions.items()]
-        return f"Time points are placed at their target day after the operation ({_join(parts)})."
 
-
-def _time_axis(ax: Axes, positions: Mapping[str, float], labels: Mapping[str, str]) -> None:
+def _time_axis(ax: Axes, positions: Mapping[str, float], labels: Mapping[str, str], by_day: bool) -> None:
     xs = list(positions.values())
     ax.xaxis.set_major_locator(FixedLocator(xs))
     ax.set_xticklabels([labels.get(n, n) for n in positions])
     lo, hi = min(xs), max(xs)
     pad = 0.08 * (hi - lo) if hi > lo else 1.0
     ax.set_xlim(lo - pad, hi + pad)
-    ax.set_xlabel("Time point")
+    ax.set_xlabel("Time point, placed at its target day after the operation" if by_day else "Time point")
 
 
 # --------------------------------------------------------------------------- 1. flow diagram
@@ -483,14 +616,40 @@ def _steps_label(steps: Sequence[str]) -> str:
 
 
 def _flow(study: _Study) -> _Drawn:
-    """A vertical chain of boxes (what remains after each step) with side boxes (what each step excluded)."""
+    """The flow diagram, 16 cm wide for print and 8.4 cm wide (``narrow``) for a phone screen."""
+    wide = _flow_figure(study, narrow=False)
+    sup = study.sup
+    rows = flow_steps(study.table("flow"), sup, require_baseline=require_baseline_of(study.results))
+    caption = ("Operations and patients from the registry extract to the study cohort; side boxes: the operations "
+               "excluded at each step, and why." + _suppression_note(sup))
+    if any(r.merged for r in rows):
+        caption += f" Steps excluding fewer than {sup.threshold} are shown together with the next step."
+    if any(r.excluded_hidden for r in rows):
+        caption += f" An exclusion is withheld where fewer than {sup.threshold} operations remain."
+    return _Drawn(wide, "flow", "Cohort flow", caption, _flow_figure(study, narrow=True))
+
+
+def _flow_figure(study: _Study, *, narrow: bool) -> Figure:
+    """A vertical chain of boxes (what remains after each step) with side boxes (what each step excluded).
+
+    Wide: the chain on the left half, the side boxes on the right half.
+    Narrow: the chain across the whole width, its arrows near the left edge,
+    the side boxes in the gaps between the chain's boxes.
+    """
     sup = study.sup
     rows = flow_steps(study.table("flow"), sup, require_baseline=require_baseline_of(study.results))
     line = _lines_cm(1, _SMALL)
     pad, gap_pad, min_gap = 0.14, 0.16, 0.7
-    main_x0, main_w = 0.2, 7.4
-    side_x0, side_w = 8.7, _WIDTH - 8.7 - 0.2
-    cx = main_x0 + main_w / 2
+    width = _NARROW if narrow else _WIDTH
+    if narrow:
+        main_x0, main_w = 0.2, width - 0.4
+        cx = main_x0 + 0.5
+        side_x0 = cx + 0.6
+        side_w = width - side_x0 - 0.2
+    else:
+        main_x0, main_w = 0.2, 7.4
+        side_x0, side_w = 8.7, width - 8.7 - 0.2
+        cx = main_x0 + main_w / 2
     inner_main, inner_side = main_w - 2 * pad, side_w - 2 * pad
 
     def wrapped(text: str, width: float, bold: bool, gid: str | None = None) -> list[_Line]:
@@ -526,9 +685,9 @@ def _flow(study: _Study) -> _Drawn:
 
     gaps = [0.0] + [max(height(s) + 2 * gap_pad, min_gap) for s in side[1:]]
     total = 2 * _EDGE + sum(height(m) for m in main) + sum(gaps)
-    fig = _new_figure(total)
+    fig = _new_figure(total, width)
     ax = fig.add_axes((0.0, 0.0, 1.0, 1.0))
-    ax.set_xlim(0, _WIDTH)
+    ax.set_xlim(0, width)
     ax.set_ylim(total, 0)
     ax.axis("off")
 
@@ -556,81 +715,121 @@ def _flow(study: _Study) -> _Drawn:
         last = i == len(main) - 1 and i > 0
         y += box(main_x0, y, main_w, lines, centred=True, face=_BOX_FACE, edge=_MAIN, lw=1.6 if last else 0.8)
 
-    caption = ("Flow of operations and patients from the registry extract to the study cohort. Each box in the "
-               "left column gives the operations and patients remaining after a selection step; the side boxes "
-               "give the operations excluded at that step and why." + _suppression_note(sup))
-    if any(r.merged for r in rows):
-        caption += (f" Steps that excluded fewer than {sup.threshold} operations or patients are shown together with "
-                    f"the next step, so that no small count can be calculated back.")
-    if any(r.excluded_hidden for r in rows):
-        caption += (f" An excluded count is withheld where the operations remaining are fewer than {sup.threshold}, "
-                    f"so that they cannot be calculated back.")
-    return _Drawn(fig, "flow", "Cohort flow", caption)
+    return fig
 
 
 # --------------------------------------------------------------------------- 2. mean trajectories
 
 
+def _outcome_axis(ax: Axes, oc: _Outcome, values: Sequence[float]) -> bool:
+    """y axis over the instrument's whole scale (widened to any drawn value outside it); False when unknown."""
+    scale = oc.scale
+    if scale is None:
+        ax.autoscale_view()
+        return False
+    lo, hi = scale
+    if values:
+        lo, hi = min(lo, min(values)), max(hi, max(values))
+    pad = 0.03 * (hi - lo) if hi > lo else 1.0
+    ax.set_ylim(lo - pad, hi + pad)
+    ticks = MaxNLocator(nbins=7, steps=[1, 2, 2.5, 5, 10]).tick_values(lo, hi)
+    ax.yaxis.set_major_locator(FixedLocator([float(t) for t in ticks if lo - 1e-9 <= t <= hi + 1e-9]))
+    return True
+
+
+def _scale_text(oc: _Outcome, full: bool) -> str:
+    if not full:
+        return " The y axis spans the scores drawn (the instrument's scale is not known)."
+    if oc.instrument.startswith("eq5d"):
+        return " The y axis spans the value set's whole range."
+    return ""
+
+
+def _legend_above(fig: Figure, ax: Axes, handles: Sequence[Any], ncols: int) -> float:
+    """A legend above ``ax`` in rows of ``ncols``; returns the room it needs (cm)."""
+    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=ncols, borderaxespad=0.2)
+    rows = math.ceil(len(handles) / ncols)
+    return _LEGEND + (rows - 1) * _lines_cm(1, _SMALL) * 1.45
+
+
 def _trajectory(study: _Study, oc: _Outcome) -> _Drawn | None:
-    """Mean with its CI (error bars) at each time point, n under each time point."""
+    """Means of the same patients joined (baseline and one follow-up), beside every answer's mean, unjoined."""
     sup = study.sup
     rows = study.summary(oc)
     if not any(_num(r.get("mean")) is not None for r in rows.values()):
         return None
-    pos, by_day = study.positions(list(rows))
-    fig = _new_figure(7.5)
+    pairs = [r for r in study.table("paired_change") if r.get("outcome") == oc.name]
+    pos, by_day = study.positions(list(rows) + [str(r.get("timepoint")) for r in pairs])
+    base = next(iter(pos))
+    span = (max(pos.values()) - min(pos.values())) or 1.0
+    dodge = 0.012 * span
+    fig = _new_figure(8.0)
     ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
-    labels: dict[str, str] = {}
-    xs: list[float] = []
-    means: list[float] = []
-    bars: list[tuple[float, float, float, float]] = []  # x, mean, below, above
+    drawn: list[float] = []
     empty: list[str] = []
-    no_ci: list[str] = []
     small: list[str] = []
+    no_ci: list[str] = []
     for name, x in pos.items():
-        r = rows.get(name, {})
-        labels[name] = f"{name}\nn = {fmt_count(r.get('n'), sup)}" if r else name
+        r = rows.get(name)
+        if r is None:
+            continue
         if sup.hides(r.get("n")):  # the table hides the mean and CI of so few patients: so does the figure
             small.append(name)
             continue
         m = _num(r.get("mean"))
         if m is None:
-            if r:
-                empty.append(name)
+            empty.append(name)
             continue
-        xs.append(x)
-        means.append(m)
         lo, hi = _num(r.get("ci_low")), _num(r.get("ci_high"))
-        if lo is None or hi is None:
+        err = None if lo is None or hi is None else np.array([[m - lo], [hi - m]])
+        if err is None:
             no_ci.append(name)
-        else:
-            bars.append((x, m, m - lo, hi - m))
-    ax.plot(xs, means, color=_MAIN, marker="o", markersize=5, lw=1.5, zorder=3)
-    if bars:
-        ax.errorbar([b[0] for b in bars], [b[1] for b in bars],
-                    yerr=np.array([[b[2] for b in bars], [b[3] for b in bars]]), fmt="none", ecolor=_MAIN,
-                    elinewidth=1.0, capsize=3, capthick=1.0, zorder=2)
+        ax.errorbar([x - dodge], [m], yerr=err, fmt="o", color=_GREY, mfc="white", mew=1.2, markersize=5,
+                    elinewidth=1.0, capsize=3, capthick=1.0, zorder=2, gid=f"all-{name}")
+        drawn += [m] + ([lo, hi] if err is not None else [])  # type: ignore[list-item]
+    colours = [_MAIN, _SECOND, OKABE_ITO["bluish_green"], OKABE_ITO["reddish_purple"], OKABE_ITO["sky_blue"]]
+    handles: list[Any] = [Line2D([], [], ls="none", marker="o", color=_GREY, mfc="white", mew=1.2, markersize=5,
+                                 label=f"All who answered: mean ({study.level} CI)")]
+    hidden_pairs: list[str] = []
+    k = 0
+    for r in pairs:
+        tp = str(r.get("timepoint"))
+        b, a = _num(r.get("mean_before")), _num(r.get("mean_after"))
+        if tp not in pos or tp == base or b is None or a is None:
+            continue
+        if sup.hides(r.get("n_pairs")):
+            hidden_pairs.append(tp)
+            continue
+        colour = colours[k % len(colours)]
+        k += 1
+        label = f"Answered {base} and {tp} (n = {fmt_count(r.get('n_pairs'), sup)})"
+        ax.plot([pos[base] + k * dodge, pos[tp] + dodge], [b, a], color=colour, marker="o", markersize=5, lw=1.6,
+                zorder=3, gid=f"pair-{tp}")
+        handles.append(Line2D([], [], color=colour, marker="o", markersize=5, lw=1.6, label=label))
+        drawn += [a, b]
     to_axes = blended_transform_factory(ax.transData, ax.transAxes)
     for name, text in [*((e, "no answers" if not _num(rows[e].get("n")) else "not estimable") for e in empty),
                        *((e, f"n <{sup.threshold}: not shown") for e in small)]:
         ax.text(pos[name], 0.5, text, color=_GREY, fontsize=_SMALL, ha="center", va="center", rotation=90,
                 transform=to_axes)
-    _time_axis(ax, pos, labels)
+    full = _outcome_axis(ax, oc, drawn)
+    _time_axis(ax, pos, study.tick_labels(pos, rows), by_day)
     ax.set_ylabel(oc.axis_label)
-    _place(fig, ax, left=_left_margin(ax), bottom=_bottom_margin(ax), right=0.3, top=0.25)
+    top = _legend_above(fig, ax, handles, 2)
+    _place(fig, ax, left=_left_margin(ax), bottom=_bottom_margin(ax), right=0.3, top=top)
 
-    caption = (f"Mean {oc.label} at each time point with {study.level} confidence intervals (t distribution; error "
-               f"bars). Each mean is over the patients who answered at that time point (n under the time point); "
-               f"patients who had died, did not answer or were not yet due are left out and nothing is imputed, so "
-               f"the means at different time points need not come from the same patients. "
-               f"{study.placement_note(pos, by_day)}{oc.better}")
+    caption = (f"Lines join the means of the same patients (those who answered {base} and a follow-up); grey "
+               f"circles, not joined, are the means ({study.level} CI) of all who answered.")
+    caption += _scale_text(oc, full) if not full else ""
     if empty:
         caption += f" Not estimable at {_join(empty)} (no scores)."
+    if no_ci:
+        caption += f" CI not estimable at {_join(no_ci)}."
     if small:
         caption += (f" Not shown at {_join(small)}: fewer than {sup.threshold} patients answered (small-cell "
-                    f"suppression; n shown as <{sup.threshold}).")
-    if no_ci:
-        caption += f" Confidence interval not estimable at {_join(no_ci)}."
+                    "suppression).")
+    if hidden_pairs:
+        caption += f" Paired means of fewer than {sup.threshold} patients are not shown."
     caption += _suppression_note(sup)
     return _Drawn(fig, f"trajectory_{_safe_id(oc.name)}", f"Mean {oc.label} over time", caption)
 
@@ -639,7 +838,7 @@ def _trajectory(study: _Study, oc: _Outcome) -> _Drawn | None:
 
 
 def _individual(study: _Study, oc: _Outcome) -> _Drawn | None:
-    """One thin line per patient across the time points answered, with the mean over them."""
+    """One thin line per patient across the time points answered; a cross at each death during follow-up."""
     sup = study.sup
     scores = [r for r in study.table("scores")
               if r.get("outcome") == oc.name and _num(r.get("value")) is not None and r.get("timepoint") is not None]
@@ -659,39 +858,53 @@ def _individual(study: _Study, oc: _Outcome) -> _Drawn | None:
         else:
             singles.append(pts[0])
     n_patients = len(by_case)
-    alpha = min(0.6, max(0.08, 3.0 / math.sqrt(n_patients)))
+    alpha = min(0.7, max(0.15, 3.0 / math.sqrt(n_patients)))
+    # deaths during follow-up (by the last time point's window end), at the patient's last score
+    ends = [_num(t.get("window_end")) for t in study.timepoints]
+    horizon = max([e for e in ends if e is not None] + [max(pos.values())])
+    death_day = {str(r.get("case")): _num(r.get("day")) for r in study.table("deaths")}
+    deaths: list[tuple[float, float, float]] = []  # last x, last y, death day
+    if by_day:
+        for case, pts in by_case.items():
+            d = death_day.get(case)
+            if d is not None and pts[-1][0] <= d <= horizon:
+                deaths.append((pts[-1][0], pts[-1][1], d))
 
-    fig = _new_figure(7.5)
+    fig = _new_figure(8.0)
     ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
-    ax.add_collection(LineCollection(paths, colors=_GREY, linewidths=0.6, alpha=alpha, zorder=1))
+    ax.add_collection(LineCollection(paths, colors=_INK, linewidths=0.7, alpha=alpha, zorder=1))
     if singles:
-        ax.scatter([p[0] for p in singles], [p[1] for p in singles], s=6, color=_GREY, alpha=min(1.0, 1.2 * alpha),
+        ax.scatter([p[0] for p in singles], [p[1] for p in singles], s=9, color=_INK, alpha=min(1.0, 1.2 * alpha),
                    linewidths=0, zorder=1)
-    mean_pts = sorted((pos[n], m) for n, r in rows.items() if (m := _num(r.get("mean"))) is not None and n in pos)
-    if mean_pts:
-        ax.plot([p[0] for p in mean_pts], [p[1] for p in mean_pts], color=_MAIN, marker="o", markersize=5, lw=2.0,
-                zorder=3)
-    ax.autoscale_view()
-    labels = {name: name if name not in rows else f"{name}\nn = {fmt_count(rows[name].get('n'), sup)}"
-              for name in pos}
-    _time_axis(ax, pos, labels)
+    if deaths:
+        ax.add_collection(LineCollection([np.array([[x, y], [d, y]]) for x, y, d in deaths], colors=_DEATH,
+                                         linewidths=0.7, linestyles=(0, (1.5, 1.5)), alpha=0.8, zorder=2))
+        ax.plot([d for _x, _y, d in deaths], [y for _x, y, _d in deaths], ls="none", marker="x", markersize=5,
+                mew=1.3, color=_DEATH, zorder=3, gid="deaths")
+    full = _outcome_axis(ax, oc, [p[1] for pts in by_case.values() for p in pts])
+    _time_axis(ax, pos, study.tick_labels(pos, rows), by_day)
+    if deaths:
+        lo, hi = ax.get_xlim()
+        ax.set_xlim(lo, max(hi, max(d for _x, _y, d in deaths) + 0.03 * (hi - lo)))
     ax.set_ylabel(oc.axis_label)
-    handles = [Line2D([], [], color=_GREY, lw=0.8, label="Individual patients")]
-    if mean_pts:
-        handles.append(Line2D([], [], color=_MAIN, lw=2.0, marker="o", markersize=5, label="Mean"))
-    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=2, borderaxespad=0.2)
-    _place(fig, ax, left=_left_margin(ax), bottom=_bottom_margin(ax), right=0.3, top=_LEGEND)
+    handles = [Line2D([], [], color=_INK, alpha=max(alpha, 0.5), lw=0.8, label="Each patient's scores")]
+    if deaths:
+        handles.append(Line2D([], [], color=_DEATH, ls="none", marker="x", markersize=5, mew=1.3,
+                              label="Death (at the last score)"))
+    top = _legend_above(fig, ax, handles, 2)
+    _place(fig, ax, left=_left_margin(ax), bottom=_bottom_margin(ax), right=0.3, top=top)
 
-    who = f"the {_counted(n_patients, 'patient', sup)} with at least one score"
-    caption = (f"Individual {oc.label} scores of {who}: one thin grey line per patient joining the time points the "
-               f"patient answered (a dot where only one was answered)")
-    caption += ", and the mean at each time point (blue)." if mean_pts else "."
-    caption += (" Patients are shown whatever time points they missed (death, no answer, not yet due); nothing is "
-                f"imputed. {study.placement_note(pos, by_day)}{oc.better}")
+    who = _counted(n_patients, "patient", sup)
+    caption = f"{oc.label} of each of the {who} with a score, joining the time points answered (a dot: one only)"
+    if deaths:
+        caption += f"; \u00d7: death during follow-up ({_counted(len(deaths), 'patient', sup)})."
+    else:
+        caption += "."
+    caption += _scale_text(oc, full) if not full else ""
     if sup.on:
-        caption += (f" Drawn because every time point shown has at least {sup.threshold} patients (small-cell "
-                    f"suppression).")
+        caption += f" Drawn because every time point has at least {sup.threshold} patients."
     return _Drawn(fig, f"individual_{_safe_id(oc.name)}", f"Individual {oc.label} trajectories", caption)
+
 
 
 # --------------------------------------------------------------------------- 4. leak types
@@ -719,8 +932,22 @@ def _leak_label(measure: str, category: str) -> str:
     return text[:1].upper() + text[1:]
 
 
+#: Leak categories that classify the mechanism (Yeom et al. 2003); the others (but "any") the location.
+_MECHANISMS = ("yeom_b", "yeom_s", "yeom_c", "type not recorded")
+
+
+def _leak_panels(cats: Sequence[tuple[str, str]]) -> list[tuple[str, list[tuple[str, str]]]]:
+    """The rows of each panel: any and symptomatic leaks; by mechanism; by location (empty panels left out)."""
+    overall = [c for c in cats if c[1] == "any"]
+    mechanism = [c for c in cats if c[1] != "any" and c[1] in _MECHANISMS]
+    location = [c for c in cats if c[1] != "any" and c[1] not in _MECHANISMS]
+    panels = [("All leaks", overall), ("By mechanism (Yeom et al. 2003)", mechanism), ("By location", location)]
+    return [(title, rows) for title, rows in panels if rows]
+
+
 def _leak_types(study: _Study) -> _Drawn | None:
-    """Horizontal bars of the leak proportions by type, per level and per patient, with CI whiskers."""
+    """Horizontal bars of the leak proportions per level and per patient, with CI whiskers, in three panels:
+    all and symptomatic leaks, by mechanism, and by location."""
     sup = study.sup
     rows = [r for r in study.table("leaks") if r.get("measure") in _MEASURES]
     if not any(_num(r.get("proportion")) is not None for r in rows):
@@ -732,10 +959,15 @@ def _leak_types(study: _Study) -> _Drawn | None:
     cell = {(str(r.get("measure")), str(r.get("category")), str(r.get("unit"))): r for r in rows}
     colours = [_MAIN, _SECOND, OKABE_ITO["bluish_green"], OKABE_ITO["reddish_purple"]]
     bar_h = 0.8 / len(units)
-
-    fig = _new_figure(1.2 + _LEGEND + len(cats) * (0.3 * len(units) + 0.25))
-    ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
-    ends: list[tuple[float, float, str]] = []  # bar or whisker end, y, label
+    panels = _leak_panels(cats)
+    row_cm = 0.3 * len(units) + 0.25
+    title_cm = _lines_cm(1, _FONT) + 0.15
+    gap_cm = 0.25
+    x_block = _EDGE + _lines_cm(1, _FONT) + _lines_cm(1, _SMALL) + (_TICK + _TICK_PAD + _LABEL_PAD) * _PT
+    height = _LEGEND + sum(title_cm + len(p) * row_cm for _t, p in panels) + gap_cm * (len(panels) - 1) + x_block
+    fig = _new_figure(height)
+    axes = [fig.add_axes((0.1, 0.1, 0.8, 0.8)) for _ in panels]
+    ends: list[tuple[Axes, float, float, str]] = []  # axes, bar or whisker end, y, label
     hidden = False
     handles: list[Patch] = []
     denominators: list[str] = []
@@ -743,66 +975,77 @@ def _leak_types(study: _Study) -> _Drawn | None:
         unit_rows = [r for (m, _c, u), r in cell.items() if u == unit and m == "cement leak"]
         noun = "assessed " + _UNIT_NAMES.get(unit, unit)
         denominators.append(_counted(unit_rows[0].get("n"), noun, sup) if unit_rows else f"{noun}s")
-        ys: list[float] = []
-        ps: list[float] = []
-        whiskers: list[tuple[float, float, float, float]] = []  # y, p, below, above
-        for i, (measure, category) in enumerate(cats):
-            r = cell.get((measure, category, unit))
-            if r is None:
-                continue
-            y = i - 0.4 + bar_h * (j + 0.5)
-            p, lo, hi = _num(r.get("proportion")), _num(r.get("ci_low")), _num(r.get("ci_high"))
-            counts = f"{fmt_count(r.get('x'), sup)}/{fmt_count(r.get('n'), sup)}"
-            if p is None:
-                ends.append((0.0, y, "not estimable"))
-                continue
-            if sup.hides(r.get("x")) or sup.hides(r.get("n")):  # a bar or CI would give the count away
-                ends.append((0.0, y, f"{counts} (suppressed)"))
-                hidden = True
-                continue
-            pct = fmt_proportion(p, 1, counts=(r.get("x"), r.get("n")), sup=sup)
-            ends.append((max(p, hi or 0.0), y, f"{pct} ({counts})"))
-            ys.append(y)
-            ps.append(p)
-            if lo is not None and hi is not None:
-                whiskers.append((y, p, max(p - lo, 0.0), max(hi - p, 0.0)))
         colour = colours[j % len(colours)]
         handles.append(Patch(facecolor=colour, label=f"Per {_UNIT_NAMES.get(unit, unit)}"))
-        ax.barh(ys, ps, height=bar_h * 0.92, color=colour, zorder=2)
-        if whiskers:
-            ax.errorbar([w[1] for w in whiskers], [w[0] for w in whiskers],
-                        xerr=np.array([[w[2] for w in whiskers], [w[3] for w in whiskers]]), fmt="none",
-                        ecolor=_INK, elinewidth=0.8, capsize=2, capthick=0.8, zorder=3)
-    for end, y, text in ends:
+        for ax, (_title, pcats) in zip(axes, panels, strict=True):
+            ys: list[float] = []
+            ps: list[float] = []
+            whiskers: list[tuple[float, float, float, float]] = []  # y, p, below, above
+            for i, (measure, category) in enumerate(pcats):
+                r = cell.get((measure, category, unit))
+                if r is None:
+                    continue
+                y = i - 0.4 + bar_h * (j + 0.5)
+                p, lo, hi = _num(r.get("proportion")), _num(r.get("ci_low")), _num(r.get("ci_high"))
+                counts = f"{fmt_count(r.get('x'), sup)}/{fmt_count(r.get('n'), sup)}"
+                if p is None:
+                    ends.append((ax, 0.0, y, "not estimable"))
+                    continue
+                if sup.hides(r.get("x")) or sup.hides(r.get("n")):  # a bar or CI would give the count away
+                    ends.append((ax, 0.0, y, f"{counts} (suppressed)"))
+                    hidden = True
+                    continue
+                pct = fmt_proportion(p, 1, counts=(r.get("x"), r.get("n")), sup=sup)
+                ends.append((ax, max(p, hi or 0.0), y, f"{pct} ({counts})"))
+                ys.append(y)
+                ps.append(p)
+                if lo is not None and hi is not None:
+                    whiskers.append((y, p, max(p - lo, 0.0), max(hi - p, 0.0)))
+            ax.barh(ys, ps, height=bar_h * 0.92, color=colour, zorder=2)
+            if whiskers:
+                ax.errorbar([w[1] for w in whiskers], [w[0] for w in whiskers],
+                            xerr=np.array([[w[2] for w in whiskers], [w[3] for w in whiskers]]), fmt="none",
+                            ecolor=_INK, elinewidth=0.8, capsize=2, capthick=0.8, zorder=3)
+    for ax, end, y, text in ends:
         ax.annotate(text, xy=(end, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=_SMALL)
-    ax.set_yticks(range(len(cats)), [_leak_label(m, c) for m, c in cats])
-    ax.set_ylim(len(cats) - 0.5, -0.5)
-    ax.tick_params(axis="y", length=0)
-    ax.set_xlabel("Proportion with a cement leak")
     left = _EDGE + max(_text_cm(_leak_label(m, c), _SMALL) for m, c in cats) + _TICK_PAD * _PT
     right = 0.45  # room for the last tick label
     axis_w = _WIDTH - left - right
     # room right of each bar for its label: end + (3 pt + width) * xmax / axis_w <= xmax
     xmax = max([0.05] + [end / max(1.0 - (3 * _PT + _text_cm(text, _SMALL) + 0.1) / axis_w, 0.2)
-                         for end, _y, text in ends])
-    ticks = MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(0.0, xmax)
-    _percent_axis(ax, "x", [float(t) for t in ticks if 0 <= t <= min(1.0, xmax) + 1e-9])
-    ax.set_xlim(0, xmax)
-    ax.legend(handles=handles, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=len(units), borderaxespad=0.2)
-    _place(fig, ax, left=left, bottom=_bottom_margin(ax), right=right, top=_LEGEND)
+                         for _ax, end, _y, text in ends])
+    ticks = [float(t) for t in MaxNLocator(nbins=6, steps=[1, 2, 2.5, 5, 10]).tick_values(0.0, xmax)
+             if 0 <= t <= min(1.0, xmax) + 1e-9]
+    top = height - _LEGEND
+    for k, (ax, (title, pcats)) in enumerate(zip(axes, panels, strict=True)):
+        ax.set_yticks(range(len(pcats)), [_leak_label(m, c) for m, c in pcats])
+        ax.set_ylim(len(pcats) - 0.5, -0.5)
+        ax.tick_params(axis="y", length=0)
+        _percent_axis(ax, "x", ticks)
+        ax.set_xlim(0, xmax)
+        last = k == len(panels) - 1
+        if last:
+            ax.set_xlabel("Proportion with a cement leak")
+        else:
+            ax.tick_params(axis="x", labelbottom=False)
+        h = len(pcats) * row_cm
+        ax.text(-left / axis_w + _EDGE / axis_w, 1.0, title, transform=ax.transAxes, ha="left", va="bottom",
+                fontsize=_FONT, fontweight="bold", gid=f"leak-panel-{k}")
+        top -= title_cm
+        _place(fig, ax, left=left, bottom=top - h, right=right, top=height - top)
+        top -= h + gap_cm
+    axes[0].legend(handles=handles, loc="lower right", bbox_to_anchor=(1.0, 1.0 + title_cm / (len(panels[0][1])
+                   * row_cm)), ncols=len(units), borderaxespad=0.2)
 
-    caption = (f"Cement leaks by type (Yeom et al. 2003 classification and location), as the proportion of "
-               f"{_join(denominators)} with a leak, with exact (Clopper-Pearson) {study.level} confidence intervals "
-               "(whiskers); the labels give the percentage and the count over the denominator. A level or patient "
-               "with leaks of two types counts under both, so the types need not add up to any leak. Assessed "
-               "levels and patients are those with post-operative imaging.")
+    caption = (f"Cement leaks per {_join(denominators)}, overall, by mechanism and by location, with exact "
+               f"{study.level} CIs; a leak of two types counts under both.")
     if hidden:
         caption += (f" Counts from 1 to {sup.threshold - 1} are shown as <{sup.threshold}, without their bar, "
-                    "percentage "
-                    "or confidence interval, from which they could be calculated back.")
+                    "percentage or confidence interval.")
     else:
         caption += _suppression_note(sup)
-    return _Drawn(fig, "leak_types", "Cement leaks by type", caption)
+    return _Drawn(fig, "leak_types", "Cement leaks by mechanism and location", caption)
+
 
 
 # --------------------------------------------------------------------------- 5. survival
@@ -817,8 +1060,37 @@ def _at_risk_columns(rows: Sequence[Mapping[str, Any]], most: int) -> list[Mappi
     return list(rows[:: math.ceil(len(rows) / most)])
 
 
+def km_cut(curve: Sequence[tuple[float, float]], n: float, fraction: float = KM_MIN_AT_RISK) -> float | None:
+    """Where the Kaplan-Meier curve is cut: the last time at which at least ``fraction`` of ``n`` are at risk.
+
+    Parameters
+    ----------
+    curve : sequence of (months, n_risk)
+        The curve's times in increasing order with the number at risk at each
+        (those followed at least that long, R's ``n.risk``).
+    n : float
+        The number of patients (at risk at time 0).
+    fraction : float
+        The least fraction at risk that is drawn (:data:`KM_MIN_AT_RISK`).
+
+    Returns
+    -------
+    float or None
+        The last time ``t`` with ``n_risk(t) >= fraction * n``: just after it
+        fewer remain at risk, so the curve is drawn over ``[0, t]``.  ``None``
+        when no time is cut (the last time still qualifies, or there is no
+        curve); ``0.0`` when even the first time has too few at risk.
+    """
+    need = fraction * n
+    times = [m for m, _r in curve]
+    kept = [m for m, r in curve if r >= need]
+    if not times or len(kept) == len(times):
+        return None
+    return max(kept) if kept else 0.0
+
+
 def _survival(study: _Study) -> _Drawn | None:
-    """Kaplan-Meier step curve with the CI band, censoring marks and a number-at-risk row."""
+    """Kaplan-Meier step curve with the CI band, censoring marks and a number-at-risk row, cut by :func:`km_cut`."""
     sup = study.sup
     curve = sorted((r for r in study.table("survival_curve")
                     if _num(r.get("months")) is not None and _num(r.get("survival")) is not None),
@@ -826,9 +1098,17 @@ def _survival(study: _Study) -> _Drawn | None:
     if not curve or survival_withheld(study.results, sup):
         return None  # a curve of fewer than `threshold` patients shows each one's death: the table hides it too
     median = (study.table("survival_median") or [{}])[0]
+    risk_rows = [r for r in study.table("survival_at_risk") if _num(r.get("months")) is not None]
+    n_total = _num(median.get("n"))
+    if n_total is None:
+        n_total = max([_nan(r.get("n_risk")) for r in risk_rows if _num(r.get("n_risk")) is not None]
+                      + [_nan(r.get("n_risk")) for r in curve if _num(r.get("n_risk")) is not None] + [0.0])
+    cut = km_cut([(_nan(r.get("months")), _num(r.get("n_risk")) or 0.0) for r in curve], n_total)
+    if cut is not None:
+        curve = [r for r in curve if _nan(r.get("months")) <= cut]
+        risk_rows = [r for r in risk_rows if _nan(r.get("months")) <= cut]
     left, right = 1.7, 0.35
     axis_w = _WIDTH - left - right
-    risk_rows = [r for r in study.table("survival_at_risk") if _num(r.get("months")) is not None]
     widest = max((_text_cm(fmt_count(r.get("n_risk"), sup), _SMALL) for r in risk_rows), default=0.0)
     at_risk = _at_risk_columns(risk_rows, int(axis_w // (widest + 0.3))) if risk_rows else []
 
@@ -841,7 +1121,7 @@ def _survival(study: _Study) -> _Drawn | None:
     x_block = _EDGE + _lines_cm(1, _FONT) + _lines_cm(1, _SMALL) + (_TICK + _TICK_PAD + _LABEL_PAD) * _PT
     fig = _new_figure(_LEGEND + 6.0 + x_block + risk_block)
     ax = fig.add_axes((0.1, 0.1, 0.8, 0.8))
-    ax.fill_between(t, lo, hi, step="post", color=_MAIN, alpha=0.18, linewidth=0, zorder=1)
+    ax.fill_between(t, lo, hi, step="post", color=_BAND_FACE, linewidth=0, zorder=1)
     ax.step(t, s, where="post", color=_MAIN, lw=1.5, zorder=3)
     cens = [(_nan(r.get("months")), _nan(r.get("survival"))) for r in curve if (_num(r.get("n_censor")) or 0) > 0]
     if cens:
@@ -857,7 +1137,7 @@ def _survival(study: _Study) -> _Drawn | None:
         med_text = "Median survival not estimable"
     ax.text(0.99, 0.98, med_text, transform=ax.transAxes, ha="right", va="top", fontsize=_SMALL)
 
-    horizon = max([float(t[-1])] + [_nan(r.get("months")) for r in at_risk])
+    horizon = max([float(t[-1])] + [_nan(r.get("months")) for r in at_risk] + ([cut] if cut else []))
     ax.set_xlim(0, horizon * 1.02 if horizon > 0 else 1.0)
     ax.set_ylim(0, 1.02)
     _percent_axis(ax, "y", [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
@@ -869,7 +1149,7 @@ def _survival(study: _Study) -> _Drawn | None:
         ax.xaxis.set_major_locator(MaxNLocator(nbins=10, steps=[1, 2, 3, 6, 10]))
     ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _pos: fmt_num(v, 0)))
     legend: list[Line2D | Patch] = [Line2D([], [], color=_MAIN, lw=1.5, label="Kaplan-Meier estimate"),
-                                    Patch(facecolor=_MAIN, alpha=0.18, label=f"{study.level} confidence band")]
+                                    Patch(facecolor=_BAND_FACE, label=f"{study.level} confidence band")]
     if cens:
         legend.append(Line2D([], [], ls="none", marker="|", markersize=6, mew=1.0, color=_MAIN, label="Censored"))
     ax.legend(handles=legend, loc="lower left", bbox_to_anchor=(0.0, 1.0), ncols=len(legend), borderaxespad=0.2)
@@ -889,16 +1169,12 @@ def _survival(study: _Study) -> _Drawn | None:
                          fontsize=_SMALL, gid=f"atrisk-{fmt_num(m, 0)}")
 
     n_text, ev_text = _counted(median.get("n"), "patient", sup), _counted(median.get("events"), "death", sup)
-    caption = (f"Kaplan-Meier estimate of overall survival after the operation ({n_text}, {ev_text}), with the "
-               f"pointwise {study.level} confidence band (log scale; shaded).")
-    if cens:
-        caption += " Patients alive at the registry extract date are censored there (tick marks)."
-    if med is not None:
-        caption += (f" The dotted line marks the median survival, {fmt_num(med, 1)} months ({study.level} CI "
-                    f"{fmt_median_ci(med_lo, med_hi)}).")
-    elif reader_note(median.get("note")):
+    caption = f"Overall survival ({n_text}, {ev_text}) with the {study.level} confidence band"
+    caption += "; |: censored at the extract date." if cens else "."
+    if cut is not None:
+        caption += (f" Cut at {fmt_num(cut, 0)} months: beyond it fewer than {fmt_num(100 * KM_MIN_AT_RISK, 0)}% "
+                    "of the patients remained at risk.")
+    if med is None and reader_note(median.get("note")):
         caption += f" Median survival not estimable: {reader_note(median.get('note')).rstrip('.')}."
-    if at_risk:
-        caption += " The row under the axis gives the number of patients still at risk."
     caption += _suppression_note(sup)
     return _Drawn(fig, "survival", "Kaplan-Meier survival", caption)

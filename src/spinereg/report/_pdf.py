@@ -6,6 +6,23 @@ with matplotlib, a spinereg dependency) for its full coverage of the minus
 sign, en dash and superscripts; reportlab's bundled Bitstream Vera stands in
 when DejaVu cannot be found.  Output is byte-for-byte reproducible
 (reportlab's invariant mode).
+
+Pagination (issue 16):
+
+* Every font is embedded (subset TrueType), including the canvas's initial
+  font, which reportlab would otherwise declare as the non-embedded
+  Helvetica on every page.
+* A heading is never the last thing on a page: a conditional page break
+  before it asks for room for the heading and the start of what follows
+  (a whole small table, or the caption and first rows of a long one).
+* A table shorter than a third of the page is kept whole with its caption;
+  a longer one may break across pages (its header row repeats), with its
+  caption and first rows kept together.
+* A figure that does not fit in the rest of the page is drawn smaller, down
+  to 65% of its size, before it is moved to the next page, so a page is
+  rarely left half empty.
+* Tagged PDF: reportlab (open-source) writes no structure tree, so the file
+  is not tagged; the document outline, title and language are set.
 """
 
 from __future__ import annotations
@@ -29,14 +46,23 @@ from reportlab.lib.utils import simpleSplit
 from reportlab.pdfbase import pdfmetrics
 from reportlab.pdfbase.ttfonts import TTFont
 from reportlab.pdfgen.canvas import Canvas
-from reportlab.platypus import Image, KeepTogether, Paragraph, SimpleDocTemplate, Spacer, TableStyle
+from reportlab.platypus import (
+    CondPageBreak,
+    Flowable,
+    Image,
+    KeepTogether,
+    Paragraph,
+    SimpleDocTemplate,
+    Spacer,
+    TableStyle,
+)
 from reportlab.platypus import Table as RLTable
 
 from spinereg._version import __version__
 from spinereg.report import _model as m
 from spinereg.report._layout import column_widths
 
-__all__ = ["render_pdf"]
+__all__ = ["render_pdf", "sans_font"]
 
 PAGE_W, PAGE_H = A4
 MARGIN_X = 18 * mm
@@ -102,6 +128,11 @@ def _fonts() -> _Fonts:
     return _Fonts("SrSerif", "SrSerif-Bold", "SrSerif-Italic", "SrSans", "SrSans-Bold")
 
 
+def sans_font() -> str:
+    """The report's sans-serif font name in reportlab, registered (with svglib's font map) on first use."""
+    return _fonts().sans
+
+
 class _Styles:
     """Paragraph styles of the report (journal-like: serif text, sans-serif tables and captions)."""
 
@@ -112,10 +143,8 @@ class _Styles:
                                        textColor=GREY)
         self.byline = ParagraphStyle("byline", fontName=f.sans, fontSize=8, leading=10.5, spaceAfter=10,
                                      textColor=GREY)
-        self.h1 = ParagraphStyle("h1", fontName=f.sans_bold, fontSize=13, leading=16, spaceBefore=12, spaceAfter=5,
-                                 keepWithNext=True)
-        self.h2 = ParagraphStyle("h2", fontName=f.sans_bold, fontSize=10, leading=13, spaceBefore=8, spaceAfter=3,
-                                 keepWithNext=True)
+        self.h1 = ParagraphStyle("h1", fontName=f.sans_bold, fontSize=13, leading=16, spaceBefore=12, spaceAfter=5)
+        self.h2 = ParagraphStyle("h2", fontName=f.sans_bold, fontSize=10, leading=13, spaceBefore=8, spaceAfter=3)
         self.body = ParagraphStyle("body", fontName=f.serif, fontSize=9.5, leading=13, spaceAfter=5)
         self.bullet = ParagraphStyle("bullet", parent=self.body, leftIndent=11, bulletIndent=2, spaceAfter=2.5,
                                      bulletFontName=f.serif)
@@ -173,16 +202,64 @@ def _table(t: m.Table, width: float, st: _Styles) -> list[Any]:
                     row.append(Paragraph(_text(c, r.mark(j)), st.cell(t.column_align(j), r.indent if j == 0 else 0)))
             data.append(row)
     # plain-string cells: the cell font, aligned like their column, on the first line of a Paragraph cell
-    cmds += [("FONT", (0, 1), (-1, -1), st.f.sans, size, st.cell("left").leading),
+    cmds += [("FONT", (0, 0), (-1, 0), st.f.sans_bold, size, st.cell("left").leading),  # else Helvetica is set
+             ("FONT", (0, 1), (-1, -1), st.f.sans, size, st.cell("left").leading),
              ("BOTTOMPADDING", (1, 1), (-1, -1), 1.6 + st.cell("left").leading - size)]
     cmds += [("ALIGN", (j, 1), (j, -1), t.column_align(j).upper()) for j in range(ncol)]
     table = RLTable(data, colWidths=widths, repeatRows=1, hAlign="LEFT")
     table.setStyle(TableStyle(cmds))
     caption = Paragraph(f"<b>{escape(t.label)}.</b> {escape(t.caption)}", st.caption)
-    caption.keepWithNext = True
     notes = [Paragraph((f"<super>{escape(f.mark)}</super> " if f.mark else "") + escape(f.text), st.note)
              for f in t.footnotes]
-    return [caption, table, Spacer(1, 2), *notes, Spacer(1, 8)]
+    cap_h = caption.wrap(width, PAGE_H)[1] + st.caption.spaceBefore + st.caption.spaceAfter
+    table_h = table.wrap(width, PAGE_H)[1]
+    if cap_h + table_h <= _FRAME_H / 3:  # small: kept whole with its caption
+        return [KeepTogether([caption, table]), Spacer(1, 2), *notes, Spacer(1, 8)]
+    first_rows = sum(table._rowHeights[:4])
+    return [CondPageBreak(cap_h + first_rows), caption, table, Spacer(1, 2), *notes, Spacer(1, 8)]
+
+
+#: Height of the text frame (the page minus margins and the banner), points.
+_FRAME_H = PAGE_H - MARGIN_TOP - 9 * mm - MARGIN_BOTTOM
+#: A figure may be drawn down to this fraction of its size to fit the rest of a page.
+_MIN_FIGURE_SCALE = 0.65
+
+
+class _FigureBlock(Flowable):  # type: ignore[misc]  # reportlab ships no type information
+    """A drawing with its caption under it, drawn smaller (down to :data:`_MIN_FIGURE_SCALE`) to fit the page.
+
+    When even the smallest size does not fit, :meth:`split` returns nothing and
+    the frame moves the whole block to the next page.
+    """
+
+    def __init__(self, drawing: Any, caption: Paragraph) -> None:
+        super().__init__()
+        self.drawing = drawing
+        self.caption = caption
+        self.scale = 1.0
+        self._cap_h = 0.0
+        self._gap = 6.0
+
+    def wrap(self, avail_w: float, avail_h: float) -> tuple[float, float]:
+        self._cap_h = float(self.caption.wrap(avail_w, avail_h)[1])
+        _dw, dh = self.drawing.wrap(avail_w, avail_h)
+        room = avail_h - self._cap_h - self._gap
+        self.scale = 1.0 if dh <= room else (room / dh if room >= _MIN_FIGURE_SCALE * dh else 1.0)
+        self.width = avail_w
+        self.height = dh * self.scale + self._cap_h + self._gap
+        return self.width, self.height
+
+    def split(self, avail_w: float, avail_h: float) -> list[Any]:
+        return []
+
+    def draw(self) -> None:
+        dw, _dh = self.drawing.wrap(self.width, PAGE_H)
+        self.caption.drawOn(self.canv, 0, 0)
+        self.canv.saveState()
+        self.canv.translate((self.width - dw * self.scale) / 2, self._cap_h + self._gap)
+        self.canv.scale(self.scale, self.scale)
+        self.drawing.drawOn(self.canv, 0, 0)
+        self.canv.restoreState()
 
 
 @contextmanager
@@ -208,6 +285,7 @@ def _drawing(f: m.Figure, width: float, max_h: float) -> Any:
             except Exception:  # a drawing svglib cannot read falls back to the PNG below
                 drawing = None
     if drawing is not None and drawing.width > 0 and drawing.height > 0:
+        drawing.initialFontName = _fonts().sans  # else the renderer sets (and the PDF lists) unembedded Helvetica
         s = min(width / drawing.width, max_h / drawing.height)
         drawing.scale(s, s)
         drawing.width, drawing.height = drawing.width * s, drawing.height * s
@@ -223,8 +301,22 @@ def _drawing(f: m.Figure, width: float, max_h: float) -> Any:
 
 def _figure(f: m.Figure, width: float, max_h: float, st: _Styles) -> list[Any]:
     caption = f"<b>{escape(f.label)}.</b> " + (f"<b>{escape(f.title)}.</b> " if f.title else "") + escape(f.caption)
-    return [KeepTogether([Spacer(1, 4), _drawing(f, width, max_h), Spacer(1, 2), Paragraph(caption, st.caption)]),
-            Spacer(1, 6)]
+    return [Spacer(1, 4), _FigureBlock(_drawing(f, width, max_h), Paragraph(caption, st.caption)), Spacer(1, 6)]
+
+
+def _heading(text: str, style: ParagraphStyle, following: m.Block | None, width: float) -> list[Any]:
+    """The heading after a conditional page break: room for it and the start of what follows.
+
+    What follows needs five lines of text, or a whole small table, or a
+    table's caption and first rows, or a figure at its smallest size.
+    """
+    head = Paragraph(escape(text), style)
+    need = head.wrap(width, PAGE_H)[1] + style.spaceBefore + style.spaceAfter + 5 * 13.0
+    if isinstance(following, m.Table):
+        need += 60.0
+    elif isinstance(following, m.Figure):
+        need += 0.3 * _FRAME_H
+    return [CondPageBreak(need), head]
 
 
 def _story(doc: m.Document, width: float, max_fig_h: float, st: _Styles) -> list[Any]:
@@ -233,13 +325,13 @@ def _story(doc: m.Document, width: float, max_fig_h: float, st: _Styles) -> list
         story.append(Paragraph(escape(doc.subtitle), st.subtitle))
     story.append(Paragraph(escape(doc.byline), st.byline))
     for sec in doc.sections:
-        story.append(Paragraph(escape(sec.title), st.h1))
-        for b in sec.blocks:
+        story += _heading(sec.title, st.h1, sec.blocks[0] if sec.blocks else None, width)
+        for i, b in enumerate(sec.blocks):
             if isinstance(b, m.Paragraph):
                 lead = f"<b>{escape(b.lead)}</b> " if b.lead else ""
                 story.append(Paragraph(lead + escape(b.text), st.body))
             elif isinstance(b, m.Heading):
-                story.append(Paragraph(escape(b.text), st.h2))
+                story += _heading(b.text, st.h2, sec.blocks[i + 1] if i + 1 < len(sec.blocks) else None, width)
             elif isinstance(b, m.BulletList):
                 story += [Paragraph(escape(i), st.bullet, bulletText="\u2022") for i in b.items]
                 story.append(Spacer(1, 3))
@@ -287,7 +379,8 @@ def _numbered_canvas(font: str) -> type[Any]:
 
     class NumberedCanvas(Canvas):  # type: ignore[misc]  # reportlab ships no type information
         def __init__(self, *args: Any, **kwargs: Any) -> None:
-            super().__init__(*args, **kwargs)
+            # the initial font is written into every page; Helvetica would be the one font not embedded
+            super().__init__(*args, **{**kwargs, "initialFontName": font})
             self._pages: list[dict[str, Any]] = []
 
         def showPage(self) -> None:
