@@ -125,10 +125,10 @@ def test_captions_are_short(figures: dict[str, FigureFile]) -> None:
 
 def test_outcome_axes_span_the_whole_scale(results: dict[str, Any]) -> None:
     study = _Study(results, OFF)
-    eq5d, odi = study.outcomes
-    assert (eq5d.instrument, eq5d.valueset, odi.instrument) == ("eq5d3l", "Denmark", "odi")
+    eq5d, odi, nrs = study.outcomes
+    assert (eq5d.instrument, eq5d.valueset, odi.instrument, nrs.instrument) == ("eq5d3l", "Denmark", "odi", "nrs_back")
     assert eq5d.scale == pytest.approx((DK_3L_WORST, 1.0))
-    for oc, (lo, hi) in ((eq5d, (DK_3L_WORST, 1.0)), (odi, (0.0, 100.0))):
+    for oc, (lo, hi) in ((eq5d, (DK_3L_WORST, 1.0)), (odi, (0.0, 100.0)), (nrs, (0.0, 10.0))):
         drawn = _trajectory(study, oc)
         assert drawn is not None
         y0, y1 = drawn.fig.axes[0].get_ylim()
@@ -196,7 +196,8 @@ def test_deaths_are_crosses_on_the_individual_paths(results: dict[str, Any], tmp
     assert list(zip(crosses[0].get_xdata(), crosses[0].get_ydata(), strict=True)) == [(day, value)]  # type: ignore[arg-type]
     assert "death during follow-up (1 patient)" in drawn.caption
     # without the deaths table: no cross, and the caption claims none
-    plain = _individual(_Study(results, OFF), _Study(results, OFF).outcomes[0])
+    bare = {**results, "tables": {k: v for k, v in results["tables"].items() if k != "deaths"}}
+    plain = _individual(_Study(bare, OFF), _Study(bare, OFF).outcomes[0])
     assert plain is not None and not [ln for ln in plain.fig.axes[0].lines if ln.get_gid() == "deaths"]
     assert "death" not in plain.caption
 

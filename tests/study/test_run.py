@@ -340,3 +340,20 @@ def test_leak_denominators_use_post_operative_findings_at_treated_levels() -> No
     leaks = run_study(spec, x).tables["leaks"]  # type: ignore[arg-type]
     assert rate(leaks, "patient", "any") == (4, 5)      # unchanged: neither finding counts
     assert rate(leaks, "level", "any") == (5, 8)
+
+
+def test_deaths_table_and_csv_data_status(tmp_path: Path) -> None:
+    spec, _ = load_spec(SPEC)
+    # operated 2015-01-01, died 2015-04-11: day 100 by hand; a death after the extract date is not listed
+    res = run_study(spec, one_patient_extract("2015-04-11", [("B", "baseline", -3)]))  # type: ignore[arg-type]
+    assert res.tables["deaths"][["case", "day"]].values.tolist() == [[1, 100]]
+    late = run_study(spec, one_patient_extract("2019-02-01", [("B", "baseline", -3)]))  # type: ignore[arg-type]
+    assert late.tables["deaths"].empty
+    res.write(tmp_path / "real")
+    res.data["synthetic"] = True
+    res.write(tmp_path / "syn")
+    for folder, status in (("real", "real"), ("syn", "synthetic")):
+        for csv in sorted((tmp_path / folder / "tables").glob("*.csv")):
+            frame = pd.read_csv(csv)
+            assert frame.columns[-1] == "data_status", csv.name
+            assert set(frame["data_status"]) <= {status}, csv.name

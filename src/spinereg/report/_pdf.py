@@ -308,7 +308,8 @@ def _heading(text: str, style: ParagraphStyle, following: m.Block | None, width:
     """The heading after a conditional page break: room for it and the start of what follows.
 
     What follows needs five lines of text, or a whole small table, or a
-    table's caption and first rows, or a figure at its smallest size.
+    table's caption and first rows, or a figure at its smallest size (a
+    subheading: its own line and five lines of text).
     """
     head = Paragraph(escape(text), style)
     need = head.wrap(width, PAGE_H)[1] + style.spaceBefore + style.spaceAfter + 5 * 13.0
@@ -316,6 +317,8 @@ def _heading(text: str, style: ParagraphStyle, following: m.Block | None, width:
         need += 60.0
     elif isinstance(following, m.Figure):
         need += 0.3 * _FRAME_H
+    elif isinstance(following, m.Heading):  # a section opening with a subheading: room for that one too
+        need += 2 * style.fontSize + style.spaceBefore + style.spaceAfter
     return [CondPageBreak(need), head]
 
 

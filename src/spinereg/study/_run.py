@@ -119,9 +119,11 @@ class StudyResult:
         written = []
         tables_dir = d / "tables"
         tables_dir.mkdir(exist_ok=True)
+        status = "synthetic" if self.data.get("synthetic") else "real"
         for name, df in self.tables.items():
+            # every row says whether the data are synthetic, so a CSV copied alone still says so
             written.append(_atomic(tables_dir / f"{name}.csv",
-                                   to_csv(df, index=False, lineterminator="\n")))
+                                   to_csv(df.assign(data_status=status), index=False, lineterminator="\n")))
         text = json.dumps(self.to_dict(generated_at), indent=1, allow_nan=False, ensure_ascii=False) + "\n"
         written.append(_atomic(d / "results.json", text))
         return written
@@ -274,6 +276,11 @@ def _run(spec: StudySpec, extract: Extract, spec_sha256: str, cohort: CohortResu
                        "survival_curve": surv["curve"], "survival_at_risk": surv["at_risk"]})
     if a.sensitivity_mixed_model:
         tables["mixed_model"] = an.mixed_models(scores, spec, alive=status)
+    # each cohort patient's death (days after the index operation) by the extract date: the figures mark them
+    dead = ops["death_date"].notna() & (ops["death_date"] <= cutoff)
+    tables["deaths"] = pd.DataFrame({
+        "case": case.reindex(ops.loc[dead, "operation_id"].astype(str)).to_numpy(dtype=np.int64),
+        "day": (ops.loc[dead, "death_date"] - ops.loc[dead, "date"]).dt.days.to_numpy(dtype=np.int64)})
     tables["scores"] = pd.DataFrame({
         "case": case.reindex(scores["operation_id"]).to_numpy(dtype=np.int64),
         "outcome": scores["outcome"].to_numpy(), "timepoint": scores["timepoint"].to_numpy(),
