@@ -182,6 +182,9 @@ def parse_procedure(body: bytes | str | Mapping[str, Any], *, keep_id: bool = Fa
     ``keep_id``: take the operation id from ``identifier`` (system :data:`OPERATION_SYSTEM`) or ``id``
     (bulk import of an export); the API makes new ids."""
     doc = check_resource(load_json(body), "Procedure")
+    if not (doc.get("subject") or {}).get("reference"):  # before the model's own (1..1) check: a clearer answer
+        raise FhirInputError("the subject is missing: give Procedure.subject, a reference Patient/<id>",
+                             code="required", expression="Procedure.subject")
     _validate_model(doc)
     for key in doc:
         if key not in ACCEPTED:
