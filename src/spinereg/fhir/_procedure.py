@@ -47,7 +47,7 @@ __all__ = ["CATEGORY_SYSTEM", "COLUMN_EXTENSION", "ICD10_SYSTEM", "INDICATION_SY
 #: SKS, Sundhedsvæsenets Klassifikations System (Danish health classification; the procedure codes
 #: are NOMESCO codes with SKS's ``K`` prefix, e.g. ``KNAG40``).
 SKS_SYSTEM = "urn:oid:1.2.208.176.2.4"
-#: WHO ICD-10 (HL7's URI); the registry keeps ICD-10 codes without SKS's ``D`` prefix and without the dot.
+#: WHO ICD-10 (HL7's URI); written with the dot (``M80.0``), the registry keeps them without it (``M800``).
 ICD10_SYSTEM = "http://hl7.org/fhir/sid/icd-10"
 #: The registry's own code systems (documented in docs/fhir.md): the codes are the schema's values.
 VERTEBRA_SYSTEM = "urn:spinereg:fhir:vertebra"
@@ -273,8 +273,8 @@ def procedure_resource(row: Mapping[str, Any], levels: Sequence[Mapping[str, Any
                                   for c in str(row["procedure_codes"]).split(";") if c]}
     reasons = []
     if not _missing(row.get("diagnosis_codes")):
-        reasons += [{"coding": [{"system": ICD10_SYSTEM, "code": c}]}
-                    for c in str(row["diagnosis_codes"]).split(";") if c]
+        reasons += [{"coding": [{"system": ICD10_SYSTEM, "code": c[:3] + ("." + c[3:] if len(c) > 3 else "")}]}
+                    for c in str(row["diagnosis_codes"]).split(";") if c]  # WHO's form: M80.0 (stored M800)
     if not _missing(row.get("indication")):
         reasons.append({"coding": [{"system": INDICATION_SYSTEM, "code": str(row["indication"])}]})
     if reasons:
