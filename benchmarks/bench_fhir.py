@@ -204,7 +204,7 @@ def main() -> None:
     finally:
         con.close()
     missing = [r for r in acked if r.rsplit(".", 1)[0].replace("..", ":") not in ids]
-    errors = sum(n for s, n in statuses.items() if s != "201")
+    errors = sum(n for s, n in statuses.items() if s not in ("201", "skipped (time limit)"))
     ms = [x * 1000 for x in latencies]
     print(f"\nPOST /fhir/QuestionnaireResponse: {len(bodies)} requests, {a.clients} concurrent clients, spinereg serve "
           f"--workers {a.workers}, embedded SQLite, loopback")

@@ -519,7 +519,7 @@ def _problem_expression(exc: RecordValidationError, levels: list[dict[str, Any]]
             where += f".extension('{first.column}')"
     else:
         where = f"Procedure.{named.get(first.column, f'extension({first.column!r})')}"
-    return where, f"{first.column}: value {first.value!r}: {first.message}"
+    return where, f"{first.column}: value {first.value}: {first.message}"
 
 
 @api("view_records", methods=("POST",))
