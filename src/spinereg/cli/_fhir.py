@@ -75,11 +75,20 @@ def import_fhir_files(alias: str | None, mapping: str | Path, files: Sequence[st
     from spinereg.fhir import read_bulk
     from spinereg.registry import dataset_code, import_files
 
-    if alias is None:
-        raise SpineregError("the FHIR import needs a registry (--db)")
     name = (dataset or {}).get("name") or FHIR_DATASET
-    key = _site_key(alias, key_file)
-    ops, known = _registry_lookups(alias)
+    ops: Any = None
+    known: Any = None
+    if alias is not None:
+        key = _site_key(alias, key_file)
+        ops, known = _registry_lookups(alias)
+    else:  # a dry run without a registry (spinereg validate): the key file if there is one, else a throwaway key
+        import secrets
+
+        from spinereg.data import default_key_path, load_site_key
+
+        path = Path(key_file) if key_file is not None else default_key_path()
+        exists = bool(os.environ.get("SPINEREG_SITE_KEY")) or path.exists()
+        key = load_site_key(path, create=False) if exists else secrets.token_bytes(32)
     rows = read_bulk(files, key=key, id_prefix=dataset_code(str(name)), registry_operations=ops,
                      registry_patient=known)
     with tempfile.TemporaryDirectory(prefix="spinereg-fhir-") as tmp:
