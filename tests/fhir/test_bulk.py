@@ -384,6 +384,9 @@ def test_import_errors_name_file_line_element_value(ctx: Ctx, tmp_path: Path) ->
     assert "b.json entry 1: Procedure [Procedure.bodySite[0].coding[0].system]: " in err
     assert "'http://snomed.info/sct'" in err and "nothing was imported" in err
     assert CPR_BUNDLE not in done.stdout + err
+    dry = run_cli(home, "validate", "--mapping", "fhir", str(bundle), str(nd))  # the dry run: the same checks
+    assert dry.returncode != 0 and "QuestionnaireResponse.ndjson line 2: " in dry.stderr and "Traceback" not in \
+        dry.stderr
     import sqlite3
     con = sqlite3.connect(str(tmp_path / "c.sqlite3"))
     try:
