@@ -119,3 +119,66 @@ def test_questionnaire_codes_are_the_documented_ones() -> None:
     assert served == documented == {("odi", "97908-8")}
     odi: dict[str, Any] = questionnaire("odi")
     assert odi["code"] == [{"system": "http://loinc.org", "code": "97908-8", "display": "Oswestry Disability Index"}]
+
+
+def _doc_systems() -> set[tuple[str, str]]:
+    """(system, source) rows of the code-system table in docs/fhir.md."""
+    text = (ROOT / "docs" / "fhir.md").read_text(encoding="utf-8")
+    table = text.split("<!-- systems -->")[1].split("<!-- /systems -->")[0]
+    rows = set()
+    for line in table.strip().splitlines()[2:]:
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        rows.add((cells[1].strip("`"), re.sub(r"^<|>$", "", cells[3])))
+    return rows
+
+
+def test_code_systems_match_docs() -> None:
+    import spinereg.fhir as f
+
+    documented = {s for s, _ in _doc_systems()}
+    constants = {f.SKS_SYSTEM, f.ICD10_SYSTEM, f.INDICATION_SYSTEM, f.CATEGORY_SYSTEM, f.VERTEBRA_SYSTEM,
+                 f.OPERATION_SYSTEM, f.PROM_SYSTEM, f.SCORE_SYSTEM, f.VALUESET_SYSTEM, f.COLUMN_EXTENSION}
+    assert documented == constants
+    # the external systems, as the pages named list them (typed here from those pages)
+    assert ("urn:oid:1.2.208.176.2.4", "https://build.fhir.org/ig/fut-infrastructure/implementation-guide/branches/"
+            "FUT1-16225-add-is-copyright-to-questionnaire-item/comparison-v3.2.0/"
+            "cs-urn-oid-1.2.208.176.2.4-urn-oid-1.2.208.176.2.4.html") in _doc_systems()
+    assert ("http://hl7.org/fhir/sid/icd-10", "https://build.fhir.org/sid-icd-10.html") in _doc_systems()
+    for system, source in _doc_systems():
+        assert system.startswith("urn:spinereg:") == (source == "this document")
+
+
+def test_served_resources_use_documented_systems() -> None:
+    import json
+
+    from spinereg.fhir import observations_from_row, procedure_resource
+
+    proc = procedure_resource({"operation_id": "a:1", "patient_id": "P", "date": "2024-01-02",
+                               "procedure_category": "kyphoplasty", "procedure_codes": "KNAG40",
+                               "diagnosis_codes": "M800", "indication": "osteoporotic_vcf", "asa_class": 2},
+                              [{"operation_id": "a:1", "level": "L1", "approach": "unipedicular"}], "a..1")
+    row = {"prom_id": "p", "patient_id": "P", "answer_date": "2024-01-01",
+           **{f"eq5d5l_{d}": 1 for d in ("mo", "sc", "ua", "pd", "ad")},
+           **{f"eq5d3l_{d}": 1 for d in ("mo", "sc", "ua", "pd", "ad")}, **{f"odi_{i}": 0 for i in range(1, 11)}}
+    obs = observations_from_row(row, "p")
+    assert [o["id"] for o in obs] == ["p.eq5d3l-index", "p.eq5d5l-index", "p.odi-score"]
+    documented = {s for s, _ in _doc_systems()} | {c[2] for c in _doc_codes()} | {
+        "http://terminology.hl7.org/CodeSystem/observation-category", "http://unitsofmeasure.org"}
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            for k, v in node.items():
+                if k == "system":
+                    found.add(v)
+                elif k == "url":
+                    found.add(v.rsplit(":", 1)[0] + ":" if v.startswith("urn:spinereg:fhir:column:") else v)
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    walk([proc, *obs])
+    assert found <= documented, found - documented
+    assert proc["reasonCode"][0]["coding"][0]["code"] == "M80.0"
+    assert json.dumps(proc).count("urn:oid:1.2.208.176.2.4") == 1

@@ -217,6 +217,8 @@ def register(app: typer.Typer) -> None:
 
         day = _extract_date(extract_date)
         alias = _open_existing(db) if db else None
+        if mapping == "fhir":  # FHIR Bundles / NDJSON: read by spinereg.fhir, then the same validation
+            from spinereg.cli._fhir import import_fhir_files as import_files
         result = import_files(alias, mapping, files, key_file=key_file, extract_date=day,
                               dataset={"name": dataset} if dataset else None, dry_run=True)
         rep, extract = result.report, result.extract
@@ -264,6 +266,8 @@ def register(app: typer.Typer) -> None:
             with _progress() as prog:
                 step = _entity_steps(prog, "importing")
 
+                if mapping == "fhir":  # FHIR Bundles / NDJSON: read by spinereg.fhir, then the same pipeline
+                    from spinereg.cli._fhir import import_fhir_files as import_files
                 result = import_files(alias, mapping, files, key_file=key_file, extract_date=day,
                                       dataset={"name": dataset} if dataset else None, progress=step, update=update)
         except ImportConflictError as exc:

@@ -3,8 +3,11 @@ conversion to and from ``proms`` rows, and OperationOutcome errors.  No Django: 
 (:mod:`spinereg.fhir_api`) uses this library.  Resources are validated by the R4B models of
 ``fhir.resources`` (R4B is wire-compatible with R4 for these resources)."""
 
+from spinereg.fhir._bulk import BULK_TYPES, BulkRows, FhirBulkError, export_resources, read_bulk, write_ndjson
 from spinereg.fhir._codes import InstrumentCode, instrument_codes
 from spinereg.fhir._convert import (
+    PROM_ELEMENTS,
+    PROM_SYSTEM,
     ParsedResponse,
     assign_timepoint,
     check_resource,
@@ -14,8 +17,25 @@ from spinereg.fhir._convert import (
     prom_row,
     response_from_row,
 )
+from spinereg.fhir._observation import OBSERVATION_KINDS, SCORE_SYSTEM, VALUESET_SYSTEM, observations_from_row
 from spinereg.fhir._outcome import FhirInputError, operation_outcome
 from spinereg.fhir._patient import CPR_SYSTEM, patient_cpr, patient_resource
+from spinereg.fhir._procedure import (
+    CATEGORY_SYSTEM,
+    COLUMN_EXTENSION,
+    ICD10_SYSTEM,
+    INDICATION_SYSTEM,
+    OPERATION_SYSTEM,
+    SKS_SYSTEM,
+    VERTEBRA_SYSTEM,
+    ParsedProcedure,
+    column_extensions,
+    extension_columns,
+    fhir_id,
+    parse_procedure,
+    procedure_resource,
+    registry_id,
+)
 from spinereg.fhir._questionnaires import (
     ANSWER_SYSTEM,
     CANONICAL_BASE,
@@ -29,26 +49,52 @@ from spinereg.fhir._questionnaires import (
 
 __all__ = [
     "ANSWER_SYSTEM",
+    "BULK_TYPES",
     "CANONICAL_BASE",
+    "CATEGORY_SYSTEM",
+    "COLUMN_EXTENSION",
     "CPR_SYSTEM",
+    "ICD10_SYSTEM",
+    "INDICATION_SYSTEM",
+    "OBSERVATION_KINDS",
+    "OPERATION_SYSTEM",
     "ORDINAL_VALUE",
+    "PROM_ELEMENTS",
+    "PROM_SYSTEM",
+    "SCORE_SYSTEM",
+    "SKS_SYSTEM",
+    "VALUESET_SYSTEM",
+    "VERTEBRA_SYSTEM",
+    "BulkRows",
+    "FhirBulkError",
     "FhirInputError",
     "FhirInstrument",
     "InstrumentCode",
+    "ParsedProcedure",
     "ParsedResponse",
     "assign_timepoint",
     "check_resource",
+    "column_extensions",
+    "export_resources",
+    "extension_columns",
+    "fhir_id",
     "fhir_instrument",
     "fhir_instruments",
     "instrument_codes",
     "instrument_columns",
     "load_json",
+    "observations_from_row",
     "operation_outcome",
+    "parse_procedure",
     "parse_response",
     "patient_cpr",
     "patient_resource",
+    "procedure_resource",
     "prom_row",
     "questionnaire",
     "questionnaires",
+    "read_bulk",
+    "registry_id",
     "response_from_row",
+    "write_ndjson",
 ]

@@ -30,10 +30,16 @@ from spinereg.data import HIDDEN, contains_cpr, entity, timepoints
 from spinereg.fhir._outcome import FhirInputError
 from spinereg.fhir._questionnaires import FhirInstrument, fhir_instrument
 
-__all__ = ["ParsedResponse", "assign_timepoint", "check_resource", "instrument_columns", "load_json",
-           "parse_response", "prom_row", "response_from_row"]
+__all__ = ["PROM_ELEMENTS", "PROM_SYSTEM", "ParsedResponse", "assign_timepoint", "check_resource",
+           "instrument_columns", "load_json", "parse_response", "prom_row", "response_from_row"]
 
 STATUSES = ("completed", "amended")
+#: ``QuestionnaireResponse.identifier`` system of the registry's ``prom_id``.
+PROM_SYSTEM = "urn:spinereg:fhir:prom"
+#: ``proms`` columns carried by named elements or items; the others (time point, satisfaction, global
+#: assessment) are column extensions (:func:`spinereg.fhir.column_extensions`).
+PROM_ELEMENTS = ("prom_id", "patient_id", "operation_id", "answer_date",
+                 *(c.name for c in entity("proms").columns if c.instrument))
 
 
 @dataclass(frozen=True)
@@ -150,11 +156,13 @@ def _answer(fi: FhirInstrument, link_id: str, answer: dict[str, Any], where: str
     return value
 
 
-def parse_response(body: bytes | str | Mapping[str, Any]) -> ParsedResponse:
+def parse_response(body: bytes | str | Mapping[str, Any], *, complete: bool = True) -> ParsedResponse:
     """Check a QuestionnaireResponse and return its answers as ``proms`` columns.
 
     Raises :class:`FhirInputError` (with the OperationOutcome naming ``linkId`` and
-    value) for every refusal listed in the module docstring.
+    value) for every refusal listed in the module docstring.  ``complete=False`` (bulk import,
+    as every registry import) accepts a response with required items unanswered: the registry
+    keeps partial answers, and the derived score is then missing.
     """
     doc = check_resource(body, "QuestionnaireResponse")
     _validate_model(doc)
@@ -207,6 +215,11 @@ def parse_response(body: bytes | str | Mapping[str, Any]) -> ParsedResponse:
         if given:
             answers[columns[link_id]] = _answer(fi, link_id, given[0], where)
     missing = [i for i in fi.instrument.item_ids if columns[i] not in answers]
+    if not complete:
+        if not answers:
+            raise FhirInputError(f"the response answers no item of {fi.instrument.name}", code="required",
+                                 expression="QuestionnaireResponse.item")
+        missing = []
     for link_id in missing:
         if fi.required(link_id):
             raise FhirInputError(f"required item {link_id!r} has no answer", code="required",
@@ -276,6 +289,19 @@ def response_from_row(row: Mapping[str, Any], fi: FhirInstrument, resource_id: s
     doc: dict[str, Any] = {"resourceType": "QuestionnaireResponse", "id": resource_id, "questionnaire": fi.url,
                            "status": "completed", "subject": {"reference": f"Patient/{row['patient_id']}"},
                            "item": items}
-    if row.get("answer_date"):
+    if row.get("prom_id"):
+        doc["identifier"] = {"system": PROM_SYSTEM, "value": str(row["prom_id"])}
+    if row.get("operation_id"):
+        from spinereg.fhir._procedure import fhir_id
+
+        op = fhir_id(str(row["operation_id"]))
+        if op is not None:
+            doc["partOf"] = [{"reference": f"Procedure/{op}"}]
+    if row.get("answer_date") and str(row["answer_date"]) not in ("NaT", "<NA>", "None"):
         doc["authored"] = str(row["answer_date"])[:10]
+    from spinereg.fhir._procedure import column_extensions
+
+    ext = column_extensions("proms", row, PROM_ELEMENTS)
+    if ext:
+        doc["extension"] = ext
     return dict(QuestionnaireResponse.model_validate(doc).model_dump(mode="json", exclude_none=True))

@@ -67,7 +67,8 @@ def _validate(doc: dict[str, Any]) -> None:
 
 
 def patient_resource(row: Mapping[str, Any]) -> dict[str, Any]:
-    """The Patient resource of a registry ``patients`` row: id = pseudonym, gender, birth date, death date."""
+    """The Patient resource of a registry ``patients`` row: id = pseudonym, gender, birth date, death date
+    (its source as a column extension, :data:`spinereg.fhir.COLUMN_EXTENSION` ``patients.death_source``)."""
     from fhir.resources.R4B.patient import Patient
 
     doc: dict[str, Any] = {"resourceType": "Patient", "id": str(row["patient_id"])}
@@ -77,6 +78,11 @@ def patient_resource(row: Mapping[str, Any]) -> dict[str, Any]:
         doc["birthDate"] = str(row["birth_date"])[:10]
     if row.get("death_date"):
         doc["deceasedDateTime"] = str(row["death_date"])[:10]
+    from spinereg.fhir._procedure import column_extensions
+
+    ext = column_extensions("patients", row, ("patient_id", "sex", "birth_date", "death_date"))
+    if ext:
+        doc["extension"] = ext
     out = dict(Patient.model_validate(doc).model_dump(mode="json", exclude_none=True))
     assert HIDDEN not in str(out)
     return out

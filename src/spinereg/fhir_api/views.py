@@ -36,26 +36,32 @@ from django.http import HttpRequest, HttpResponse
 
 from spinereg._errors import PrivacyError, SpineregError
 from spinereg.fhir import (
+    OBSERVATION_KINDS,
     FhirInputError,
     FhirInstrument,
     assign_timepoint,
+    fhir_id,
     fhir_instrument,
     fhir_instruments,
     instrument_columns,
+    observations_from_row,
     operation_outcome,
+    parse_procedure,
     parse_response,
     patient_cpr,
     patient_resource,
+    procedure_resource,
     prom_row,
     questionnaire,
     questionnaires,
+    registry_id,
     response_from_row,
 )
 from spinereg.registry import RecordValidationError, RegistryWriter, dataset_code
 from spinereg.web.permissions import can, operations_of, patients_of
 
-__all__ = ["metadata", "patient_read", "patient_type", "questionnaire_read", "questionnaire_type", "response_read",
-           "response_type"]
+__all__ = ["metadata", "observation_read", "observation_type", "patient_read", "patient_type", "procedure_read",
+           "procedure_type", "questionnaire_read", "questionnaire_type", "response_read", "response_type"]
 
 ALIAS = "default"
 FHIR_JSON = "application/fhir+json"
@@ -158,6 +164,10 @@ def _capability_statement(base: str) -> dict[str, Any]:
                 {"type": "Questionnaire", "interaction": [{"code": "read"}, {"code": "search-type"}],
                  "searchParam": [{"name": "_id", "type": "token"}, {"name": "url", "type": "uri"}]},
                 {"type": "Patient", "interaction": [{"code": "read"}, {"code": "create"}]},
+                {"type": "Procedure", "interaction": [{"code": "read"}, {"code": "create"}]},
+                {"type": "Observation", "interaction": [{"code": "read"}, {"code": "search-type"}],
+                 "searchParam": [{"name": "patient", "type": "reference"}, {"name": "code", "type": "token"},
+                                 {"name": "_count", "type": "number"}, {"name": "_summary", "type": "token"}]},
                 {"type": "QuestionnaireResponse",
                  "interaction": [{"code": "read"}, {"code": "search-type"}, {"code": "create"}],
                  "searchParam": search_qr},
@@ -427,7 +437,7 @@ def _patient_doc(pid: str) -> dict[str, Any] | None:
     if obj is None:
         return None
     return patient_resource({"patient_id": obj.patient_id, "sex": obj.sex, "birth_date": obj.birth_date,
-                             "death_date": obj.death_date})
+                             "death_date": obj.death_date, "death_source": obj.death_source})
 
 
 @api("view_records", methods=("POST",))
@@ -478,3 +488,132 @@ def patient_read(request: HttpRequest, resource_id: str) -> HttpResponse:
     if doc is None:
         raise FhirInputError(f"Patient/{resource_id} not found", status=404, code="not-found")
     return fhir_response(doc)
+
+
+# -- Procedure ----------------------------------------------------------------------------------------------
+def _procedure_doc(op: Any) -> dict[str, Any] | None:
+    from spinereg.data import entity
+    from spinereg.registry.models import TreatedLevel
+
+    rid = fhir_id(str(op.operation_id))
+    if rid is None:
+        return None
+    row = {c: getattr(op, c) for c in entity("operations").column_names}
+    cols = entity("treated_levels").column_names
+    levels = [{c: getattr(lv, c) for c in cols} for lv in TreatedLevel.objects.filter(operation_id=op.operation_id)]
+    return procedure_resource(row, levels, rid)
+
+
+def _problem_expression(exc: RecordValidationError, levels: list[dict[str, Any]]) -> tuple[str, str]:
+    """The FHIR element of the first problem the registry found (its column), and the problem."""
+    first = exc.problems[0] if getattr(exc, "problems", None) else None
+    if first is None:
+        return "Procedure", str(exc)
+    named = {"date": "performedDateTime", "procedure_category": "category", "procedure_codes": "code",
+             "diagnosis_codes": "reasonCode", "indication": "reasonCode", "patient_id": "subject"}
+    if first.entity == "treated_levels":
+        key = str(first.key).rsplit("/", 1)[-1]
+        idx = next((i for i, lv in enumerate(levels) if str(lv["level"]) == key), 0)
+        where = f"Procedure.bodySite[{idx}]"
+        if first.column not in ("level", "operation_id"):
+            where += f".extension('{first.column}')"
+    else:
+        where = f"Procedure.{named.get(first.column, f'extension({first.column!r})')}"
+    return where, f"{first.column}: value {first.value}: {first.message}"
+
+
+@api("view_records", methods=("POST",))
+def procedure_type(request: HttpRequest) -> HttpResponse:
+    """``POST /fhir/Procedure``: an operation with its treated levels (``bodySite``), written through the audited
+    write service in one transaction: the operation and every level, or nothing."""
+    from django.db import transaction
+
+    profile = request.fhir_profile
+    parsed = parse_procedure(_body(request))
+    if not patients_of(profile).filter(patient_id=parsed.patient_id).exists():
+        raise FhirInputError(f"Patient/{parsed.patient_id} not found", status=404, code="not-found",
+                             expression="Procedure.subject", value=f"Patient/{parsed.patient_id}")
+    values = dict(parsed.operation)
+    if not profile.national:
+        if profile.site is None:
+            raise FhirInputError("the token's user has no site: an operation is recorded at a site", status=403,
+                                 code="forbidden")
+        values["hospital"] = profile.site.hospital  # the site's own operation, as on the web form
+        values["department"] = profile.site.department or None
+    op_id = f"{dataset_code(_dataset())}:{uuid.uuid4().hex}"
+    who = f"{profile.user.get_username()} (FHIR API)"
+    record = {"operation_id": op_id, "patient_id": parsed.patient_id, **values}
+    try:
+        with transaction.atomic(using=ALIAS):  # each writer call is a savepoint inside: all or nothing
+            writer = RegistryWriter(ALIAS, _dataset(), who=who)
+            writer.create("operations", record)
+            for lv in parsed.levels:
+                writer.create("treated_levels", {"operation_id": op_id, **lv})
+    except RecordValidationError as exc:
+        where, what = _problem_expression(exc, parsed.levels)
+        entity_name = exc.problems[0].entity if exc.problems else "operations"
+        raise FhirInputError(f"refused by the registry's rules ({entity_name}): {what}. Nothing was stored",
+                             status=422, code="business-rule", expression=where) from None
+    except PrivacyError as exc:
+        raise FhirInputError(f"{exc}. Nothing was stored", status=422, code="security") from None
+    except SpineregError as exc:
+        raise FhirInputError(f"not stored: {exc}", status=422, code="processing") from None
+    doc = _procedure_doc(operations_of(profile).get(operation_id=op_id))
+    assert doc is not None
+    return fhir_response(doc, 201, {"Location": request.build_absolute_uri(f"/fhir/Procedure/{doc['id']}")})
+
+
+@api("view_records")
+def procedure_read(request: HttpRequest, resource_id: str) -> HttpResponse:
+    """``GET /fhir/Procedure/ID``: an operation of the token's site (every operation for a national role)."""
+    op = operations_of(request.fhir_profile).filter(operation_id=registry_id(resource_id)).first()
+    doc = _procedure_doc(op) if op is not None and _FHIR_ID.match(resource_id) else None
+    if doc is None:
+        raise FhirInputError(f"Procedure/{resource_id} not found", status=404, code="not-found")
+    return fhir_response(doc)
+
+
+# -- Observation (derived scores, read-only) ----------------------------------------------------------------
+def _countries() -> tuple[str, str]:
+    return (str(getattr(settings, "SPINEREG_FHIR_COUNTRY_3L", "Denmark")),
+            str(getattr(settings, "SPINEREG_FHIR_COUNTRY_5L", "Denmark")))
+
+
+def _observations(obj: Any) -> list[dict[str, Any]]:
+    stem = fhir_id(str(obj.prom_id))
+    if stem is None:
+        return []
+    c3, c5 = _countries()
+    return observations_from_row(_row(obj), stem, country_3l=c3, country_5l=c5)
+
+
+@api("view_records")
+def observation_read(request: HttpRequest, resource_id: str) -> HttpResponse:
+    """``GET /fhir/Observation/<prom>.<kind>``: a derived score (kind ``eq5d3l-index``, ``eq5d5l-index`` or
+    ``odi-score``), computed from the stored answers."""
+    stem, dot, kind = resource_id.rpartition(".")
+    obj = (_visible_proms(request.fhir_profile).filter(prom_id=registry_id(stem)).first()
+           if dot and kind in OBSERVATION_KINDS and _FHIR_ID.match(resource_id) else None)
+    found = [o for o in _observations(obj) if o["id"] == resource_id] if obj is not None else []
+    if not found:
+        raise FhirInputError(f"Observation/{resource_id} not found", status=404, code="not-found")
+    return fhir_response(found[0])
+
+
+@api("view_records")
+def observation_type(request: HttpRequest) -> HttpResponse:
+    """``GET /fhir/Observation?patient=ID[&code=SYSTEM|CODE][&_count=&_offset=&_summary=count]``: the derived
+    scores of one patient's questionnaires (``patient`` is required)."""
+    patient = request.GET.get("patient", "").removeprefix("Patient/")
+    if not patient:
+        raise FhirInputError("search Observations by patient: give ?patient=ID", status=400, code="required",
+                             expression="patient")
+    rows = _visible_proms(request.fhir_profile).filter(patient_id=patient).order_by("prom_id")
+    found = [o for obj in rows for o in _observations(obj)]
+    if request.GET.get("code"):
+        wanted = set(request.GET["code"].split(","))
+        found = [o for o in found if any(c["code"] in wanted or f"{c['system']}|{c['code']}" in wanted
+                                         for c in o["code"]["coding"])]
+    count, offset = _count(request), _offset(request)
+    return fhir_response(_bundle(request, len(found), found[offset:offset + count], offset, count,
+                                 _summary_count(request)))
