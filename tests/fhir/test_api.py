@@ -357,6 +357,7 @@ def test_fhirclient(api: Api) -> None:
     assert q.code[0].code == "97908-8"
     assert q.item[0].answerOption[5].extension[0].valueDecimal == 5
     created = FResponse(qr(api, qid="nrs-back", value=3, days=365))  # day 365: the 1-year time point
+    FResponse(qr(api, qid="nrs-back", value=7, days=730)).create(srv)  # day 730: 2 years (this test's own second)
     before = api.proms()
     result = created.create(srv)
     assert result is not None and api.proms() == before + 1
