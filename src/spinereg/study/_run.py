@@ -27,6 +27,7 @@ from spinereg._version import __version__
 from spinereg.data import Extract, extract_sha256, to_csv
 from spinereg.instruments import find_valueset
 from spinereg.study import _analyses as an
+from spinereg.study import _compare as cmp
 from spinereg.study._cohort import (
     CohortResult,
     extract_date,
@@ -269,6 +270,11 @@ def _run(spec: StudySpec, extract: Extract, spec_sha256: str, cohort: CohortResu
                        "survival_curve": surv["curve"], "survival_at_risk": surv["at_risk"]})
     if a.sensitivity_mixed_model:
         tables["mixed_model"] = an.mixed_models(scores, spec)
+    # STROBE 5, 12-14 (setting, comparisons at baseline, follow-up time): spinereg.study._compare
+    tables["setting"] = cmp.setting(ops)
+    tables["baseline_comparison"] = cmp.baseline_comparison(extract, spec, cohort, cutoff)
+    tables["follow_up_time"] = cmp.follow_up_time(ops, cutoff, spec.analyses.conf_level)
+    tables["answer_days"] = cmp.answer_days(scores, spec)
     tables["scores"] = pd.DataFrame({
         "case": case.reindex(scores["operation_id"]).to_numpy(dtype=np.int64),
         "outcome": scores["outcome"].to_numpy(), "timepoint": scores["timepoint"].to_numpy(),
