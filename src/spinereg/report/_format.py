@@ -48,6 +48,7 @@ __all__ = [
     "fmt_proportion",
     "hidden",
     "is_missing",
+    "pct_digits",
     "reader_note",
 ]
 
@@ -117,6 +118,11 @@ def fmt_count(n: Any, sup: Suppression = NO_SUPPRESSION) -> str:
     if sup.hides(n):
         return f"<{sup.threshold}"
     return f"{int(n):d}"
+
+
+def pct_digits(total: Any) -> int:
+    """Decimals of a percentage of ``total``: 0 below 100 (a decimal would claim a precision 1/n lacks), else 1."""
+    return 0 if not is_missing(total) and float(total) < 100 else 1
 
 
 def fmt_pct(percent: Any, digits: int = 1, *, counts: tuple[Any, ...] = (),
