@@ -14,6 +14,7 @@ from spinereg.report._docx import render_docx
 from spinereg.report._html import render_html
 from spinereg.report._model import Document
 from spinereg.report._pdf import render_pdf
+from spinereg.report._strobe import checklist_csv
 
 __all__ = ["FORMATS", "render_report", "write_atomic"]
 
@@ -107,4 +108,8 @@ def render_report(results: Mapping[str, Any] | str | Path, out_dir: str | Path,
             written.append(write_atomic(path, _RENDERERS[f](doc)))
         except OSError as exc:
             raise SpineregError(f"{path}: cannot write the report: {exc.strerror or exc}") from None
+    try:  # the STROBE/RECORD checklist, with the sections of this report that answer each item
+        write_atomic(out / "strobe_record_checklist.csv", checklist_csv(doc))
+    except OSError as exc:
+        raise SpineregError(f"{out}: cannot write the checklist: {exc.strerror or exc}") from None
     return written

@@ -132,8 +132,7 @@ def describe_continuous(values: Any, quantile_type: int = 7) -> dict[str, Any]:
     n = int(ok.size)
     out: dict[str, Any] = {"n": n, "missing": int(v.size - n)}
     if n:
-        method = "inverted_cdf" if quantile_type == 1 else "linear"
-        q1, med, q3 = np.quantile(ok, [0.25, 0.5, 0.75], method=method)
+        q1, med, q3 = np.quantile(ok, [0.25, 0.5, 0.75], method="inverted_cdf" if quantile_type == 1 else "linear")
         out.update(mean=float(ok.mean()), sd=float(ok.std(ddof=1)) if n > 1 else math.nan, median=float(med),
                    q1=float(q1), q3=float(q3), min=float(ok.min()), max=float(ok.max()))
     else:

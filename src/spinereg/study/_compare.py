@@ -47,6 +47,7 @@ __all__ = [
     "baseline_comparison",
     "follow_up_time",
     "setting",
+    "software_versions",
     "standardized_difference",
     "standardized_difference_binary",
 ]
@@ -267,3 +268,40 @@ def setting(operations: pd.DataFrame) -> pd.DataFrame:
         "first_operation": dates.min() if len(dates) else pd.NaT,
         "last_operation": dates.max() if len(dates) else pd.NaT,
         "n_missing_hospital": int(hosp.isna().sum())}], columns=SETTING_COLUMNS)
+
+
+SOFTWARE_COLUMNS = ["component", "version", "detail"]
+
+
+def software_versions(spec: StudySpec) -> pd.DataFrame:
+    """The software and value sets that computed the results (STROBE 12, RECORD 12): name, version, detail.
+
+    spinereg, Python and the numerical libraries at run time; for each EQ-5D
+    outcome its value set's key, EQ-5D version and citation.
+    """
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+
+    from spinereg._version import __version__
+    from spinereg.instruments import find_valueset
+
+    rows = [{"component": "spinereg", "version": __version__, "detail": ""},
+            {"component": "Python", "version": platform.python_version(), "detail": platform.python_implementation()}]
+    for pkg in ("numpy", "pandas", "scipy", "statsmodels"):
+        try:
+            v = version(pkg)
+        except PackageNotFoundError:
+            v = "not installed"
+        rows.append({"component": pkg, "version": v, "detail": ""})
+    for name, oc in spec.outcomes.items():
+        if not oc.valueset:
+            continue
+        form, type_ = ("3L", "TTO") if oc.instrument == "eq5d3l" else ("5L", "VT")
+        vs = find_valueset(form, type_, oc.valueset)
+        src = dict(vs.source)
+        cite = f"{src.get('authors', '')} {src.get('year', '')}".strip()
+        if src.get("doi"):
+            cite += f", doi:{src['doi']}"
+        rows.append({"component": f"EQ-5D-{vs.version} value set ({name})", "version": str(vs.key),
+                     "detail": f"{vs.label}; {cite}"})
+    return pd.DataFrame(rows, columns=SOFTWARE_COLUMNS)

@@ -275,6 +275,7 @@ def _run(spec: StudySpec, extract: Extract, spec_sha256: str, cohort: CohortResu
     tables["baseline_comparison"] = cmp.baseline_comparison(extract, spec, cohort, cutoff)
     tables["follow_up_time"] = cmp.follow_up_time(ops, cutoff, spec.analyses.conf_level)
     tables["answer_days"] = cmp.answer_days(scores, spec)
+    tables["software"] = cmp.software_versions(spec)
     tables["scores"] = pd.DataFrame({
         "case": case.reindex(scores["operation_id"]).to_numpy(dtype=np.int64),
         "outcome": scores["outcome"].to_numpy(), "timepoint": scores["timepoint"].to_numpy(),
