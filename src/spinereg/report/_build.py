@@ -30,6 +30,8 @@ from spinereg.report._format import (
     fmt_proportion,
     is_missing,
     reader_note,
+    style_of,
+    use_style,
 )
 from spinereg.report._methods import methods_blocks
 from spinereg.report._model import Block, BulletList, Document, Heading, Paragraph, Section, Table
@@ -465,6 +467,14 @@ def _provenance(results: Mapping[str, Any], ctx: Ctx) -> tuple[tuple[tuple[str, 
 
 
 def build_document(results: Mapping[str, Any], figures: Sequence[FigureLike] = ()) -> Document:
+    """The report of ``results`` as a format-neutral document, in the spec's journal style (see :func:`_build`)."""
+    spec = (results.get("study") or {}).get("spec") or {}
+    style = (spec.get("report") or {}).get("style") if isinstance(spec, Mapping) else None
+    with use_style(style_of(style)):
+        return _build(results, figures)
+
+
+def _build(results: Mapping[str, Any], figures: Sequence[FigureLike] = ()) -> Document:
     """The report of ``results`` as a format-neutral document.
 
     Parameters

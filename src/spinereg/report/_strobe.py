@@ -379,15 +379,15 @@ def follow_up_time_blocks(ctx: Ctx) -> list[Block]:
         blocks.append(Paragraph(text, lead="Follow-up time."))
     days = _rows(ctx, "answer_days")
     if days:
-        body = [Row((ctx.tp(r.get("timepoint")), f"{fmt_num(r.get('window_start'), 0)} to "
-                     f"{fmt_num(r.get('window_end'), 0)} ({fmt_num(r.get('target'), 0)})", ctx.count(r.get("n")),
+        body = [Row((ctx.tp(r.get("timepoint")), fmt_num(r.get("target"), 0), ctx.count(r.get("n")),
                      NA_TEXT if ctx.hidden(r.get("n")) else
                      fmt_est_ci(r.get("median"), r.get("q1"), r.get("q3"), 0),
                      NA_TEXT if ctx.hidden(r.get("n")) else fmt_ci(r.get("min"), r.get("max"), 0)))
                 for r in days]
         t = ctx.table("table-answer-days", "Days from the operation of the answers used at each time point",
-                      ("Time point", "Window (target), days", "Answers", "Median (IQR) day", "Range"), body,
-                      notes=["One answer per patient and time point: the one nearest the target day."],
+                      ("Time point", "Target day", "Answers", "Median (IQR) day", "Range"), body,
+                      notes=["Days from the day of the operation. One answer per patient and time point: the one "
+                             "nearest the target day within the time point's window (see Methods)."],
                       align=("left", "right", "right", "right", "right"))
         blocks += [Paragraph(f"The answers were given on the days shown in {t.label}."), t]
     return blocks
@@ -409,7 +409,9 @@ def declarations_sections(ctx: Ctx) -> list[Section]:
     items = []
     for r in soft:
         detail = f" ({r.get('detail')})" if r.get("detail") else ""
-        items.append(f"{r.get('component')} {r.get('version')}{detail}")
+        m = re.search(r"\(([^)]*)\)$", str(r.get("component") or ""))
+        cite = str((ctx.outcomes.get(m.group(1)) or {}).get("valueset_citation") or "") if m else ""
+        items.append(f"{r.get('component')} {r.get('version')}{detail}" + (f", {cite}" if cite else ""))
     blocks: list[Block] = list(todo)
     if items:
         blocks += [Heading("Software and value sets"),

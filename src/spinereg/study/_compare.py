@@ -299,9 +299,6 @@ def software_versions(spec: StudySpec) -> pd.DataFrame:
         form, type_ = ("3L", "TTO") if oc.instrument == "eq5d3l" else ("5L", "VT")
         vs = find_valueset(form, type_, oc.valueset)
         src = dict(vs.source)
-        cite = f"{src.get('authors', '')} {src.get('year', '')}".strip()
-        if src.get("doi"):
-            cite += f", doi:{src['doi']}"
         rows.append({"component": f"EQ-5D-{vs.version} value set ({name})", "version": str(vs.key),
-                     "detail": f"{vs.label}; {cite}"})
+                     "detail": f"{vs.label}; doi:{src['doi']}" if src.get("doi") else str(vs.label)})
     return pd.DataFrame(rows, columns=SOFTWARE_COLUMNS)
