@@ -88,7 +88,7 @@ def test_structured_abstract_with_the_numbers(doc: Document, sample: dict[str, A
     assert f"{safety['death_90d']['x']}/{safety['death_90d']['n']} within 90 days" in text
     # each change with its denominators: complete pairs of the patients alive at the window's end
     fu = {r["timepoint"]: r for r in sample["tables"]["follow_up"]}
-    one_year = [r for r in sample["tables"]["paired_change"] if r["timepoint"] == "1y"][0]
+    one_year = next(r for r in sample["tables"]["paired_change"] if r["timepoint"] == "1y")
     alive = fu["1y"]["n"] - fu["1y"]["died_by_window_end"]
     assert f"({one_year['n_pairs']} complete pairs of {alive} patients alive at the window's end)" in text
     # no choosing between analyses by whether a CI excludes 0
@@ -100,8 +100,8 @@ def test_setting_counts_the_cohort_hospitals_and_dates(doc: Document, result: St
     hospitals = ops["hospital"].dropna().nunique()
     text = _texts(doc, "methods")
     assert f"done at {hospitals} hospitals" in text
-    assert f"the first on {ops['date'].min().date().isoformat()} and the last on {ops['date'].max().date().isoformat()}" \
-        in text
+    first, last = ops["date"].min().date().isoformat(), ops["date"].max().date().isoformat()
+    assert f"the first on {first} and the last on {last}" in text
     assert "Data were extracted on 2021-06-30" in text
 
 

@@ -214,7 +214,9 @@ def follow_up_response(ctx: Ctx, r: Rec, secondary: set[str]) -> str:
     """
     if {"answered", "alive_not_answered"} & secondary:
         return NA_TEXT
-    return fmt_proportion(r.get("response_rate"), 1, counts=(r.get("answered"), r.get("alive_not_answered")),
+    a, m = number(r.get("answered")), number(r.get("alive_not_answered"))
+    digits = pct_digits(a + m) if a is not None and m is not None else 1
+    return fmt_proportion(r.get("response_rate"), digits, counts=(r.get("answered"), r.get("alive_not_answered")),
                           sup=ctx.sup)
 
 
@@ -365,7 +367,9 @@ def pchc_table(ctx: Ctx) -> Table | None:
     marks = Marks()
     body: list[Row] = []
     for outcome, recs in _group(rows, "outcome").items():
-        body.append(Row((ctx.outcome_label(outcome),), kind="group"))
+        # the PCHC compares health profiles (the five dimensions' levels): no value set is involved
+        label = str((ctx.outcomes.get(outcome) or {}).get("label") or outcome).removesuffix(" index")
+        body.append(Row((f"{label} health profile",), kind="group"))
         for tp, trs in _group(recs, "timepoint").items():
             by = {str(r.get("category")): r for r in trs}
             n_pairs = trs[0].get("n_pairs")
@@ -373,11 +377,12 @@ def pchc_table(ctx: Ctx) -> Table | None:
             for c in cats:
                 r = by.get(c)
                 cells.append(NA_TEXT if r is None else
-                             fmt_count_pct(r.get("n"), r.get("percent"), total=n_pairs, sup=ctx.sup))
+                             fmt_count_pct(r.get("n"), r.get("percent"), total=n_pairs, digits=pct_digits(n_pairs),
+                                           sup=ctx.sup))
             note = "; ".join(dict.fromkeys(str(r.get("note")) for r in trs if r.get("note")))
             body.append(Row(tuple(cells), indent=1, marks=(marks.mark(ctx.note(note, n_pairs)),)))
     return ctx.table("table-pchc", "Change in EQ-5D health profile from baseline by the Paretian classification "
-                     "(PCHC), n (%) of complete pairs",
+                     "(PCHC), n (%) of complete pairs (independent of any value set)",
                      ("Outcome and time point", "Pairs", *(category_label(c) for c in cats)), body, marks=marks,
                      notes=["Better: better in at least one dimension and worse in none; worse: the reverse; mixed: "
                             "better in some and worse in others; no problems: the best level in every dimension at "
