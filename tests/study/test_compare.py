@@ -32,14 +32,16 @@ def test_standardized_difference_continuous_by_hand() -> None:
     # a: mean 2, var 1 (1, 2, 3); b: mean 5, var 4 (3, 5, 7): d = (2 - 5) / sqrt((1 + 4) / 2) = -3 / sqrt(2.5)
     assert standardized_difference([1, 2, 3], [3, 5, 7, np.nan]) == pytest.approx(-3 / math.sqrt(2.5), abs=1e-12)
     assert math.isnan(standardized_difference([1], [2, 3]))
-    assert math.isnan(standardized_difference([2, 2], [2, 2]))
+    assert standardized_difference([2, 2], [2, 2]) == 0.0  # no variation, equal means: no imbalance
+    assert math.isnan(standardized_difference([2, 2], [3, 3]))  # no variation, different means: undefined
 
 
 def test_standardized_difference_binary_by_hand() -> None:
     # p1 = 0.5, p0 = 0.2: (0.3) / sqrt((0.25 + 0.16) / 2) = 0.3 / sqrt(0.205) = 0.662589...
     assert standardized_difference_binary(0.5, 0.2) == pytest.approx(0.3 / math.sqrt(0.205), abs=1e-12)
     assert standardized_difference_binary(0.5, 0.2) == pytest.approx(0.6625891564490792, abs=1e-12)
-    assert math.isnan(standardized_difference_binary(1.0, 1.0))
+    assert standardized_difference_binary(1.0, 1.0) == 0.0
+    assert math.isnan(standardized_difference_binary(1.0, 0.0))
 
 
 def _ops() -> pd.DataFrame:

@@ -351,8 +351,8 @@ def comparison_blocks(ctx: Ctx) -> list[Block]:
         if not key.startswith("responders_vs_nonresponders"):
             continue
         tp = ctx.tp(key.removeprefix("responders_vs_nonresponders_")).lower()
-        t = _comparison_table(ctx, recs, f"Patients who answered at {tp} and patients alive and due who did not, "
-                                         f"at baseline", "responders",
+        t = _comparison_table(ctx, recs, f"Baseline characteristics of the patients who answered at {tp} and of "
+                                         f"those alive without an answer", "responders",
                               (f"Answered at {tp}", f"Alive, no answer at {tp}"))
         blocks += [Heading("Responders and non-responders"),
                    Paragraph(f"{t.label} compares, at baseline, the patients who answered at {tp} with those alive "
@@ -386,7 +386,7 @@ def follow_up_time_blocks(ctx: Ctx) -> list[Block]:
                 for r in days]
         t = ctx.table("table-answer-days", "Days from the operation of the answers used at each time point",
                       ("Time point", "Target day", "Answers", "Median (IQR) day", "Range"), body,
-                      notes=["Days from the day of the operation. One answer per patient and time point: the one "
+                      notes=["Days from the day of the operation; for each patient and time point, the answer "
                              "nearest the target day within the time point's window (see Methods)."],
                       align=("left", "right", "right", "right", "right"))
         blocks += [Paragraph(f"The answers were given on the days shown in {t.label}."), t]

@@ -57,23 +57,26 @@ COMPARISON_COLUMNS = ["comparison", "group_1", "group_0", "variable", "label", "
 
 
 def standardized_difference(a: Any, b: Any) -> float:
-    """Standardised difference of two means: (mean_a - mean_b) / sqrt((var_a + var_b) / 2), NaN when undefined."""
+    """Standardised difference of two means: (mean_a - mean_b) / sqrt((var_a + var_b) / 2).
+
+    NaN with fewer than 2 values in a group; 0 when neither group varies and the means agree.
+    """
     x = np.asarray(a, dtype=float)
     y = np.asarray(b, dtype=float)
     x, y = x[~np.isnan(x)], y[~np.isnan(y)]
     if x.size < 2 or y.size < 2:
         return math.nan
     pooled = (x.var(ddof=1) + y.var(ddof=1)) / 2
-    if pooled <= 0:
-        return math.nan
+    if pooled <= 0:  # no variation in either group: no imbalance when the means agree, else undefined
+        return 0.0 if x.mean() == y.mean() else math.nan
     return float((x.mean() - y.mean()) / math.sqrt(pooled))
 
 
 def standardized_difference_binary(p1: float, p0: float) -> float:
-    """Standardised difference of two proportions (Austin 2009), NaN when neither group varies."""
+    """Standardised difference of two proportions (Austin 2009); 0 when both are 0 or both 1, NaN for 0 against 1."""
     pooled = (p1 * (1 - p1) + p0 * (1 - p0)) / 2
-    if not pooled > 0:
-        return math.nan
+    if not pooled > 0:  # both groups all 0 or all 1: no imbalance when they agree, else undefined
+        return 0.0 if p1 == p0 else math.nan
     return float((p1 - p0) / math.sqrt(pooled))
 
 
@@ -118,7 +121,7 @@ def _baseline_scores(extract: Extract, ops: pd.DataFrame, spec: StudySpec) -> di
 
 def _rows(comparison: str, g1: str, g0: str, in1: np.ndarray[Any, np.dtype[np.bool_]],
           in0: np.ndarray[Any, np.dtype[np.bool_]], ops: pd.DataFrame, base: dict[str, pd.Series],
-          spec: StudySpec, labels: dict[str, str]) -> list[dict[str, Any]]:
+          spec: StudySpec, labels: dict[str, str], skip: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
     rows = []
     age = ops["age_years"].astype("Float64").to_numpy(dtype=float, na_value=np.nan)
     rows.append(_continuous(comparison, g1, g0, "age", "Age at operation (years)", age[in1], age[in0]))
@@ -132,6 +135,8 @@ def _rows(comparison: str, g1: str, g0: str, in1: np.ndarray[Any, np.dtype[np.bo
         v = pd.to_numeric(ops[name], errors="coerce").to_numpy(dtype=float, na_value=np.nan)
         rows.append(_continuous(comparison, g1, g0, name, label, v[in1], v[in0]))
     for name in spec.outcomes:
+        if name in skip:
+            continue
         v = base[name].to_numpy(dtype=float, na_value=np.nan)
         rows.append(_continuous(comparison, g1, g0, f"baseline_{name}", f"Baseline {labels[name]}", v[in1], v[in0]))
     return rows
@@ -171,8 +176,9 @@ def baseline_comparison(extract: Extract, spec: StudySpec, cohort: CohortResult,
         eligible = select_cohort(extract, loose).operations.reset_index(drop=True)
         inc = eligible["operation_id"].isin(ops["operation_id"]).to_numpy(dtype=bool)
         base = _baseline_scores(extract, eligible, spec)
+        # the outcomes whose baseline questionnaire was required are missing for every excluded patient: left out
         rows += _rows("included_vs_excluded", "included", "excluded: no complete baseline questionnaire", inc, ~inc,
-                      eligible, base, spec, labels)
+                      eligible, base, spec, labels, frozenset(spec.cohort.require_baseline))
     follow = [k for k in spec.timepoints if k != "baseline"]
     if follow:
         last = max(follow, key=lambda k: spec.timepoints[k].window[1])
