@@ -195,11 +195,16 @@ def abstract_section(ctx: Ctx) -> Section:
     period = _period_text(ctx)
     centres = _centres(ctx)
     outcomes = join_words([ctx.outcome_label(k) for k in ctx.outcomes])
+    analyses = [f"{outcomes or 'no outcomes'} at baseline and follow-up"]
+    if ctx.has("paired_change"):
+        analyses.append(f"change from baseline in complete pairs (paired t-test, {ctx.level} CIs)")
+    if ctx.has("safety") or ctx.has("leaks") or ctx.has("complications"):
+        analyses.append("deaths, complications and cement leaks per patient with exact CIs")
+    if ctx.has("survival_median"):
+        analyses.append("survival by Kaplan-Meier")
     methods = (f"Registry-based cohort study of consecutive patients{f' {period}' if period else ''}"
                f"{f' at {centres}' if centres else ''}, from {d.get('name') or 'the registry'} (extract date "
-               f"{d.get('extract_date') or 'unknown'}). Outcomes: {outcomes or 'none'} at baseline and follow-up; "
-               f"change from baseline in complete pairs (paired t-test, {ctx.level} CIs); deaths, complications and "
-               f"cement leaks per patient with exact CIs; survival by Kaplan-Meier.")
+               f"{d.get('extract_date') or 'unknown'}). Outcomes: {'; '.join(analyses)}.")
     res: list[str] = []
     if flow:
         res.append(f"{ctx.count(n)} patients were included of {ctx.count(flow[0].get('n_patients'))} in the data.")
