@@ -201,3 +201,9 @@ def test_demo_document_uses_one_notation(tmp_path: Path) -> None:
     assert "p <0.001" not in text and "p < 0.001" in text
     assert "21,404 operations" in text
     assert " -0." not in text  # a true minus sign, never a hyphen
+    # the spec's journal style reaches the document
+    res["study"]["spec"]["report"] = {"style": "spine"}
+    spine = build_document(res)
+    text = " ".join(b.text if isinstance(b, Paragraph) else " ".join(b.items) for s in spine.sections
+                    for b in s.blocks if isinstance(b, (Paragraph, BulletList)))
+    assert "P < 0.001" in text and "P = 0.079" in text and "p = 0.079" not in text
