@@ -32,7 +32,7 @@ def rounded(x: float, digits: int) -> str:
 
 
 def p_text(p: float) -> str:
-    return "<0.001" if p < 0.001 else rounded(p, 3)
+    return "< 0.001" if p < 0.001 else rounded(p, 3)
 
 
 @pytest.fixture(scope="module")

@@ -123,16 +123,17 @@ def test_flow_diagram_shows_the_counts_of_every_step(results: dict[str, Any], fi
     drawn = texts_by_id(figures["flow"].svg)
     flow = results["tables"]["flow"]
     assert len(flow) >= 5
-    # expected text written out here (plain integers, plural nouns: every demo count is above 1), not with the
-    # report's own formatter
+    # expected text written out here (integers with a thousands separator, plural nouns: every demo count is above
+    # 1), not with the report's own formatter
     assert all(row["n_operations"] > 1 and row["n_patients"] > 1 and row["excluded"] != 1 for row in flow)
     for i, row in enumerate(flow):
-        assert drawn[f"flow-count-{i}"] == f"{int(row['n_operations'])} operations in {int(row['n_patients'])} patients"
+        want = f"{int(row['n_operations']):,} operations in {int(row['n_patients']):,} patients"
+        assert drawn[f"flow-count-{i}"] == want
         if i:
-            assert drawn[f"flow-excluded-{i}"] == f"Excluded: {int(row['excluded'])} operations"
-    assert f"{flow[0]['n_operations']} operations in {flow[0]['n_patients']} patients" in texts(figures["flow"].svg)
+            assert drawn[f"flow-excluded-{i}"] == f"Excluded: {int(row['excluded']):,} operations"
+    assert f"{flow[0]['n_operations']:,} operations in {flow[0]['n_patients']:,} patients" in texts(figures["flow"].svg)
     # the demo registry's size as the synthetic generator is documented to make it: 20000 patients
-    assert drawn["flow-count-0"].endswith(" operations in 20000 patients")
+    assert drawn["flow-count-0"].endswith(" operations in 20,000 patients")
 
 
 def test_flow_diagram_suppresses_small_counts(suppressed: tuple[dict[str, Any], dict[str, FigureFile]]) -> None:

@@ -160,7 +160,13 @@ def test_descriptive_by_hand(result: StudyResult) -> None:
     # levels per cohort operation: O01 2, O02 1, O03 3, O04 1, O09a 1, O10 2
     assert lv["n"] == 6
     assert lv["mean"] == pytest.approx(10 / 6)
-    assert lv["median"] == pytest.approx(1.5)
+    # an integer count: observed-value median and quartiles, R's quantile(c(1, 1, 1, 2, 2, 3), type = 1)
+    # = 1 (median), 1 and 2 (quartiles); type 7 would give 1.5, 1 and 2
+    assert (lv["median"], lv["q1"], lv["q3"]) == (1.0, 1.0, 2.0)
+    assert lv["quantile_type"] == 1 and lv["summary"] == "median_iqr"
+    age = t1.loc[("age", "")]
+    assert age["summary"] == "mean_sd"
+    assert float(age["mean"]) * 6 == pytest.approx(round(float(age["mean"]) * 6))  # completed years: whole numbers
     vol = t1.loc[("cement_volume_ml", "")]
     # O01 7.5, O02 5, O03 7.5, O04 unknown, O09a 6, O10 6
     assert (vol["n"], vol["missing"]) == (5, 1)

@@ -242,4 +242,4 @@ def test_study_spec_doc_names_every_key() -> None:
                     walk(inner)
 
     walk(StudySpec)
-    assert len(seen) == 7  # StudySpec, DataSource, Cohort, Period, TimePointSpec, Outcome, Analyses
+    assert len(seen) == 8  # StudySpec, DataSource, Cohort, Period, TimePointSpec, Outcome, Analyses, ReportOptions

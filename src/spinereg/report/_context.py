@@ -13,7 +13,7 @@ from spinereg.report._format import (
     digits_for,
     fmt_count,
     fmt_level,
-    fmt_p,
+    fmt_p_text,
     hidden,
     is_missing,
     reader_note,
@@ -53,9 +53,8 @@ def suppression_of(results: Mapping[str, Any]) -> Suppression:
 
 
 def p_text(p: Any) -> str:
-    """``p <0.001`` or ``p = 0.030`` for running text."""
-    s = fmt_p(p)
-    return f"p {s}" if s.startswith("<") else f"p = {s}"
+    """``p < 0.001`` or ``p = 0.030`` for running text (:func:`fmt_p_text`)."""
+    return fmt_p_text(p)
 
 
 def _letters(i: int) -> str:

@@ -10,8 +10,15 @@ Rules
   hand, and as SPSS and SAS print), not Python's round-half-even.
 * Outcome values use the instrument's display precision
   (:data:`DIGITS`): EQ-5D index 2 decimals, ODI, VAS and NRS 1 decimal.
-* p-values: ``<0.001`` below 0.001, otherwise 3 decimals.
-* Percentages: 1 decimal.  Proportions are shown as percentages.
+* p-values: ``< 0.001`` below 0.001, otherwise 3 decimals; in running text
+  ``p < 0.001`` and ``p = 0.079`` (:func:`fmt_p_text`).  The journal style
+  preset (:class:`Style`, the spec's ``[report] style``) may change the
+  letter, the decimals and the CI separator.
+* Counts have a thousands separator (``21,404``); negative numbers a true
+  minus sign (U+2212).
+* Percentages: 1 decimal; whole percentages when the denominator is below
+  100 (:func:`pct_digits`, used by the tables that know their denominator).
+  Proportions are shown as percentages.
 * Missing or not estimable: an en dash (``NA_TEXT``).
 * Small-cell suppression: with ``Suppression.on``, a count from 1 to
   ``threshold - 1`` shows as ``<threshold`` (e.g. ``<5``); zero is shown (it
@@ -24,6 +31,9 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
@@ -32,6 +42,8 @@ __all__ = [
     "DIGITS",
     "MINUS",
     "NA_TEXT",
+    "STYLES",
+    "Style",
     "Suppression",
     "digits_for",
     "fmt_ci",
@@ -44,11 +56,15 @@ __all__ = [
     "fmt_median_ci",
     "fmt_num",
     "fmt_p",
+    "fmt_p_text",
     "fmt_pct",
     "fmt_proportion",
     "hidden",
     "is_missing",
+    "pct_digits",
     "reader_note",
+    "style_of",
+    "use_style",
 ]
 
 NA_TEXT = "\u2013"
@@ -62,6 +78,60 @@ DIGITS: dict[str, int] = {
     "nrs_back": 1,
     "nrs_leg": 1,
 }
+
+
+@dataclass(frozen=True)
+class Style:
+    """A journal style preset: how p-values, confidence intervals and large counts are written.
+
+    Attributes
+    ----------
+    name : str
+        The preset's name in the spec (``[report] style``).
+    p_letter : str
+        ``p`` or ``P``.
+    p_digits : int
+        Decimals of a p-value of 0.01 or more.
+    p_digits_small : int
+        Decimals of a p-value from 0.001 to 0.01.
+    ci_dash : bool
+        Write an interval ``low\u2013high`` (en dash) when neither limit is negative; otherwise, and with a
+        negative limit, ``low to high`` (a dash beside a minus sign misreads).
+    thousands : str
+        The thousands separator of counts.
+    """
+
+    name: str
+    p_letter: str = "p"
+    p_digits: int = 3
+    p_digits_small: int = 3
+    ci_dash: bool = False
+    thousands: str = ","
+
+
+#: The presets (documented in docs/report.md, "Journal style presets").
+STYLES: dict[str, Style] = {
+    "default": Style("default"),
+    "spine": Style("spine", p_letter="P", ci_dash=True),
+    "esj": Style("esj", p_digits=2),
+}
+
+_STYLE: ContextVar[Style] = ContextVar("spinereg_report_style", default=STYLES["default"])
+
+
+def style_of(name: Any) -> Style:
+    """The preset called ``name`` (the default preset for None or an unknown name)."""
+    return STYLES.get(str(name or "default"), STYLES["default"])
+
+
+@contextmanager
+def use_style(style: Style) -> Iterator[Style]:
+    """Format with ``style`` inside the ``with`` block (the document builder sets the spec's preset)."""
+    token = _STYLE.set(style)
+    try:
+        yield style
+    finally:
+        _STYLE.reset(token)
 
 
 def digits_for(instrument: str) -> int:
@@ -116,7 +186,13 @@ def fmt_count(n: Any, sup: Suppression = NO_SUPPRESSION) -> str:
         return NA_TEXT
     if sup.hides(n):
         return f"<{sup.threshold}"
-    return f"{int(n):d}"
+    text = f"{int(n):,d}".replace(",", _STYLE.get().thousands)
+    return MINUS + text[1:] if text.startswith("-") else text
+
+
+def pct_digits(total: Any) -> int:
+    """Decimals of a percentage of ``total``: 0 below 100 (a decimal would claim a precision 1/n lacks), else 1."""
+    return 0 if not is_missing(total) and float(total) < 100 else 1
 
 
 def fmt_pct(percent: Any, digits: int = 1, *, counts: tuple[Any, ...] = (),
@@ -140,18 +216,32 @@ def fmt_ci(low: Any, high: Any, digits: int = 2, *, percent: bool = False,
     """``low to high`` (the word avoids a hyphen that could read as a minus sign)."""
     if is_missing(low) or is_missing(high) or any(sup.hides(c) for c in counts):
         return NA_TEXT
+    sep = " to "
+    if _STYLE.get().ci_dash and float(low) >= 0 and float(high) >= 0:
+        sep = "\u2013"
     if percent:
-        return f"{fmt_num(100.0 * float(low), digits)}% to {fmt_num(100.0 * float(high), digits)}%"
-    return f"{fmt_num(low, digits)} to {fmt_num(high, digits)}"
+        return f"{fmt_num(100.0 * float(low), digits)}%{sep}{fmt_num(100.0 * float(high), digits)}%"
+    return f"{fmt_num(low, digits)}{sep}{fmt_num(high, digits)}"
 
 
 def fmt_p(p: Any) -> str:
-    """A p-value: ``<0.001`` or 3 decimals."""
+    """A p-value for a table cell: ``< 0.001``, or the style's decimals (3 by default)."""
     if is_missing(p):
         return NA_TEXT
-    if float(p) < 0.001:
-        return "<0.001"
-    return _round(float(p), 3)
+    x = float(p)
+    if x < 0.001:
+        return "< 0.001"
+    st = _STYLE.get()
+    return _round(x, st.p_digits if x >= 0.01 else st.p_digits_small)
+
+
+def fmt_p_text(p: Any) -> str:
+    """A p-value in running text: ``p < 0.001`` or ``p = 0.079`` (the style's letter)."""
+    s = fmt_p(p)
+    letter = _STYLE.get().p_letter
+    if s == NA_TEXT:
+        return f"{letter} {NA_TEXT}"
+    return f"{letter} {s}" if s.startswith("<") else f"{letter} = {s}"
 
 
 # Composite formats used by the report tables.  Each is built from the

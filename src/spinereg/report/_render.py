@@ -11,9 +11,11 @@ from spinereg._errors import SpineregError
 from spinereg.report._build import build_document, load_results
 from spinereg.report._context import suppression_of
 from spinereg.report._docx import render_docx
+from spinereg.report._format import style_of, use_style
 from spinereg.report._html import render_html
 from spinereg.report._model import Document
 from spinereg.report._pdf import render_pdf
+from spinereg.report._strobe import checklist_csv
 
 __all__ = ["FORMATS", "render_report", "write_atomic"]
 
@@ -98,7 +100,9 @@ def render_report(results: Mapping[str, Any] | str | Path, out_dir: str | Path,
         raise SpineregError(f"{out}: cannot create the report directory: {exc.strerror or exc}") from None
     from spinereg.report._figures import make_figures  # matplotlib: imported only when a report is drawn
 
-    figures = make_figures(data, out / "figures", suppression=suppression_of(data))
+    spec = (data.get("study") or {}).get("spec") or {}
+    with use_style(style_of((spec.get("report") or {}).get("style") if isinstance(spec, Mapping) else None)):
+        figures = make_figures(data, out / "figures", suppression=suppression_of(data))
     doc = build_document(data, figures)
     written = []
     for f in fmts:
@@ -107,4 +111,8 @@ def render_report(results: Mapping[str, Any] | str | Path, out_dir: str | Path,
             written.append(write_atomic(path, _RENDERERS[f](doc)))
         except OSError as exc:
             raise SpineregError(f"{path}: cannot write the report: {exc.strerror or exc}") from None
+    try:  # the STROBE/RECORD checklist, with the sections of this report that answer each item
+        write_atomic(out / "strobe_record_checklist.csv", checklist_csv(doc))
+    except OSError as exc:
+        raise SpineregError(f"{out}: cannot write the checklist: {exc.strerror or exc}") from None
     return written

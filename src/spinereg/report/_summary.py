@@ -13,7 +13,7 @@ from spinereg.report._format import (
     fmt_count,
     fmt_level,
     fmt_num,
-    fmt_p,
+    fmt_p_text,
     fmt_proportion,
     hidden,
 )
@@ -48,7 +48,7 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         else:
             value = (f"{fmt_num(r['mean_before'], d)} \u2192 {fmt_num(r['mean_after'], d)}, change "
                      f"{fmt_num(r['mean_diff'], d, signed=True)} ({level} CI {fmt_ci(r['ci_low'], r['ci_high'], d)}), "
-                     f"p {fmt_p(r['p_value'])}; n = {n}")
+                     f"{fmt_p_text(r['p_value'])}; n = {n}")
         rows.append((f"{label}, {timepoint_label(str(r['timepoint'])).lower()}", value))
     for r in tables.get("leaks", []):
         if r["measure"] == "cement leak" and r["category"] == "any":

@@ -26,6 +26,7 @@ from spinereg.report._format import (
     fmt_p,
     fmt_proportion,
     is_missing,
+    pct_digits,
 )
 from spinereg.report._model import Row, Table
 from spinereg.report._suppress import SECONDARY_NOTE, complementary
@@ -118,41 +119,88 @@ def _all_missing(recs: list[Rec]) -> bool:
     return not number(first.get("n")) and not any(number(r.get("count")) for r in recs)
 
 
+def _summary_kind(rec: Rec) -> str:
+    """The one summary a continuous Table 1 row shows (``mean_sd`` or ``median_iqr``; results before v2.1: mean)."""
+    kind = str(rec.get("summary") or "")
+    return kind if kind in ("mean_sd", "median_iqr") else "mean_sd"
+
+
 def baseline_table(ctx: Ctx) -> Table | None:
-    """Table 1: baseline characteristics (mean (SD), median (IQR); n (%); missing counts)."""
+    """Table 1: baseline characteristics, one summary per variable (its declared type), n (%), missing counts.
+
+    A continuous variable shows mean (SD) or median (IQR), as the study
+    engine declared for it (``summary``); categories that no patient had are
+    not shown (listed in a footnote); percentages are whole numbers when the
+    cohort has fewer than 100 patients (:func:`pct_digits`).
+    """
     rows = ctx.table_rows("table1")
     if rows is None:
         return None
     marks = Marks()
     body: list[Row] = []
+    digits = pct_digits(ctx.cohort_n())
+    empty: list[str] = []
+    kinds: set[str] = set()
+    observed = False
     for variable, recs in _group(rows, "variable").items():
-        if variable in OPTIONAL_VARIABLES and _all_missing(recs):
+        if variable.removesuffix("_group") in OPTIONAL_VARIABLES and _all_missing(recs):
             continue
         first = recs[0]
         label = str(first.get("label") or human(variable))
         n = first.get("n")
         note_marks = {marks.mark(ctx.note(r.get("note"), n)) for r in recs} - {""}
-        head = Row((label, ctx.count(n), "", ctx.count(first.get("missing"))),
-                   marks=(",".join(sorted(note_marks)),))
-        body.append(head)
         if first.get("kind") == "continuous":
             d = ctx.digits(variable.removeprefix("baseline_")) if variable.startswith("baseline_") else 1
-            body.append(Row(("Mean (SD)", "", fmt_mean_sd(first.get("mean"), first.get("sd"), d, counts=(n,),
-                                                          sup=ctx.sup), ""), indent=1))
-            body.append(Row(("Median (IQR)", "", fmt_est_ci(first.get("median"), first.get("q1"), first.get("q3"), d,
-                                                           counts=(n,), sup=ctx.sup), ""), indent=1))
-        else:
-            secondary = complementary([r.get("count") for r in recs], ctx.sup)
-            for i, r in enumerate(recs):
-                cell = (NA_TEXT if i in secondary else
-                        fmt_count_pct(r.get("count"), r.get("percent"), total=r.get("n"), sup=ctx.sup))
-                body.append(Row((category_label(str(r.get("level") or "")), "", cell, ""), indent=1,
-                                marks=("", "", marks.mark(SECONDARY_NOTE) if i in secondary else "")))
+            kind = _summary_kind(first)
+            kinds.add(kind)
+            if kind == "mean_sd":
+                cell = fmt_mean_sd(first.get("mean"), first.get("sd"), d, counts=(n,), sup=ctx.sup)
+                what = "mean (SD)"
+            else:
+                q_type = number(first.get("quantile_type"))
+                observed |= q_type == 1
+                dq = 0 if q_type == 1 else d
+                cell = fmt_est_ci(first.get("median"), first.get("q1"), first.get("q3"), dq, counts=(n,),
+                                  sup=ctx.sup)
+                what = "median (IQR)"
+            body.append(Row((f"{label}, {what}", ctx.count(n), cell, ctx.count(first.get("missing"))),
+                            marks=(",".join(sorted(note_marks)),)))
+            continue
+        secondary = complementary([r.get("count") for r in recs], ctx.sup)
+        shown = [(i, r) for i, r in enumerate(recs)
+                 if i in secondary or number(r.get("count")) != 0 or not number(r.get("n"))]
+        dash = "\u2013" if variable.endswith("_group") else "-"
+        empty += [f"{category_label(str(r.get('level') or '')).replace('-', dash)} ({label})"
+                  for i, r in enumerate(recs) if (i, r) not in shown]
+        if not shown:
+            continue
+        body.append(Row((label, ctx.count(n), "", ctx.count(first.get("missing"))),
+                        marks=(",".join(sorted(note_marks)),)))
+        for i, r in shown:
+            cell = (NA_TEXT if i in secondary else
+                    fmt_count_pct(r.get("count"), r.get("percent"), total=r.get("n"), digits=digits, sup=ctx.sup))
+            level = category_label(str(r.get("level") or ""))
+            if variable.endswith("_group"):
+                level = level.replace("-", "\u2013")
+            body.append(Row((level, "", cell, ""), indent=1,
+                            marks=("", "", marks.mark(SECONDARY_NOTE) if i in secondary else "")))
+    notes = ["Categorical variables: n (%) of the patients with a value"
+             + (" (whole percentages: fewer than 100 patients)." if digits == 0 else ".")]
+    if kinds:
+        notes.append("Each continuous variable is summarised once, by the summary that fits its distribution: "
+                     "mean (SD) for roughly symmetric measurements, median (interquartile range, IQR) for skewed, "
+                     "bounded or ordinal ones (docs/report.md).")
+    if observed:
+        notes.append("Integer scores and counts: median and quartiles are observed values (the inverse of the "
+                     "empirical distribution function, R's quantile type 1; Hyndman and Fan 1996).")
+    if any(v.endswith("_group") for v in _group(rows, "variable")):
+        notes.append("SINS categories as Fisher et al. 2010; revised Tokuhashi score categories as Tokuhashi et al. "
+                     "2005.")
+    if empty:
+        notes.append(f"Categories that no patient had are not shown: {join_words(empty)}.")
     return ctx.table("table-baseline", "Baseline characteristics of the patients",
                      ("Characteristic", "n", f"Patients (N = {ctx.count(ctx.cohort_n())})", "Missing"), body,
-                     marks=marks, notes=["Continuous variables: mean (SD) and median (interquartile range, IQR); "
-                                         "categorical variables: n (%) of the patients with a value."],
-                     widths=(3.2, 0.7, 2.0, 0.9))
+                     marks=marks, notes=notes, widths=(3.2, 0.7, 2.0, 0.9))
 
 
 FOLLOW_UP_COUNTS = ("answered", "died_before_answering", "alive_not_answered", "not_yet_due")
@@ -172,7 +220,9 @@ def follow_up_response(ctx: Ctx, r: Rec, secondary: set[str]) -> str:
     """
     if {"answered", "alive_not_answered"} & secondary:
         return NA_TEXT
-    return fmt_proportion(r.get("response_rate"), 1, counts=(r.get("answered"), r.get("alive_not_answered")),
+    a, m = number(r.get("answered")), number(r.get("alive_not_answered"))
+    digits = pct_digits(a + m) if a is not None and m is not None else 1
+    return fmt_proportion(r.get("response_rate"), digits, counts=(r.get("answered"), r.get("alive_not_answered")),
                           sup=ctx.sup)
 
 
@@ -446,7 +496,9 @@ def pchc_table(ctx: Ctx) -> Table | None:
     marks = Marks()
     body: list[Row] = []
     for outcome, recs in _group(rows, "outcome").items():
-        body.append(Row((ctx.outcome_label(outcome),), kind="group"))
+        # the PCHC compares health profiles (the five dimensions' levels): no value set is involved
+        label = str((ctx.outcomes.get(outcome) or {}).get("label") or outcome).removesuffix(" index")
+        body.append(Row((f"{label} health profile",), kind="group"))
         for tp, trs in _group(recs, "timepoint").items():
             by = {str(r.get("category")): r for r in trs}
             n_pairs = trs[0].get("n_pairs")
@@ -455,11 +507,12 @@ def pchc_table(ctx: Ctx) -> Table | None:
             for c in cats:
                 r = by.get(c)
                 cells.append(NA_TEXT if r is None else
-                             fmt_count_pct(r.get("n"), r.get("percent"), total=n_pairs, sup=ctx.sup))
+                             fmt_count_pct(r.get("n"), r.get("percent"), total=n_pairs, digits=pct_digits(n_pairs),
+                                           sup=ctx.sup))
             note = "; ".join(dict.fromkeys(str(r.get("note")) for r in trs if r.get("note")))
             body.append(Row(tuple(cells), indent=1, marks=(marks.mark(ctx.note(note, n_pairs)),)))
     return ctx.table("table-pchc", "Change in EQ-5D health profile from baseline by the Paretian classification "
-                     "(PCHC), n (%) of complete pairs",
+                     "(PCHC), n (%) of complete pairs (independent of any value set)",
                      ("Outcome and time point", "Answered of alive", *(category_label(c) for c in cats)), body,
                      marks=marks,
                      notes=["Better: better in at least one dimension and worse in none; worse: the reverse; mixed: "

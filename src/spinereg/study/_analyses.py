@@ -53,6 +53,7 @@ __all__ = [
     "descriptive",
     "imaging_modality",
     "leak_rates",
+    "level_region",
     "mixed_models",
     "mortality",
     "outcome_scores",
@@ -61,6 +62,7 @@ __all__ = [
     "pchc_table",
     "responders",
     "safety_events",
+    "score_group",
     "survival",
     "symptomatic_leaks",
 ]
@@ -77,21 +79,63 @@ OUTCOME_LABELS: dict[str, str] = {
 }
 
 _CONTINUOUS = ["n", "missing", "mean", "sd", "median", "q1", "q3", "min", "max"]
-TABLE1_COLUMNS = ["variable", "label", "kind", "level", *_CONTINUOUS, "count", "percent", "note"]
+TABLE1_COLUMNS = ["variable", "label", "kind", "level", *_CONTINUOUS, "count", "percent", "summary", "quantile_type",
+                  "note"]
+
+#: The summary Table 1 shows for a continuous variable, declared per variable (and per instrument for the
+#: baseline scores): ``mean_sd`` for a roughly symmetric measurement, ``median_iqr`` for a skewed, bounded or
+#: ordinal one.  Documented in docs/report.md ("Table 1").
+SUMMARY_BY_VARIABLE: dict[str, str] = {
+    "age": "mean_sd",
+    "n_levels": "median_iqr",
+    "cement_volume_ml": "median_iqr",
+    "sins": "median_iqr",
+    "tokuhashi": "median_iqr",
+    "tomita": "median_iqr",
+}
+SUMMARY_BY_INSTRUMENT: dict[str, str] = {
+    "eq5d3l": "median_iqr",  # bounded above at 1, skewed, with a gap below full health
+    "eq5d5l": "median_iqr",
+    "odi": "mean_sd",
+    "eqvas": "mean_sd",
+    "nrs_back": "median_iqr",  # an 11-point ordinal scale
+    "nrs_leg": "median_iqr",
+}
+#: Integer scores and counts: quartiles of R's type 1 (the inverse of the empirical distribution function,
+#: Hyndman and Fan 1996), which are observed values, so a score of whole points never shows as 10.8.
+INTEGER_VARIABLES = frozenset({"n_levels", "sins", "tokuhashi", "tomita"})
+INTEGER_INSTRUMENTS = frozenset({"nrs_back", "nrs_leg"})
+
+#: Standard categories.  SINS: Fisher CG et al. Spine 2010;35(22):E1221-9 (0-6 stable, 7-12 potentially
+#: unstable (indeterminate), 13-18 unstable).  Revised Tokuhashi: Tokuhashi Y et al. Spine 2005;30(19):2186-91
+#: (0-8 predicted survival < 6 months, 9-11 >= 6 months, 12-15 >= 1 year).
+SCORE_GROUPS: dict[str, tuple[tuple[int, int, str], ...]] = {
+    "sins": ((0, 6, "0-6 stable"), (7, 12, "7-12 potentially unstable"), (13, 18, "13-18 unstable")),
+    "tokuhashi": ((0, 8, "0-8"), (9, 11, "9-11"), (12, 15, "12-15")),
+}
+REGION_LEVELS = ("thoracic only", "lumbar only", "thoracic and lumbar", "other")
 
 
 def _nan_note(n: int, need: int, what: str) -> str:
     return "" if n >= need else f"not estimable: {what} needs at least {need} value{'s' * (need > 1)}, n = {n}"
 
 
-def describe_continuous(values: Any) -> dict[str, Any]:
-    """n, missing, mean, SD (n - 1), median, quartiles (R type 7), min, max and a note."""
+def describe_continuous(values: Any, quantile_type: int = 7) -> dict[str, Any]:
+    """n, missing, mean, SD (n - 1), median, quartiles, min, max and a note.
+
+    ``quantile_type`` 7 (R's default, linear interpolation) or 1 (R's type 1,
+    the inverse of the empirical distribution function: the smallest observed
+    value x with F_n(x) >= p, so an integer score gives integer quartiles and
+    median; Hyndman RJ, Fan Y. Am Stat 1996;50(4):361-5).
+    """
+    if quantile_type not in (1, 7):
+        raise ValueError(f"quantile_type must be 1 or 7, not {quantile_type!r}")
     v = pd.to_numeric(pd.Series(values, dtype="Float64"), errors="coerce").to_numpy(dtype=float, na_value=np.nan)
     ok = v[~np.isnan(v)]
     n = int(ok.size)
     out: dict[str, Any] = {"n": n, "missing": int(v.size - n)}
     if n:
-        q1, med, q3 = np.quantile(ok, [0.25, 0.5, 0.75])
+        q1, med, q3 = np.quantile(ok, [0.25, 0.5, 0.75], method="inverted_cdf" if quantile_type == 1 else "linear")
         out.update(mean=float(ok.mean()), sd=float(ok.std(ddof=1)) if n > 1 else math.nan, median=float(med),
                    q1=float(q1), q3=float(q3), min=float(ok.min()), max=float(ok.max()))
     else:
@@ -116,8 +160,39 @@ def _categorical_rows(variable: str, label: str, values: pd.Series, levels: Sequ
     return rows
 
 
-def _continuous_row(variable: str, label: str, values: Any) -> dict[str, Any]:
-    return {"variable": variable, "label": label, "kind": "continuous", "level": "", **describe_continuous(values)}
+def _continuous_row(variable: str, label: str, values: Any, summary: str = "mean_sd",
+                    quantile_type: int = 7) -> dict[str, Any]:
+    return {"variable": variable, "label": label, "kind": "continuous", "level": "",
+            **describe_continuous(values, quantile_type), "summary": summary, "quantile_type": quantile_type}
+
+
+def _table1_continuous(variable: str, label: str, values: Any) -> dict[str, Any]:
+    return _continuous_row(variable, label, values, SUMMARY_BY_VARIABLE.get(variable, "median_iqr"),
+                           1 if variable in INTEGER_VARIABLES else 7)
+
+
+def score_group(values: Any, groups: Sequence[tuple[int, int, str]]) -> pd.Series:
+    """The standard category of each score (``groups``: inclusive lower, upper, label); missing stays missing."""
+    v = pd.to_numeric(pd.Series(values), errors="coerce")
+    out = pd.Series(pd.NA, index=v.index, dtype="string")
+    for lo, hi, label in groups:
+        out[(v >= lo) & (v <= hi)] = label
+    return out
+
+
+def level_region(levels: pd.DataFrame, operation_ids: pd.Series) -> pd.Series:
+    """Per operation: whether its treated levels are thoracic only, lumbar only, both, or other (any C or S level).
+
+    Levels are the registry's vertebra codes (T1-T12 thoracic, L1-L5 lumbar); an operation without treated
+    levels is missing.
+    """
+    code = levels["level"].astype(str).str.upper().str[0]
+    per = pd.DataFrame({"op": levels["operation_id"].astype(str), "t": code == "T", "l": code == "L",
+                        "o": ~code.isin(["T", "L"])}).groupby("op").any()
+    region = pd.Series(np.select([per["o"], per["t"] & per["l"], per["t"], per["l"]],
+                                 ["other", "thoracic and lumbar", "thoracic only", "lumbar only"], "other"),
+                       index=per.index, dtype="string")
+    return region.reindex(operation_ids.astype(str)).reset_index(drop=True)
 
 
 def outcome_scores(matched: pd.DataFrame, spec: StudySpec) -> pd.DataFrame:
@@ -168,7 +243,13 @@ def descriptive(operations: pd.DataFrame, extract: Extract, scores: pd.DataFrame
                 spec: StudySpec) -> pd.DataFrame:
     """Table 1: baseline characteristics of the cohort.
 
-    Continuous variables: n, missing, mean (SD), median (IQR), range.
+    Continuous variables: n, missing, mean (SD), median (IQR), range, and
+    ``summary``, the one the report shows (:data:`SUMMARY_BY_VARIABLE`,
+    :data:`SUMMARY_BY_INSTRUMENT`); integer scores have observed-value
+    quartiles (``quantile_type`` 1, :data:`INTEGER_VARIABLES`).  Age is in
+    completed years.  SINS and the revised Tokuhashi score also in their
+    standard categories (:data:`SCORE_GROUPS`); the region of the treated
+    levels per patient (:func:`level_region`).
     Categorical variables: count and percent of the non-missing values, with
     the missing count.  Baseline outcomes come from the matched baseline
     questionnaires.
@@ -182,24 +263,34 @@ def descriptive(operations: pd.DataFrame, extract: Extract, scores: pd.DataFrame
     has_volume = per_op["cement_volume_ml"].count().reindex(oid, fill_value=0)
     volume = per_op["cement_volume_ml"].sum(min_count=1).astype("Float64").reindex(oid)
     volume = volume.where(has_volume.to_numpy() > 0)
-    rows: list[dict[str, Any]] = [_continuous_row("age", "Age at operation (years)", ops["age"])]
+    age = ops["age_years"] if "age_years" in ops else np.floor(pd.to_numeric(ops["age"]))
+    rows: list[dict[str, Any]] = [_table1_continuous("age", "Age at operation (completed years)", age)]
     col = entity("patients").column("sex")
     rows += _categorical_rows("sex", "Sex", ops["sex"], col.values)
     op_ent = entity("operations")
     for name, label in (("asa_class", "ASA class"), ("anaesthesia", "Anaesthesia"),
                         ("cancer_primary_site", "Primary cancer site")):
         rows += _categorical_rows(name, label, ops[name], op_ent.column(name).values)
-    rows.append(_continuous_row("n_levels", "Vertebral levels treated", np.where(n_levels > 0, n_levels, np.nan)))
-    rows.append(_continuous_row("cement_volume_ml", "Cement volume per operation (ml)", volume.to_numpy(
+    rows.append(_table1_continuous("n_levels", "Vertebral levels treated", np.where(n_levels > 0, n_levels, np.nan)))
+    rows += _categorical_rows("level_region", "Region of the treated levels", level_region(lv, oid), REGION_LEVELS)
+    rows.append(_table1_continuous("cement_volume_ml", "Cement volume per operation (ml)", volume.to_numpy(
         dtype=float, na_value=np.nan)))
     for name, label in (("sins", "SINS"), ("tokuhashi", "Revised Tokuhashi score"), ("tomita", "Tomita score")):
-        rows.append(_continuous_row(name, label, ops[name]))
+        rows.append(_table1_continuous(name, label, ops[name]))
+        if name in SCORE_GROUPS:
+            groups = SCORE_GROUPS[name]
+            rows += _categorical_rows(f"{name}_group", f"{label}, category", score_group(ops[name], groups),
+                                      [g[2] for g in groups])
     base = scores[scores["timepoint"] == "baseline"]
     for name, oc in spec.outcomes.items():
         v = base.loc[base["outcome"] == name].set_index("operation_id")["value"].reindex(oid)
-        rows.append(_continuous_row(f"baseline_{name}", f"Baseline {_outcome_label(oc)}", v.to_numpy()))
+        rows.append(_continuous_row(f"baseline_{name}", f"Baseline {_outcome_label(oc)}", v.to_numpy(),
+                                    SUMMARY_BY_INSTRUMENT.get(oc.instrument, "median_iqr"),
+                                    1 if oc.instrument in INTEGER_INSTRUMENTS else 7))
     out = pd.DataFrame(rows).reindex(columns=TABLE1_COLUMNS)
     out["count"] = out["count"].astype("Int64")
+    out["quantile_type"] = out["quantile_type"].astype("Int64")
+    out["summary"] = out["summary"].fillna("")
     return out
 
 

@@ -27,6 +27,7 @@ from spinereg._version import __version__
 from spinereg.data import Extract, extract_sha256, to_csv
 from spinereg.instruments import find_valueset
 from spinereg.study import _analyses as an
+from spinereg.study import _compare as cmp
 from spinereg.study import _estimands as es
 from spinereg.study._cohort import (
     CohortResult,
@@ -281,6 +282,12 @@ def _run(spec: StudySpec, extract: Extract, spec_sha256: str, cohort: CohortResu
     tables["deaths"] = pd.DataFrame({
         "case": case.reindex(ops.loc[dead, "operation_id"].astype(str)).to_numpy(dtype=np.int64),
         "day": (ops.loc[dead, "death_date"] - ops.loc[dead, "date"]).dt.days.to_numpy(dtype=np.int64)})
+    # STROBE 5, 12-14 (setting, comparisons at baseline, follow-up time): spinereg.study._compare
+    tables["setting"] = cmp.setting(ops)
+    tables["baseline_comparison"] = cmp.baseline_comparison(extract, spec, cohort, cutoff)
+    tables["follow_up_time"] = cmp.follow_up_time(ops, cutoff, spec.analyses.conf_level)
+    tables["answer_days"] = cmp.answer_days(scores, spec)
+    tables["software"] = cmp.software_versions(spec)
     tables["scores"] = pd.DataFrame({
         "case": case.reindex(scores["operation_id"]).to_numpy(dtype=np.int64),
         "outcome": scores["outcome"].to_numpy(), "timepoint": scores["timepoint"].to_numpy(),

@@ -294,6 +294,20 @@ class Analyses(_Model):
         return self
 
 
+#: Journal style presets of the report (docs/report.md, "Journal style presets").
+REPORT_STYLES = ("default", "spine", "esj")
+
+
+class ReportOptions(_Model):
+    """How the report writes numbers: a journal style preset."""
+
+    style: Literal["default", "spine", "esj"] = Field(
+        default="default",
+        description="Journal style preset: `default`, `spine` (Spine) or `esj` (European Spine Journal). It sets "
+                    "the p-value notation and decimals, the CI format and the thousands separator; see "
+                    "docs/report.md.")
+
+
 class StudySpec(_Model):
     """A whole study (see ``examples/pvp-cancer-vcf/study.toml``)."""
 
@@ -312,6 +326,8 @@ class StudySpec(_Model):
                                   "`cohort.require_baseline`.")
     analyses: Analyses = Field(default_factory=Analyses, json_schema_extra={"doc_default": "every analysis"},
                                description="Which analyses run, and their settings.")
+    report: ReportOptions = Field(default_factory=ReportOptions, json_schema_extra={"doc_default": "style default"},
+                                  description="How the report writes numbers (journal style preset).")
 
     @model_validator(mode="after")
     def _checks(self) -> StudySpec:
