@@ -472,23 +472,13 @@ def _percent_axis(ax: Axes, axis: str, ticks: Sequence[float]) -> None:
 # --------------------------------------------------------------------------- the results
 
 
-#: Whole scale of each instrument (the EQ-5D index's comes from its value set, :func:`_eq5d_range`).
-_SCALES: dict[str, tuple[float, float]] = {"odi": (0.0, 100.0), "eqvas": (0.0, 100.0), "nrs": (0.0, 10.0),
-                                           "nrs_back": (0.0, 10.0), "nrs_leg": (0.0, 10.0)}
-
-
-def _eq5d_range(instrument: str, valueset: str) -> tuple[float, float] | None:
-    """Lowest and highest index of the value set: every health state scored (243 for 3L, 3125 for 5L)."""
-    from spinereg.instruments import eq5d
-
-    version, type_ = ("3L", "TTO") if instrument == "eq5d3l" else ("5L", "VT")
-    levels = 3 if version == "3L" else 5
-    states = ["".join(map(str, s)) for s in itertools.product(range(1, levels + 1), repeat=5)]
-    try:
-        values = np.asarray(eq5d(states, version=version, type=type_, country=valueset), dtype=float)
-    except Exception:  # an unknown value set: the axis falls back to the data's range
-        return None
-    return (float(np.nanmin(values)), float(np.nanmax(values))) if np.isfinite(values).any() else None
+def _scale(value: Any) -> tuple[float, float] | None:
+    """An outcome's ``scale`` from results.json ([lowest, highest]); ``None`` when absent or malformed."""
+    if isinstance(value, list | tuple) and len(value) == 2:
+        lo, hi = _num(value[0]), _num(value[1])
+        if lo is not None and hi is not None and lo < hi:
+            return (lo, hi)
+    return None
 
 
 @dataclass(frozen=True)
@@ -498,13 +488,8 @@ class _Outcome:
     higher_is_better: bool | None
     instrument: str = ""
     valueset: str = ""
-
-    @property
-    def scale(self) -> tuple[float, float] | None:
-        """The instrument's whole scale, or ``None`` when it is not known."""
-        if self.instrument.startswith("eq5d"):
-            return _eq5d_range(self.instrument, self.valueset) if self.valueset else None
-        return _SCALES.get(self.instrument)
+    #: The score's whole scale from ``results.json`` (outcome ``scale``), or ``None`` when not known.
+    scale: tuple[float, float] | None = None
 
     @property
     def axis_label(self) -> str:
@@ -532,7 +517,7 @@ class _Study:
         self.outcomes = [
             _Outcome(str(o["name"]), str(o.get("label") or o["name"]),
                      o.get("higher_is_better") if isinstance(o.get("higher_is_better"), bool) else None,
-                     str(o.get("instrument") or ""), str(o.get("valueset") or ""))
+                     str(o.get("instrument") or ""), str(o.get("valueset") or ""), _scale(o.get("scale")))
             for o in results.get("outcomes") or [] if o.get("name") is not None]
         self.timepoints: list[Mapping[str, Any]] = list(results.get("timepoints") or [])
         data = results.get("data") or {}

@@ -206,10 +206,10 @@ def _estimands(ctx: Ctx) -> list[Block]:
     lv = ctx.level
     blocks: list[Block] = [Heading("Estimands"), Paragraph(
         "Each analysis of the patient-reported outcomes states its estimand following the ICH E9(R1) addendum "
-        "(International Council for Harmonisation 2019): the population, the variable, how the intercurrent event "
-        "death is handled, and the population-level summary. Death during follow-up is common in this population, "
-        "and a score after death does not exist; the analyses therefore answer different questions, and each "
-        "result is read as the answer to its own question.")]
+        "of the International Council for Harmonisation (ICH 2019): the population, the variable, how the "
+        "intercurrent event death is handled, and the population-level summary. Death during follow-up is common "
+        "in this population, and a score after death does not exist; the analyses therefore answer different "
+        "questions, and each result is read as the answer to its own question.")]
     if ctx.has("paired_change"):
         text = ("Population: the patients alive at the time point (they answered, or were alive when its window "
                 "closed). Variable: the score at the time point minus the baseline score. Death: while-alive "

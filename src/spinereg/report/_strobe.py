@@ -98,6 +98,12 @@ CITATIONS: dict[str, str] = {
                    "treatment groups in propensity-score matched samples. Stat Med 2009;28(25):3083-107.",
     "Schemper and Smith 1996": "Schemper M, Smith TL. A note on quantifying follow-up in studies of failure time. "
                                "Control Clin Trials 1996;17(4):343-6.",
+    "ICH 2019": "International Council for Harmonisation of Technical Requirements for Pharmaceuticals for Human "
+                "Use. ICH E9(R1) addendum on estimands and sensitivity analysis in clinical trials to the guideline "
+                "on statistical principles for clinical trials. Step 4 version, 20 November 2019.",
+    "Ostelo et al. 2008": "Ostelo RW, Deyo RA, Stratford P, et al. Interpreting change scores for pain and "
+                          "functional status in low back pain: towards international consensus regarding minimal "
+                          "important change. Spine 2008;33(1):90-4.",
     "von Elm et al. 2007": "von Elm E, Altman DG, Egger M, Pocock SJ, Gøtzsche PC, Vandenbroucke JP. The "
                            "Strengthening the Reporting of Observational Studies in Epidemiology (STROBE) statement: "
                            "guidelines for reporting observational studies. Lancet 2007;370(9596):1453-7.",

@@ -43,6 +43,7 @@ __all__ = [
     "LEAK_COMPLICATIONS",
     "LEAK_LINK_DAYS",
     "OUTCOME_LABELS",
+    "OUTCOME_SCALES",
     "RELATIVE_RESPONSE",
     "cluster_bootstrap_proportion",
     "cluster_robust_proportion",
@@ -77,6 +78,29 @@ OUTCOME_LABELS: dict[str, str] = {
     "nrs_back": "Back pain NRS (0-10)",
     "nrs_leg": "Leg pain NRS (0-10)",
 }
+
+#: Whole scale of each instrument's score (lowest, highest); the EQ-5D index's comes from its value set.
+OUTCOME_SCALES: dict[str, tuple[float, float]] = {"odi": (0.0, 100.0), "eqvas": (0.0, 100.0),
+                                                  "nrs_back": (0.0, 10.0), "nrs_leg": (0.0, 10.0)}
+
+
+def outcome_scale(instrument: str, valueset: str | None) -> tuple[float, float] | None:
+    """The whole scale of an outcome: fixed for ODI, EQ VAS and NRS; for an EQ-5D index the lowest
+    and highest value of its value set over every health state (243 for 3L, 3,125 for 5L).
+    ``None`` when not known (an EQ-5D outcome without a value set)."""
+    if not instrument.startswith("eq5d"):
+        return OUTCOME_SCALES.get(instrument)
+    if not valueset:
+        return None
+    import itertools
+
+    from spinereg.instruments import eq5d
+
+    version, type_ = ("3L", "TTO") if instrument == "eq5d3l" else ("5L", "VT")
+    levels = 3 if version == "3L" else 5
+    states = ["".join(map(str, st)) for st in itertools.product(range(1, levels + 1), repeat=5)]
+    values = np.asarray(eq5d(states, version=version, type=type_, country=valueset), dtype=float)
+    return (float(np.nanmin(values)), float(np.nanmax(values)))
 
 _CONTINUOUS = ["n", "missing", "mean", "sd", "median", "q1", "q3", "min", "max"]
 TABLE1_COLUMNS = ["variable", "label", "kind", "level", *_CONTINUOUS, "count", "percent", "summary", "quantile_type",

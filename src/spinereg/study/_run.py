@@ -89,6 +89,8 @@ class StudyResult:
                                      "label": an.OUTCOME_LABELS[oc.instrument], "valueset": oc.valueset,
                                      "valueset_citation": None, "higher_is_better": oc.higher_is_better,
                                      "mcid": oc.mcid, "mcid_source": oc.mcid_source or None}
+            scale = an.outcome_scale(oc.instrument, oc.valueset)
+            entry["scale"] = list(scale) if scale is not None else None
             if oc.valueset:
                 version, type_ = ("3L", "TTO") if oc.instrument == "eq5d3l" else ("5L", "VT")
                 entry["valueset_citation"] = _citation(dict(find_valueset(version, type_, oc.valueset).source))
