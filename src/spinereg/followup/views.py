@@ -195,7 +195,7 @@ def _save(inv: Any, answers: dict[str, int | None]) -> None:
     now = datetime.now(UTC)
     row: dict[str, Any] = {"prom_id": f"q-{inv.reference}", "patient_id": inv.patient_id,
                            "operation_id": inv.operation_id, "timepoint": inv.timepoint,
-                           "answer_date": now.date().isoformat(),
+                           "answer_date": now.date().isoformat(), "mode": "web",
                            **{k: v for k, v in answers.items() if v is not None}}
     with transaction.atomic():
         RegistryWriter("default", dataset, who=f"patient:{inv.reference}").create("proms", row)
