@@ -123,10 +123,10 @@ def patient_followup(alias: str, patient_id: str, operation_ids: Iterable[str], 
     plan = plan[plan["operation_id"].isin(ops)]
     invs = {(i.operation_id, i.timepoint): i for i in Invitation.objects.using(alias).filter(operation_id__in=ops)}
     rows = []
-    for r in plan.sort_values(["operation_id", "due_date"]).itertuples(index=False):
-        inv = invs.get((r.operation_id, r.timepoint))
-        rows.append({"operation_id": r.operation_id, "timepoint": r.timepoint, "due_date": r.due_date.date(),
-                     "closes": r.closes.date(), "status": r.status,
+    for r in plan.sort_values(["operation_id", "due_date"]).to_dict("records"):
+        inv = invs.get((r["operation_id"], r["timepoint"]))
+        rows.append({"operation_id": r["operation_id"], "timepoint": r["timepoint"],
+                     "due_date": r["due_date"].date(), "closes": r["closes"].date(), "status": r["status"],
                      "invitation": inv.status if inv else "", "channel": inv.channel if inv else "",
                      "reference": inv.reference if inv else ""})
     return {"consents": consents, "consent": consents[0]["status"] if consents else "",

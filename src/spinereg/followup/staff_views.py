@@ -1,3 +1,4 @@
+# mypy: disallow-subclassing-any=False
 """Staff pages of follow-up: the non-responder worklist, the completeness dashboard, a patient's
 follow-up (consent, withdrawal, contact), and paper or phone entry of a questionnaire.
 
