@@ -48,6 +48,7 @@ ODI_3M = {f"odi_{k}": v for k, v in zip(range(1, 11), (2, 1, 3, 2, 1, 0, 2, 1, 1
 #: The baseline, on paper.
 EQ_0 = {"eq5d3l_mo": 3, "eq5d3l_sc": 2, "eq5d3l_ua": 3, "eq5d3l_pd": 3, "eq5d3l_ad": 2}
 ODI_0 = {f"odi_{k}": 4 for k in range(1, 11)}
+MADE_UP_MO = "Made-up mobility wording for the test"
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +56,11 @@ def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Server, See
     home = tmp_path_factory.mktemp("followup-e2e")
     seeded = seeded_sqlite(home, tmp_path_factory.mktemp("seed-template"))
     run_python(home, seeded.db_url, _COHORT)  # 12 patients of the seed study's cohort (2015, WT-H01)
-    server = start_server(home, seeded.db_url, env=web_env(home, seeded.db_url))
+    wording = home / "wording"  # a site's wording folder, with made-up (not licensed) text
+    wording.mkdir()
+    (wording / "eq5d3l.en.toml").write_text(f'MO = "{MADE_UP_MO}"\n', encoding="utf-8")
+    server = start_server(home, seeded.db_url, env={**web_env(home, seeded.db_url),
+                                                    "SPINEREG_WORDING_DIR": str(wording)})
     try:
         yield server, seeded
     finally:
@@ -166,6 +171,8 @@ def test_followup_walk(live: tuple[Server, Seeded], tmp_path: Path) -> None:
             patient = new_page()
             patient.goto(link)
             _no_overflow(patient, "questionnaire")
+            assert patient.get_by_role("group", name=MADE_UP_MO).is_visible()  # the site's wording file
+            assert patient.get_by_role("group", name="Self-care").is_visible()  # not in it: the neutral label
             for name, v in {**EQ_3M, **{k: ODI_3M[k] for k in list(ODI_3M)[:5]}}.items():
                 patient.locator(f'input[name="{name}"][value="{v}"]').check()
             go(patient, patient.get_by_role("button", name="Save and continue later"))
