@@ -5,6 +5,8 @@ On SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+import pandas as pd
+
 from spinereg.registry import RegistryWriter, load_extract, migrate
 
 
@@ -38,8 +40,7 @@ def test_mode_added_and_patient_page_answers_marked_web(registry: str) -> None:
     MigrationExecutor(conn).loader.build_graph()
     migrate(registry)
     proms = load_extract(registry)["proms"].set_index("prom_id")
-    got = {p: (None if proms.at[p, "mode"] != proms.at[p, "mode"] else str(proms.at[p, "mode"]))
-           for p in proms.index}
+    got = {str(p): (None if pd.isna(m) else str(m)) for p, m in proms["mode"].items()}
     assert got == {"q-ANSWERED": "web", "q-STILLOPEN": None, "imp-7": None}
 
     writer = RegistryWriter(registry, "paper", who="tester")
@@ -47,4 +48,4 @@ def test_mode_added_and_patient_page_answers_marked_web(registry: str) -> None:
     problems = [p for p in writer.check("proms", {**row, "mode": "email"}) if p.severity == "error"]
     assert [(p.column, p.value) for p in problems] == [("mode", "'email'")]
     writer.create("proms", {**row, "mode": "paper"})
-    assert load_extract(registry)["proms"].set_index("prom_id").at["paper-1", "mode"] == "paper"
+    assert load_extract(registry)["proms"].set_index("prom_id").loc["paper-1", "mode"] == "paper"

@@ -10,8 +10,9 @@ is on T - 90 days, so on T its 3-month window (days 60 to 150) is open, and on T
 2. ``spinereg followup send --today T-95`` issues the baseline invitation; the surgeon enters the baseline
    questionnaire on paper (EQ-5D-3L and ODI, answered on T - 95: mode ``paper``); ``followup send --today T``
    marks the baseline answered and issues the 3-month invitation.
-3. The patient opens the 3-month link in a 390 px viewport, answers EQ-5D-3L and half of the ODI, saves, closes the
-   page, comes back with the same link (the answers are there), answers the rest and sends: mode ``web``.
+3. The patient opens the 3-month link in a 390 px viewport (an item labelled from the site's wording file, made-up
+   text here), answers EQ-5D-3L and half of the ODI, saves, closes the page, comes back with the same link (the
+   answers are there), answers the rest and sends: mode ``web``.
 4. Reusing the link is refused: 410, "Answers received".
 5. The surgeon's completeness dashboard shows the response (counted by hand below), and no other site.
 6. ``spinereg study run`` with the seed spec (its period extended to T's year so that this operation qualifies;
