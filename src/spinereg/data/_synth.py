@@ -324,6 +324,7 @@ SEXES = ("female", "male")
 DEATH_SOURCES = ("cpr_registry", "medical_record", "registry")
 ANAESTHESIA = ("local", "general")
 MODALITIES = ("xray",)
+MODES = ("web", "paper", "phone", "fhir", "import")
 # the categorical column of each tuple above: (entity, column) -> the model's values
 DRAWN: dict[tuple[str, str], tuple[str, ...]] = {
     ("patients", "sex"): SEXES,
@@ -341,6 +342,7 @@ DRAWN: dict[tuple[str, str], tuple[str, ...]] = {
     ("imaging_findings", "modality"): MODALITIES,
     ("imaging_findings", "leak_type"): LEAK_MECHANISMS,
     ("imaging_findings", "leak_location"): LEAK_LOCATIONS,
+    ("proms", "mode"): MODES,
 }
 # schema values the model never draws, and why
 _LEVELS_NOT_DRAWN = {lv: "vertebral augmentation is modelled at T1-L5 only" for lv in
@@ -351,6 +353,7 @@ NOT_MODELLED: dict[tuple[str, str], dict[str, str]] = {
     ("imaging_findings", "level"): _LEVELS_NOT_DRAWN,
     ("imaging_findings", "modality"): {"ct": "one post-operative X-ray per treated level",
                                        "mri": "one post-operative X-ray per treated level"},
+    ("proms", "mode"): dict.fromkeys(MODES, "how a questionnaire reached the registry is not modelled: left empty"),
 }
 
 # --- population: indication mix, age, sex, procedure mix, re-operation, mortality -----------

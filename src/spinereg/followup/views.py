@@ -3,7 +3,8 @@
 The token is looked up by its SHA-256 (the database has no clear token).  Unknown
 token: 404; used (answered) or expired or stopped: 410, with a neutral page saying
 whom to contact.  The form is generated from the instrument definitions
-(:mod:`spinereg.instruments`) with their neutral labels; a submission becomes one
+(:mod:`spinereg.instruments`) with their neutral labels, or a site's licensed wording and its EQ-5D
+version (:mod:`spinereg.followup.wording`); a submission becomes one
 questionnaire row through :class:`spinereg.registry.RegistryWriter` (the import's
 validation, audited, actor ``patient:<reference>``) and the invitation is marked
 answered and used, audited, in the same request.  The page shows nothing that
@@ -28,6 +29,7 @@ from typing import Any
 from django.core.cache import cache
 from django.http import HttpRequest, HttpResponse, HttpResponseNotAllowed
 from django.shortcuts import render
+from django.utils.translation import get_language
 from django.utils.translation import gettext as _
 
 from spinereg._errors import SpineregError
@@ -58,15 +60,21 @@ def _column(instrument: str, item_id: str) -> str:
     return f"{instrument}_{item_id.lower()}" if instrument in _PROM_COLUMNS_WITH_PREFIX else item_id
 
 
-def _sections(values: dict[str, str]) -> list[tuple[str, list[Field]]]:
+def _sections(values: dict[str, str], instruments: tuple[str, ...] = INSTRUMENTS,
+              language: str | None = None) -> list[tuple[str, list[Field]]]:
+    """The page's sections: one per instrument, its items labelled in ``language`` from the site's
+    wording files, else with their neutral labels (:func:`spinereg.followup.wording.item_labels`)."""
+    from spinereg.followup.wording import item_labels
+
     out = []
-    for inst_id in INSTRUMENTS:
+    for inst_id in instruments:
         inst = get_instrument(inst_id)
+        labels = item_labels(inst_id, language)
         fields = []
         for item in inst.items:
             col = _column(inst_id, item.id)
             radios = tuple(range(item.min, item.max + 1)) if item.max - item.min <= 10 else ()
-            fields.append(Field(col, item.label, item.min, item.max, radios, values.get(col, "")))
+            fields.append(Field(col, labels[item.id], item.min, item.max, radios, values.get(col, "")))
         out.append((inst.name, fields))
     return out
 
@@ -107,10 +115,12 @@ def questionnaire(request: HttpRequest, token: str) -> HttpResponse:
     if inv.status in ("expired", "stopped") or inv.expires_at <= datetime.now(UTC):
         return _gone(request, "expired", 410)
     values: dict[str, str] = _draft(inv)
+    instruments, language = _instruments_of(inv), get_language()
     errors: list[str] = []
     saved = False
     if request.method == "POST":
-        answers, values, errors = _read(request, partial=request.POST.get("action") == "save")
+        answers, values, errors = _read(request, partial=request.POST.get("action") == "save",
+                                        instruments=instruments)
         if not errors and request.POST.get("action") == "save":
             _save_draft(inv, values)
             saved = True
@@ -122,7 +132,8 @@ def questionnaire(request: HttpRequest, token: str) -> HttpResponse:
             else:
                 return render(request, "followup/thanks.html", {})
     return render(request, "followup/questionnaire.html",
-                  {"sections": _sections(values), "errors": errors, "saved": saved}, status=400 if errors else 200)
+                  {"sections": _sections(values, instruments, language), "errors": errors, "saved": saved},
+                  status=400 if errors else 200)
 
 
 def _draft(inv: Any) -> dict[str, str]:
@@ -153,13 +164,23 @@ def _reason(exc: SpineregError) -> str:
     return redact_cpr(str(exc).splitlines()[0])
 
 
-def _read(request: HttpRequest, *, partial: bool = False) -> tuple[dict[str, int | None], dict[str, str], list[str]]:
+def _instruments_of(inv: Any) -> tuple[str, ...]:
+    """The instruments of the invitation's site (:func:`spinereg.followup.wording.patient_instruments`)."""
+    from spinereg.followup.wording import patient_instruments
+    from spinereg.registry.models import Operation
+
+    hospital = Operation.objects.filter(operation_id=inv.operation_id).values_list("hospital", flat=True).first()
+    return patient_instruments(hospital)
+
+
+def _read(request: HttpRequest, *, partial: bool = False, instruments: tuple[str, ...] = INSTRUMENTS,
+          ) -> tuple[dict[str, int | None], dict[str, str], list[str]]:
     """The answers of the form, checked against each item's range (``partial``: a draft, may be empty)."""
     answers: dict[str, int | None] = {}
     values: dict[str, str] = {}
     errors: list[str] = []
     given = 0
-    for _name, fields in _sections({}):
+    for _name, fields in _sections({}, instruments):
         for f in fields:
             raw = str(request.POST.get(f.name, "")).strip()[:8]
             if raw == "":
@@ -195,7 +216,7 @@ def _save(inv: Any, answers: dict[str, int | None]) -> None:
     now = datetime.now(UTC)
     row: dict[str, Any] = {"prom_id": f"q-{inv.reference}", "patient_id": inv.patient_id,
                            "operation_id": inv.operation_id, "timepoint": inv.timepoint,
-                           "answer_date": now.date().isoformat(),
+                           "answer_date": now.date().isoformat(), "mode": "web",
                            **{k: v for k, v in answers.items() if v is not None}}
     with transaction.atomic():
         RegistryWriter("default", dataset, who=f"patient:{inv.reference}").create("proms", row)

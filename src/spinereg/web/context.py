@@ -19,6 +19,8 @@ NAV: list[tuple[str, Any, str]] = [
     ("review-queue", _("Imaging review"), "write_imaging"),
     ("worklist-missing", _("Missing forms"), "view_worklists"),
     ("worklist-quality", _("Data quality"), "view_worklists"),
+    ("followup-worklist", _("Follow-up worklist"), "view_worklists"),
+    ("followup-completeness", _("Follow-up completeness"), "view_records"),
     ("audit", _("Audit trail"), "view_audit"),
     ("studies", _("Studies"), "run_studies"),
     ("users", _("Users"), "manage_users"),

@@ -29,6 +29,8 @@ CAPABILITIES: dict[str, frozenset[str]] = {
     "change_locked": frozenset({"admin", "data_manager"}),
     # worklists: missing forms, data-quality problems
     "view_worklists": frozenset({"admin", "data_manager", "surgeon", "reviewer"}),
+    # follow-up: a questionnaire answered on paper or by telephone, consent and withdrawal, e-mail address
+    "write_followup": frozenset({"admin", "surgeon", "data_manager"}),
     "view_audit": frozenset({"admin", "auditor"}),
     "run_studies": frozenset({"admin", "analyst"}),
     "manage_users": frozenset({"admin"}),

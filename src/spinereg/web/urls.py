@@ -20,5 +20,6 @@ urlpatterns = [
     path("", include("spinereg.web.integrity_urls")),
     path("", include("spinereg.fhir_api.urls")),
     path("", include("spinereg.followup.urls")),
+    path("", include("spinereg.followup.staff_urls")),
     path("", include("spinereg.web.users_urls")),
 ]
