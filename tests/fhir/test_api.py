@@ -177,11 +177,11 @@ def test_post_read_back_registry_row_and_audit(api: Api) -> None:
         "system": "urn:spinereg:fhir:answers:nrs_back", "code": "7", "display": "7"}}]}]
     assert api.proms() == before + 1
     prom_id = body["id"].rsplit(".", 1)[0].replace("..", ":")
-    row = api.server.sql("SELECT patient_id, operation_id, timepoint, answer_date, nrs_back, nrs_leg, odi_1 "
+    row = api.server.sql("SELECT patient_id, operation_id, timepoint, answer_date, nrs_back, nrs_leg, odi_1, mode "
                          "FROM spinereg_proms WHERE prom_id = ?", prom_id)
     authored = (api.op_date + timedelta(days=91)).isoformat()  # day 91: the 3-month window 60..150
     assert [tuple(str(v)[:10] if v is not None else None for v in row[0])] == [
-        (api.patient, api.op_id, "3m", authored, "7", None, None)]
+        (api.patient, api.op_id, "3m", authored, "7", None, None, "fhir")]
     audit = api.server.sql("SELECT actor, action FROM spinereg_audit WHERE entity = 'proms' AND record_key = ?",
                            prom_id)
     assert audit == [("dm1 (FHIR API)", "create")]

@@ -389,6 +389,7 @@ def _create_response(request: HttpRequest) -> HttpResponse:
     operation_id, timepoint = assign_timepoint(parsed.authored, ops)
     prom_id = f"{dataset_code(_dataset())}:{uuid.uuid4().hex}"
     row = prom_row(parsed, prom_id=prom_id, operation_id=operation_id, timepoint=timepoint)
+    row["mode"] = "fhir"  # proms.mode: the answers came from a hospital system or app
     writer = RegistryWriter(ALIAS, _dataset(), who=f"{profile.user.get_username()} (FHIR API)")
     try:
         writer.create("proms", row)
