@@ -404,6 +404,5 @@ def _prom(doc: dict[str, Any], parsed: Any, ops: Mapping[str, Mapping[str, Any]]
         op_id, timepoint = assign_timepoint(parsed.authored, candidates)
         extra.pop("timepoint", None)
     row = prom_row(parsed, prom_id=prom_id, operation_id=op_id, timepoint=timepoint)
-    row["mode"] = "fhir"  # proms.mode: the answers came as FHIR resources
-    row.update(extra)
+    row.update(extra)  # proms.mode comes with the export's column extension (an API write's "fhir" included)
     return copy.deepcopy(row)
