@@ -97,7 +97,7 @@ def prepare(db: Path, email_share: float, withdrawn_share: float) -> dict[str, i
     with con:
         for table in ("spinereg_followup_delivery", "spinereg_followup_invitation", "spinereg_followup_contact",
                       "spinereg_followup_consent"):
-            con.execute(f"DELETE FROM {table}")  # noqa: S608 (fixed names)
+            con.execute(f"DELETE FROM {table}")
         patients = [p for (p,) in con.execute("SELECT patient_id FROM spinereg_patients ORDER BY patient_id")]
         # a fixed, spread-out choice of patients (CRC32 of the pseudonym), the same on every run
         share = [(zlib.crc32(p.encode()) % 10_000) / 10_000 for p in patients]
@@ -171,7 +171,8 @@ def main() -> None:
                                      timeout=args.time_limit)
             worst = max(worst, seconds)
             summary = text.strip().splitlines()[-1] if text.strip() else ""
-            print(f"{label} ({day}): {seconds:.1f} s (CPU {cpu:.1f} s), peak RSS {rss:.0f} MB, load average {load:.1f} -> "
+            print(f"{label} ({day}): {seconds:.1f} s (CPU {cpu:.1f} s), peak RSS {rss:.0f} MB, "
+                  f"load average {load:.1f} -> "
                   f"{os.getloadavg()[0]:.1f}\n   {summary}\n   {counts(db, outbox)}", flush=True)
         print(f"worst run {worst:.1f} s; target <= {TARGET_S:.0f} s: {'met' if worst <= TARGET_S else 'NOT met'}")
         print(f"peak RSS of this process {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")

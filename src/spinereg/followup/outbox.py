@@ -52,10 +52,11 @@ class OutboxBackend(BaseEmailBackend):  # type: ignore[misc]
 
 def _plain(message: Any) -> bytes | None:
     """The message as Django renders a plain ASCII text message, or None when it is not one."""
+    from email.utils import formatdate, make_msgid
+
     from django.conf import settings
     from django.core.mail import EmailMessage
     from django.core.mail.utils import DNS_NAME
-    from email.utils import formatdate, make_msgid
 
     if type(message) is not EmailMessage or message.attachments or message.content_subtype != "plain" \
             or message.cc or message.reply_to:
