@@ -17,7 +17,6 @@ page (40 s for a national registry's first run; see docs/followup.md, "Speed").
 from __future__ import annotations
 
 import os
-import textwrap
 import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -67,6 +66,19 @@ def _text(value: str) -> bytes:
     return b"(" + raw.replace(b"\\", b"\\\\").replace(b"(", b"\\(").replace(b")", b"\\)") + b")"
 
 
+def _wrap(text: str, width: int) -> list[str]:
+    """Greedy word wrap at spaces (words longer than ``width`` stay whole)."""
+    lines: list[str] = []
+    line = ""
+    for word in text.split(" "):
+        if line and len(line) + 1 + len(word) > width:
+            lines.append(line)
+            line = word
+        else:
+            line = f"{line} {word}" if line else word
+    return [*lines, line]
+
+
 def _page(letter: Letter) -> bytes:
     """The content stream of one letter's page (the layout of the earlier one-letter PDF)."""
     subject, body = invitation_text(letter.link, letter.reference, letter.expires, reminder=letter.reminder)
@@ -76,7 +88,7 @@ def _page(letter: Letter) -> bytes:
     for paragraph in body.splitlines():
         link = paragraph.startswith("http")
         # Helvetica 11 pt averages about 5.5 pt a character: 80 fit between 72 pt margins; links are not wrapped
-        for line in [paragraph] if link or not paragraph else textwrap.wrap(paragraph, 80):
+        for line in [paragraph] if link or not paragraph else _wrap(paragraph, 80):
             if line:
                 ops.append(b"BT " + (b"/F3 10" if link else b"/F1 11") + b" Tf 72 %.2f Td " % y + _text(line)
                            + b" Tj ET")

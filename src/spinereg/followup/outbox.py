@@ -35,15 +35,19 @@ class OutboxBackend(BaseEmailBackend):  # type: ignore[misc]
         if folder is None:
             raise ValueError("OutboxBackend needs a folder")
         self.folder = Path(folder)
+        self._ready = False
+        self._tmp = f".{secrets.token_hex(4)}.{os.getpid()}"
 
     def send_messages(self, email_messages: Sequence[Any]) -> int:
-        self.folder.mkdir(parents=True, exist_ok=True)
+        if not self._ready:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._ready = True
         sent = 0
         for message in email_messages:
             name = str(message.extra_headers.get("X-Spinereg-Reference") or secrets.token_hex(8))
             name = "".join(c for c in name if c.isalnum() or c in "-_") or secrets.token_hex(8)
             target = self.folder / f"{name}.eml"
-            tmp = self.folder / f".{name}.{secrets.token_hex(4)}.tmp"
+            tmp = self.folder / f".{name}{self._tmp}.tmp"
             tmp.write_bytes(_plain(message) or message.message().as_bytes(linesep="\n"))
             os.replace(tmp, target)
             sent += 1

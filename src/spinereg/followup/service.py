@@ -49,7 +49,7 @@ from django.db import connections
 
 from spinereg._errors import SpineregError
 from spinereg.data import check_no_cpr, follow_up_schedule
-from spinereg.followup._audit import audit, audit_many, audited, entry
+from spinereg.followup._audit import audit, audit_many, audited, entry, insert_rows
 
 __all__ = ["COMPLETENESS_COLUMNS", "LIST_COLUMNS", "SendResult", "completeness", "current_withdrawals",
            "email_connection", "hash_token", "list_invitations", "non_responders", "record_consent", "schedule",
@@ -424,25 +424,38 @@ def send_invitations(alias: str, *, today: date, outbox: Path, base_url: str, re
 def _create(alias: str, new: list[tuple[str, str, str, Any, Any]], emails: Mapping[str, str],
             who: str) -> list[dict[str, Any]]:
     """Create the invitations of ``new`` (operation, patient, time point, due date, window's end), audited."""
-    from spinereg.followup.models import Invitation
-
     if not new:
         return []
+    ops = connections[alias].ops
     refs = _references(alias, len(new))
     at = _now()
-    objs = [Invitation(operation_id=op, patient_id=pid, timepoint=tp, due_date=pd.Timestamp(due_date).date(),
-                       status="pending", channel="email" if pid in emails else "letter", reference=ref,
-                       token_hash=hash_token(secrets.token_urlsafe(32)),
-                       expires_at=datetime.combine(pd.Timestamp(closes).date() + timedelta(days=1), time(0, 0),
-                                                   tzinfo=UTC), created_at=at)
-            for (op, pid, tp, due_date, closes), ref in zip(new, refs, strict=True)]
+    created = ops.adapt_datetimefield_value(at)
+    ends: dict[Any, tuple[datetime, Any]] = {}
+    invs: list[dict[str, Any]] = []
+    rows, days = [], []
+    for (op, pid, tp, due_date, closes), ref in zip(new, refs, strict=True):
+        if closes not in ends:
+            expires = datetime.combine(pd.Timestamp(closes).date() + timedelta(days=1), time(0, 0), tzinfo=UTC)
+            ends[closes] = (expires, ops.adapt_datetimefield_value(expires))
+        day = pd.Timestamp(due_date).date()
+        inv = {"pk": 0, "operation_id": op, "patient_id": pid, "timepoint": tp, "status": "pending",
+               "channel": "email" if pid in emails else "letter", "reference": ref, "sent_on": None,
+               "reminded_on": None, "expires_at": ends[closes][0]}
+        invs.append(inv)
+        days.append(day.isoformat())
+        rows.append((op, pid, tp, ops.adapt_datefield_value(day), "pending", inv["channel"], ref,
+                     hash_token(secrets.token_urlsafe(32)), ends[closes][1], created, ""))
     with audited(alias):
-        Invitation.objects.using(alias).bulk_create(objs, batch_size=500)
-        audit_many(alias, [entry("create", "invitations", inv.pk, None, {
-            "operation_id": inv.operation_id, "patient_id": inv.patient_id, "timepoint": inv.timepoint,
-            "due_date": inv.due_date.isoformat(), "status": "pending", "channel": inv.channel,
-            "reference": inv.reference}, who=who, at=at) for inv in objs])
-    return [{f: getattr(inv, f) for f in _FIELDS} for inv in objs]
+        ids = insert_rows(alias, _INVITATION, ("operation_id", "patient_id", "timepoint", "due_date", "status",
+                                               "channel", "reference", "token_hash", "expires_at", "created_at",
+                                               "draft"), rows, returning=True)
+        for inv, pk in zip(invs, ids, strict=True):
+            inv["pk"] = pk
+        audit_many(alias, [entry("create", "invitations", inv["pk"], None, {
+            "operation_id": inv["operation_id"], "patient_id": inv["patient_id"], "timepoint": inv["timepoint"],
+            "due_date": due, "status": "pending", "channel": inv["channel"],
+            "reference": inv["reference"]}, who=who, at=at) for inv, due in zip(invs, days, strict=True)])
+    return invs
 
 
 class _Mail:
@@ -508,20 +521,21 @@ def _letters(alias: str, batch: list[_Delivery], kind: str, today: date, outbox:
 
 def _record(alias: str, done: list[_Delivery], today: date, who: str, result: SendResult) -> None:
     """Record deliveries: an attempt each and, when delivered, the invitation's new link and state (audited)."""
-    from spinereg.followup.models import DeliveryAttempt
-
     if not done:
         return
-    attempts = [DeliveryAttempt(invitation_id=d.inv["pk"], at=d.at, kind=d.kind, channel=d.channel,
-                                outcome="failed" if d.error else "sent", error=d.error) for d in done]
+    ops = connections[alias].ops
     entries: list[Any] = []
-    updates: dict[str, list[tuple[str, date, str, int]]] = {"invitation": [], "reminder": []}
+    updates: dict[str, list[tuple[str, Any, str, int]]] = {"invitation": [], "reminder": []}
+    day = ops.adapt_datefield_value(today)
     with audited(alias):
-        DeliveryAttempt.objects.using(alias).bulk_create(attempts, batch_size=500)
-        for d, attempt in zip(done, attempts, strict=True):
-            entries.append(entry("create", "delivery_attempts", attempt.pk, None, {
-                "invitation": d.inv["pk"], "kind": d.kind, "channel": d.channel, "outcome": attempt.outcome,
-                "error": d.error}, who=who, at=d.at))
+        ids = insert_rows(alias, "spinereg_followup_delivery", ("at", "kind", "channel", "outcome", "error",
+                                                                "invitation_id"),
+                          [(ops.adapt_datetimefield_value(d.at), d.kind, d.channel, "failed" if d.error else "sent",
+                            d.error, d.inv["pk"]) for d in done], returning=True)
+        for d, pk in zip(done, ids, strict=True):
+            entries.append(entry("create", "delivery_attempts", pk, None, {
+                "invitation": d.inv["pk"], "kind": d.kind, "channel": d.channel,
+                "outcome": "failed" if d.error else "sent", "error": d.error}, who=who, at=d.at))
             if d.error:
                 continue
             values: dict[str, Any] = {"token_hash": hash_token(d.token)}
@@ -532,13 +546,13 @@ def _record(alias: str, done: list[_Delivery], today: date, who: str, result: Se
             shown = [k for k in values if k != "token_hash" and d.inv[k] != values[k]]
             entries.append(entry("update", "invitations", d.inv["pk"], {k: d.inv[k] for k in shown},
                                  {k: values[k] for k in shown}, who=who, at=d.at))
-            updates[d.kind].append((values["token_hash"], today, d.channel, d.inv["pk"]))
+            updates[d.kind].append((values["token_hash"], day, d.channel, d.inv["pk"]))
         with connections[alias].cursor() as cursor:
-            for kind, (status, day) in {"invitation": ("sent", "sent_on"), "reminder": ("reminded",
-                                                                                       "reminded_on")}.items():
+            for kind, (status, column) in {"invitation": ("sent", "sent_on"),
+                                           "reminder": ("reminded", "reminded_on")}.items():
                 if updates[kind]:
-                    cursor.executemany(f"UPDATE {_INVITATION} SET token_hash = %s, status = '{status}', {day} = %s, "
-                                       "channel = %s WHERE id = %s", updates[kind])
+                    cursor.executemany(f"UPDATE {_INVITATION} SET token_hash = %s, status = '{status}', "
+                                       f"{column} = %s, channel = %s WHERE id = %s", updates[kind])
         audit_many(alias, entries)
     for d in done:
         if d.error:
