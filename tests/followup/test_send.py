@@ -316,7 +316,7 @@ def test_an_smtp_server_that_refuses_mail_gives_failed(registry: str, tmp_path: 
 def test_completeness_and_the_non_responder_worklist(registry: str, tmp_path: Path) -> None:
     from spinereg.followup.service import completeness, non_responders
 
-    build(registry)  # every operation has no hospital: one site ""
+    ids = build(registry)  # every operation has no hospital: one site ""
     w = RegistryWriter(registry, "Hospital A")
     w.update("operations", "OP5", {"hospital": "H2"})
     run(registry, "2026-03-02", tmp_path / "outbox")
@@ -332,6 +332,7 @@ def test_completeness_and_the_non_responder_worklist(registry: str, tmp_path: Pa
     assert c.loc[("H2", "3m"), "response_rate"] == 0.0
     assert c.loc[("", "baseline"), "answered"] == 4 and c.loc[("", "1y"), "not_yet_due"] == 3
     assert c.loc[("", "1y"), "died_before_answering"] == 1
+    assert completeness(registry, date(2026, 6, 1)).equals(c.reset_index())  # kept: the same frame
     trend = completeness(registry, date(2026, 6, 1), by_month=True)
     assert set(trend["month"]) == {"2026-01", "2026-05"}  # baseline closed 2026-01-01, 3m on 2026-05-31
     work = non_responders(registry, date(2026, 6, 1))
@@ -342,6 +343,10 @@ def test_completeness_and_the_non_responder_worklist(registry: str, tmp_path: Pa
     # the 3m window closes 2026-05-31: 14 days before (2026-05-17) not yet on the list, 13 days before it is
     assert non_responders(registry, date(2026, 5, 17)).empty
     assert sorted(non_responders(registry, date(2026, 5, 18))["operation_id"]) == ["OP2", "OP5"]
+    w.create("proms", {"prom_id": "Q5", "patient_id": ids["P5"], "operation_id": "OP5", "timepoint": "3m",
+                       "answer_date": "2026-05-30", "nrs_back": 3})
+    again = completeness(registry, date(2026, 6, 1)).set_index(["hospital", "timepoint"])
+    assert again.loc[("H2", "3m"), "response_rate"] == 1.0  # a change of the registry is seen at once
 
 
 E2E_BUILD = """
