@@ -44,6 +44,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from django.db import connections
 
@@ -217,8 +218,12 @@ def schedule(alias: str, today: date, *, with_hospital: bool = False) -> pd.Data
     ops, pats, proms = _registry_frames(alias)
     out = follow_up_schedule(ops, pats, proms, today, withdrawn=current_withdrawals(alias))
     if with_hospital:
-        sites = ops[["operation_id", "hospital"]].drop_duplicates("operation_id")
-        out = out.merge(sites, on="operation_id", how="left")
+        k = len(_windows())
+        if len(out) == len(ops) * k and ops["operation_id"].is_unique:  # every operation's rows, in its order
+            out["hospital"] = np.repeat(ops["hospital"].to_numpy(dtype=object), k)
+        else:
+            sites = ops[["operation_id", "hospital"]].drop_duplicates("operation_id")
+            out = out.merge(sites, on="operation_id", how="left")
     return out
 
 
