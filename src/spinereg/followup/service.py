@@ -363,7 +363,7 @@ def send_invitations(alias: str, *, today: date, outbox: Path, base_url: str, re
     and one for their deliveries, each change with its audit entry.  Letters go into one PDF per kind
     (``letters/<today>-invitations-<reference>.pdf``, one page each), recorded once the file is written.
     """
-    from spinereg.followup.models import Contact, Invitation
+    from spinereg.followup.models import Invitation
     from spinereg.registry import actor
 
     if reminder_days < 1:
@@ -401,7 +401,12 @@ def send_invitations(alias: str, *, today: date, outbox: Path, base_url: str, re
             setattr(result, s, getattr(result, s) + 1)
     # 2. due time points: invite, deliver again, remind (an invitation answered, stopped or expired stays so)
     due = plan[(plan["status"] == "due").to_numpy()]
-    emails = dict(Contact.objects.using(alias).exclude(email="").values_list("patient_id", "email"))
+    # the addresses of the patients whose operations can be due (every due operation is dated in ``span``)
+    with connections[alias].cursor() as cursor:
+        cursor.execute("SELECT c.patient_id, c.email FROM spinereg_followup_contact c WHERE c.email <> '' AND "
+                       "c.patient_id IN (SELECT o.patient_id FROM spinereg_operations o "
+                       "WHERE o.date BETWEEN %s AND %s)", list(span))
+        emails = dict(cursor.fetchall())
     base = base_url.rstrip("/")
     letters: dict[str, list[_Delivery]] = {"invitation": [], "reminder": []}
     mail = _Mail(connection, outbox)
