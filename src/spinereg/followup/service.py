@@ -7,7 +7,7 @@ systemd timer).  For each (operation, time point) of the schedule
 * ``due`` and no invitation yet: one invitation is created (the unique constraint on
   (operation, time point) makes a second impossible) and delivered, by e-mail when
   staff have recorded an address for the patient (:func:`set_contact`), else as a
-  printable PDF letter in the outbox;
+  page of the run's printable PDF of letters in the outbox (one file per run and kind);
 * ``due``, invitation ``pending`` (its delivery failed): delivered again;
 * ``due``, invitation ``sent`` at least ``reminder_days`` days ago and never reminded:
   one reminder (at most one per invitation);
