@@ -316,7 +316,7 @@ def test_an_smtp_server_that_refuses_mail_gives_failed(registry: str, tmp_path: 
 def test_completeness_and_the_non_responder_worklist(registry: str, tmp_path: Path) -> None:
     from spinereg.followup.service import completeness, non_responders
 
-    build(registry)  # every operation has no hospital: one site ""
+    ids = build(registry)  # every operation has no hospital: one site ""
     w = RegistryWriter(registry, "Hospital A")
     w.update("operations", "OP5", {"hospital": "H2"})
     run(registry, "2026-03-02", tmp_path / "outbox")
@@ -332,6 +332,7 @@ def test_completeness_and_the_non_responder_worklist(registry: str, tmp_path: Pa
     assert c.loc[("H2", "3m"), "response_rate"] == 0.0
     assert c.loc[("", "baseline"), "answered"] == 4 and c.loc[("", "1y"), "not_yet_due"] == 3
     assert c.loc[("", "1y"), "died_before_answering"] == 1
+    assert completeness(registry, date(2026, 6, 1)).equals(c.reset_index())  # kept: the same frame
     trend = completeness(registry, date(2026, 6, 1), by_month=True)
     assert set(trend["month"]) == {"2026-01", "2026-05"}  # baseline closed 2026-01-01, 3m on 2026-05-31
     work = non_responders(registry, date(2026, 6, 1))
@@ -342,3 +343,121 @@ def test_completeness_and_the_non_responder_worklist(registry: str, tmp_path: Pa
     # the 3m window closes 2026-05-31: 14 days before (2026-05-17) not yet on the list, 13 days before it is
     assert non_responders(registry, date(2026, 5, 17)).empty
     assert sorted(non_responders(registry, date(2026, 5, 18))["operation_id"]) == ["OP2", "OP5"]
+    w.create("proms", {"prom_id": "Q5", "patient_id": ids["P5"], "operation_id": "OP5", "timepoint": "3m",
+                       "answer_date": "2026-05-30", "nrs_back": 3})
+    again = completeness(registry, date(2026, 6, 1)).set_index(["hospital", "timepoint"])
+    assert again.loc[("H2", "3m"), "response_rate"] == 1.0  # a change of the registry is seen at once
+
+
+E2E_BUILD = """
+import json, sys
+from datetime import UTC, datetime, timedelta
+from spinereg.followup.service import set_contact
+from spinereg.registry import RegistryWriter, open_registry, register_patient
+alias = open_registry(sys.argv[1])
+day = (datetime.now(UTC).date() - timedelta(days=70)).isoformat()  # the 3-month window is open today
+w = RegistryWriter(alias, "Hospital A")
+ids = [register_patient(alias, cpr, dataset="Hospital A", key=sys.argv[2].encode()) for cpr in sys.argv[3:]]
+for n, pid in enumerate(ids):
+    w.create("operations", {"operation_id": f"O{n}", "patient_id": pid, "date": day,
+                            "procedure_category": "vertebroplasty"})
+set_contact(alias, ids[0], "first.patient@example.org")  # the other patient gets a letter
+print(json.dumps(ids))
+"""
+E2E_CPRS = ("0202554322", "1212801234")  # synthetic (valid dates; nobody is meant)
+
+
+def test_no_cpr_name_or_pseudonym_in_messages_letters_links_output_or_the_server_log(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """The whole path in real processes: the CLI sends (once refused by the mail server, then delivered), the
+    patient opens both links on `spinereg serve`, saves a draft, makes a mistake and submits.  Everything a
+    patient or an operator sees is scanned: e-mails, letters' PDF text, file names, links, the commands'
+    output and the server's log."""
+    import json
+    import subprocess
+    import sys
+
+    from pypdf import PdfReader
+
+    from spinereg.data import entity
+    from tests.followup.test_questionnaire_page import ANSWERS
+    from tests.web.conftest import cli_env, ok, run_cli, start_server, stop_server
+
+    # the registry has no name to leak: no column of any kind of name for a patient
+    assert not [c for c in entity("patients").columns if "name" in c.name.lower()]
+    home = tmp_path_factory.mktemp("privacy")
+    db, out = f"sqlite:///{home / 'registry.sqlite3'}", home / "outbox"
+    ok(run_cli(home, "db", "init", "--db", db))
+    made = ok(subprocess.run([sys.executable, "-c", E2E_BUILD, db, KEY.decode(), *E2E_CPRS], env=cli_env(home),
+                             capture_output=True, text=True, timeout=120, check=False))
+    pseudonyms = json.loads(made.stdout)
+    outputs = [run_cli(home, "followup", "send", "--db", db, "--outbox", str(out),
+                       SPINEREG_EMAIL_BACKEND="tests.followup.backends.RefusingBackend")]
+    assert outputs[0].returncode == 1 and "1 failed" in outputs[0].stderr
+    outputs.append(ok(run_cli(home, "followup", "send", "--db", db, "--outbox", str(out))))
+    assert "1 invited" in outputs[1].stderr  # the e-mail; the letter went out in the first run
+    outputs.append(ok(run_cli(home, "followup", "send", "--db", db, "--outbox", str(out))))  # nothing new
+    texts = {}
+    for path in sorted(p for p in out.rglob("*") if p.is_file()):
+        texts[str(path.relative_to(out))] = (
+            "\n".join(page.extract_text() for page in PdfReader(path).pages) if path.suffix == ".pdf"
+            else path.read_text(encoding="utf-8"))
+    assert sorted(f.split("/")[0] for f in texts) == ["letters", "mail"]
+    links = [m for t in texts.values() for m in re.findall(r"/q/[A-Za-z0-9_-]{43}/", t.replace("\n", ""))]
+    assert len(links) == 2
+    server = start_server(home, db)
+    try:
+        for link in links:
+            b = server.browser()
+            assert b.get(link).status == 200
+            assert b.post_form(link, {"action": "save", "eq5d3l_mo": "2"}).status == 200
+            assert b.post_form(link, {**ANSWERS, "odi_3": "9", "action": "submit"}).status == 400
+            assert b.post_form(link, {**ANSWERS, "action": "submit"}).status == 200
+            assert server.browser().get(link).status == 410
+        assert server.browser().get("/q/" + "A" * 43 + "/").status == 404
+    finally:
+        stop_server(server)
+    texts["serve.log"] = server.log.read_text(encoding="utf-8", errors="replace")
+    for n, done in enumerate(outputs):
+        texts[f"output {n}"] = done.stdout + done.stderr
+    texts["links"] = "\n".join(links)
+    texts["file names"] = "\n".join(texts)
+    assert "/q/" in texts["serve.log"] or "Booting worker" in texts["serve.log"]  # the log was read
+    for where, text in texts.items():
+        assert not contains_cpr(text), where
+        assert not any(cpr in text or cpr[:6] in text for cpr in E2E_CPRS), where
+        assert not any(pid in text for pid in pseudonyms), where
+        assert "first.patient" not in text or where.startswith("mail/"), where  # the address: only in its e-mail
+        assert "Hospital A" not in text and "O0" not in text.split() and "vertebroplasty" not in text, where
+
+
+def test_the_outbox_writes_an_invitation_as_django_renders_it(registry: str, tmp_path: Path) -> None:
+    """The outbox's direct form of a plain ASCII message is Django's own rendering (Date and Message-ID aside);
+    other messages go through Django's rendering."""
+    from django.core.mail import EmailMessage
+    from django.db import connections
+
+    if connections[registry].vendor != "sqlite":
+        pytest.skip("no database involved: once is enough")
+
+    from spinereg.followup.letters import invitation_text
+    from spinereg.followup.outbox import OutboxBackend
+
+    subject, body = invitation_text(BASE + "/q/" + "x" * 43 + "/", "ABCD2345", date(2026, 5, 31))
+    backend = OutboxBackend(folder=tmp_path)
+
+    def sent(msg: EmailMessage, name: str) -> list[str]:
+        assert backend.send_messages([msg]) == 1
+        return [line for line in (tmp_path / name).read_text(encoding="ascii").split("\n")
+                if not line.startswith(("Date:", "Message-ID:"))]
+
+    plain = EmailMessage(subject, body, "registry@example.org", ["p1@example.org"],
+                         headers={"X-Spinereg-Reference": "ABCD2345-invitation"})
+    django_form = [line for line in plain.message().as_bytes(linesep="\n").decode("ascii").split("\n")
+                   if not line.startswith(("Date:", "Message-ID:"))]
+    assert sent(plain, "ABCD2345-invitation.eml") == django_form
+    other = EmailMessage("Svar på spørgeskemaet", body, "registry@example.org", ["p1@example.org"],
+                         headers={"X-Spinereg-Reference": "ABCD2345-reminder"})
+    text = (tmp_path / "ABCD2345-reminder.eml")
+    backend.send_messages([other])
+    assert "Subject: =?utf-8?" in text.read_text(encoding="ascii")  # Django's encoded header

@@ -154,8 +154,8 @@ def follow_up_schedule(operations: pd.DataFrame, patients: pd.DataFrame, proms: 
     known_dead = ~np.isnat(death) & (death <= day)
     names = list(windows)
     k = len(names)
-    status = np.empty((n, k), dtype=object)
-    category = np.empty((n, k), dtype=object)
+    status = np.empty((n, k), dtype=np.int8)  # codes into SCHEDULE_STATUSES / STUDY_CATEGORIES
+    category = np.empty((n, k), dtype=np.int8)
     opens_all = np.empty((n, k), dtype="datetime64[ns]")
     due_all = np.empty((n, k), dtype="datetime64[ns]")
     closes_all = np.empty((n, k), dtype="datetime64[ns]")
@@ -171,16 +171,19 @@ def follow_up_schedule(operations: pd.DataFrame, patients: pd.DataFrame, proms: 
         early = rest & (day < opens)
         late = rest & (day > closes)
         open_now = rest & ~early & ~late
-        status[:, j] = np.select([answered, died, left, early, open_now], list(SCHEDULE_STATUSES[:5]),
-                                 default="closed")
+        status[:, j] = np.select([answered, died, left, early, open_now], [0, 1, 2, 3, 4], default=5)
         # the study engine's follow-up table (withdrawal is not one of its categories)
         study_not_due = ~answered & ~died & (closes > day)
-        category[:, j] = np.select([answered, died, study_not_due],
-                                   ["answered", "died_before_answering", "not_yet_due"], default="alive_not_answered")
+        category[:, j] = np.select([answered, died, study_not_due], [0, 1, 3], default=2)
         opens_all[:, j], due_all[:, j], closes_all[:, j] = opens, op_date + target * one_day, closes
     # one row per operation and time point: operations in input order, time points in window order
-    return pd.DataFrame({
+    columns = {
         "operation_id": np.repeat(op_id, k), "patient_id": np.repeat(pat_id, k),
         "timepoint": np.tile(np.array(names, dtype=object), n), "operation_date": np.repeat(op_date, k),
         "opens": opens_all.ravel(), "due_date": due_all.ravel(), "closes": closes_all.ravel(),
-        "status": status.ravel(), "study_category": category.ravel()}, columns=SCHEDULE_COLUMNS)
+        "status": np.asarray(SCHEDULE_STATUSES, dtype=object)[status.ravel()],
+        "study_category": np.asarray(STUDY_CATEGORIES, dtype=object)[category.ravel()]}
+    out = pd.DataFrame(index=pd.RangeIndex(n * k))
+    for name in SCHEDULE_COLUMNS:  # a block per column: no copy into one block of all text columns
+        out[name] = columns[name]
+    return out
