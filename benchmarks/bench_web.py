@@ -449,6 +449,7 @@ class Hit:
     good: bool
     write: tuple[str, str] | None = None
     note: str = ""
+    body: str = ""  # the answer's beginning, when it was not the expected one
 
 
 def _http(base: str, method: str, path: str, *, body: bytes | None = None, headers: dict[str, str] | None = None,
@@ -529,7 +530,8 @@ class Mix:
         note = "" if status == expect else (body[:200] if status == 0 else f"HTTP {status}")
         if "database is locked" in body:
             note = "database is locked"
-        return self._record(Hit(kind, step, start, ms, status, status == expect, note=note)), headers, body
+        return self._record(Hit(kind, step, start, ms, status, status == expect, note=note,
+                                body="" if status == expect else body[:3000])), headers, body
 
     def patient(self, n: int) -> None:
         source = f"127.{1 + n // 60000}.{(n // 250) % 240 + 1}.{n % 250 + 1}"
@@ -560,7 +562,8 @@ class Mix:
         today = time.strftime("%Y-%m-%d", time.gmtime())
         while self._go():
             pid = rnd.choice(self.prep.patients)
-            doc = {"resourceType": "QuestionnaireResponse", "status": "completed", "questionnaire": "Questionnaire/nrs-back",
+            doc = {"resourceType": "QuestionnaireResponse", "status": "completed",
+                   "questionnaire": "Questionnaire/nrs-back",
                    "subject": {"reference": f"Patient/{pid}"}, "authored": today,
                    "item": [{"linkId": "nrs_back", "answer": [{"valueCoding": {"code": str(rnd.randint(0, 10))}}]}]}
             hit, headers, _body = self._req("fhir", "post QuestionnaireResponse", "POST", "/fhir/QuestionnaireResponse",
@@ -604,8 +607,8 @@ class Mix:
         cookie = self.cookies["staff"]
         while self._go():
             pid = rnd.choice(self.prep.patients)
-            step, path = rnd.choice([("home", "/"), ("search", f"/search/?q={pid[:-2]}"), ("operations", "/operations/"),
-                                     ("patient", f"/patients/{pid}/")])
+            step, path = rnd.choice([("home", "/"), ("search", f"/search/?q={pid[:-2]}"),
+                                     ("operations", "/operations/"), ("patient", f"/patients/{pid}/")])
             hit, _h, body = self._req("staff", step, "GET", path, 200, headers={"Cookie": cookie})
             if hit.good and "<table" not in body:
                 hit.good, hit.note = False, "200 without a table"
