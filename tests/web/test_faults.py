@@ -29,9 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from benchmarks.bench_web import PASSWORD as BENCH_PASSWORD
 from benchmarks.bench_web import SITE, USERS, Hit, Mix, Prepared, check_writes, login, prepare_mix
+
 from tests.conftest import CI
 from tests.web.conftest import Browser, Server, ok, run_cli, start_server, stop_server
 
