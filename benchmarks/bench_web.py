@@ -651,7 +651,7 @@ def check_writes(url: str, acked: list[tuple[str, str]], tag: str) -> dict[str, 
     try:
         def rows(sql: str, *params: str) -> list[tuple[Any, ...]]:
             cur = conn.cursor()
-            cur.execute(sql if url.startswith("sqlite") else sql.replace("?", "%s"), params)
+            cur.execute(sql if url.startswith("sqlite") else sql.replace("%", "%%").replace("?", "%s"), params)
             return list(cur.fetchall())
 
         q = dict(rows("SELECT operation_id, COUNT(*) FROM spinereg_proms WHERE prom_id LIKE 'q-%' "
