@@ -42,9 +42,9 @@ QuestionnaireResponses, surgeons saving operation forms, staff opening list and 
 for ``S`` seconds.  It prints requests/s, p50/p95/p99 per kind and overall, errors ("database is locked"
 counted apart, in answers and in the server's log), and the writes: every acknowledged write is looked up in
 the database afterwards (lost, duplicates, partial records: :func:`check_writes`).  Measured (2 vCPUs shared,
-load average 6-10): SQLite, 32 users, 412 requests, 3.1/s, p95 15.4 s, 0 errors, 0 "database is locked", 199
-writes acknowledged, 0 lost; PostgreSQL, 50 users, 556 requests, 4.1/s, p95 16.5 s (target 300 ms: missed; the
-workers are saturated by ~0.2 s of validation per audited write), 0 errors, 275 acknowledged, 0 lost.  See
+load average 3.5-6): SQLite, 32 users, 1,039 requests, 8.3/s, p95 5.1 s, 0 errors, 0 "database is locked", 503
+writes acknowledged, 0 lost; PostgreSQL, 50 users, 1,389 requests, 11.1/s, p95 5.1 s (target 300 ms: missed;
+the workers are saturated by ~0.2 s of validation per audited write), 0 errors, 682 acknowledged, 0 lost.  See
 docs/web.md, "At scale".
 """
 
