@@ -125,8 +125,20 @@ def questionnaire(request: HttpRequest, token: str) -> HttpResponse:
             _save_draft(inv, values)
             saved = True
         elif not errors:
+            from django.db import transaction
+
+            from spinereg._errors import DatabaseError
+
             try:
-                _save(inv, answers)
+                # one transaction claims the invitation and writes the answers: a second submission of the same
+                # link (two tabs, a double click) waits for the first (PostgreSQL: the row lock; SQLite: the
+                # write lock its immediate transaction takes), then finds the invitation used and stores nothing
+                with transaction.atomic():
+                    if not Invitation.objects.select_for_update().filter(pk=inv.pk, used_at__isnull=True).exists():
+                        return _gone(request, "used", 410)
+                    _save(inv, answers)
+            except DatabaseError:  # the database is unreachable (restarting): nothing stored, the link stays valid
+                return _gone(request, "busy", 503)
             except SpineregError as exc:
                 errors = [_("The answers could not be saved: %(reason)s") % {"reason": _reason(exc)}]
             else:
