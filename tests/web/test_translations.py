@@ -106,7 +106,8 @@ def test_every_marked_string_has_a_danish_translation(tmp_path: Path) -> None:
 #: strings that read the same in Danish
 SAME = {"CSV", "TOTP", "OK", "ASA", "SINS", "Tokuhashi", "Tomita", "ICD-10", "Dansk", "English", "spinereg",
         "PDF", "HTML", "DOCX", "JSON", "CPR", "Clavien-Dindo", "Clavien–Dindo", "Status", "Problem", "Patient",
-        "Hospital", "Type", "Version", "Operation", "Pseudonym", "%(s)s s", "Find", "Invitation", "Reference", "patient"}
+        "Hospital", "Type", "Version", "Operation", "Pseudonym", "%(s)s s", "Find", "Invitation",
+        "Reference", "patient"}
 
 
 def test_the_compiled_catalogue_is_current(tmp_path: Path) -> None:

@@ -31,10 +31,11 @@ from urllib.parse import urlencode
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.db.models import Q
 from django.http import HttpRequest, HttpResponse
 
-from spinereg._errors import PrivacyError, SpineregError
+from spinereg._errors import DatabaseError, PrivacyError, SpineregError
 from spinereg.fhir import (
     OBSERVATION_KINDS,
     FhirInputError,
@@ -109,6 +110,17 @@ def api(capability: str, methods: tuple[str, ...] = ("GET",)) -> Callable[[_View
     def decorate(view: _View) -> _View:
         @wraps(view)
         def wrapped(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            try:
+                return checked(request, *args, **kwargs)
+            except (DatabaseError, OperationalError, InterfaceError):
+                # the database is unreachable (a restart, a full disk): nothing was stored, the client may
+                # retry; a neutral text (never the driver's message, which names hosts and paths)
+                resp = outcome_response("the registry database is not available just now; nothing was stored. "
+                                        "Try again shortly", 503, "transient")
+                resp["Retry-After"] = "5"
+                return resp
+
+        def checked(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
             from spinereg.fhir_api.models import ApiToken
 
             token = _bearer(request)
@@ -403,6 +415,8 @@ def _create_response(request: HttpRequest) -> HttpResponse:
                              expression=expr, link_id=link_id) from None
     except PrivacyError as exc:
         raise FhirInputError(str(exc), status=422, code="security") from None
+    except DatabaseError:
+        raise  # 503 from the api decorator, not a 422
     except SpineregError as exc:
         raise FhirInputError(f"not stored: {exc}", status=422, code="processing") from None
     obj = _proms_model().objects.get(prom_id=prom_id)
@@ -454,6 +468,8 @@ def patient_type(request: HttpRequest) -> HttpResponse:
     try:
         existed = find_patient(ALIAS, cpr, key=key) is not None
         pid = register_patient(ALIAS, cpr, dataset=_dataset(), key=key, who=f"{profile.user.get_username()} (FHIR API)")
+    except DatabaseError:
+        raise  # 503 from the api decorator, not a 422
     except SpineregError as exc:
         message = str(exc).replace(cpr, "[CPR number hidden]")
         raise FhirInputError(f"Patient.identifier: not registered: {message}", status=422, code="invalid",
@@ -557,6 +573,8 @@ def procedure_type(request: HttpRequest) -> HttpResponse:
                              status=422, code="business-rule", expression=where) from None
     except PrivacyError as exc:
         raise FhirInputError(f"{exc}. Nothing was stored", status=422, code="security") from None
+    except DatabaseError:
+        raise  # 503 from the api decorator, not a 422
     except SpineregError as exc:
         raise FhirInputError(f"not stored: {exc}", status=422, code="processing") from None
     doc = _procedure_doc(operations_of(profile).get(operation_id=op_id))
