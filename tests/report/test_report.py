@@ -46,9 +46,11 @@ def num(x: float, digits: int) -> str:
     return s.replace("-", MINUS)
 
 
-def pct(p: float) -> str:
-    d = (Decimal(repr(float(p))) * 100).quantize(Decimal("0.1"), rounding=ROUND_HALF_UP)
-    return f"{d:.1f}".replace("-", MINUS) + "%"
+def pct(p: float, n: int = 100) -> str:
+    """A percentage as the report shows it: whole below a denominator of 100, else one decimal."""
+    digits = 0 if n < 100 else 1
+    d = (Decimal(repr(float(p))) * 100).quantize(Decimal(1).scaleb(-digits), rounding=ROUND_HALF_UP)
+    return f"{d:.{digits}f}".replace("-", MINUS) + "%"
 
 
 def pval(p: float) -> str:
@@ -268,7 +270,8 @@ def expected_change_rows(results: Mapping[str, Any]) -> Iterator[list[str]]:
 
 
 def _rate(r: Mapping[str, Any]) -> list[str]:
-    return [f"{r['x']}/{r['n']}", f"{pct(r['proportion'])} ({pct(r['ci_low'])} to {pct(r['ci_high'])})"]
+    n = r["n"]
+    return [f"{r['x']}/{n}", f"{pct(r['proportion'], n)} ({pct(r['ci_low'], n)} to {pct(r['ci_high'], n)})"]
 
 
 def expected_rate_rows(results: Mapping[str, Any]) -> Iterator[list[str]]:
@@ -288,8 +291,9 @@ def expected_rate_rows(results: Mapping[str, Any]) -> Iterator[list[str]]:
 
 def expected_responder_rows(results: Mapping[str, Any]) -> Iterator[list[str]]:
     for r in results["tables"]["responders"]:
-        yield [f"{r['n_pairs']} of {r['n_alive']}", f"{r['x']} ({pct(r['proportion'])})",
-               f"{pct(r['ci_low'])} to {pct(r['ci_high'])}"]
+        n = r["n_pairs"]
+        yield [f"{n} of {r['n_alive']}", f"{r['x']} ({pct(r['proportion'], n)})",
+               f"{pct(r['ci_low'], n)} to {pct(r['ci_high'], n)}"]
 
 
 EXPECTED = {"outcomes": expected_outcome_rows, "change": expected_change_rows, "rates": expected_rate_rows,

@@ -43,8 +43,10 @@ def test_mean_sd_and_estimate_with_interval() -> None:
 
 
 def test_counts_with_percentages_and_fractions_under_suppression() -> None:
-    assert fmt_count_pct(13, 50.0, total=26) == "13 (50.0%)"
-    assert fmt_count_pct(13, 50.0, total=26, sup=ON) == "13 (50.0%)"
+    assert fmt_count_pct(13, 50.0, total=26) == "13 (50%)"  # whole percentages of a total below 100
+    assert fmt_count_pct(13, 50.0, total=26, sup=ON) == "13 (50%)"
+    assert fmt_count_pct(13, 50.0, total=26, digits=1) == "13 (50.0%)"
+    assert fmt_count_pct(125, 62.5, total=200) == "125 (62.5%)"
     assert fmt_count_pct(3, 11.538, total=26, sup=ON) == "<5"
     assert fmt_count_pct(3, 75.0, total=4, sup=ON) == "<5"
     assert fmt_count_pct(6, 75.0, total=4, sup=ON) == "6"  # the denominator is suppressed: no percentage

@@ -56,20 +56,20 @@ def test_safety_table(doc: Document) -> None:
     c = cells(tables(doc)["table-safety"])
     # R: binom.test(0, 6)$conf.int[2] = 0.4592581; binom.test(1, 6) 0.0042107 0.6412346;
     # binom.test(2, 6) 0.0432719 0.7772219
-    assert c["Death within 30 days"] == ("0/6", "0.0% (0.0% to 45.9%)")
-    assert c["Death within 90 days"] == ("0/6", "0.0% (0.0% to 45.9%)")
-    assert c["New vertebral fracture"] == ("1/6", "16.7% (0.4% to 64.1%)")
-    assert c["Repeat augmentation"] == ("2/6", "33.3% (4.3% to 77.7%)")
-    assert c["At a level treated at the index operation"] == ("1/6", "16.7% (0.4% to 64.1%)")
-    assert c["At other levels only"] == ("1/6", "16.7% (0.4% to 64.1%)")
+    assert c["Death within 30 days"] == ("0/6", "0% (0% to 46%)")
+    assert c["Death within 90 days"] == ("0/6", "0% (0% to 46%)")
+    assert c["New vertebral fracture"] == ("1/6", "17% (0% to 64%)")
+    assert c["Repeat augmentation"] == ("2/6", "33% (4% to 78%)")
+    assert c["At a level treated at the index operation"] == ("1/6", "17% (0% to 64%)")
+    assert c["At other levels only"] == ("1/6", "17% (0% to 64%)")
 
 
 def test_complications_by_type_and_timing(doc: Document) -> None:
     t = tables(doc)["table-complication-types"]
     c = cells(t)
     # hand count (see tests/study/test_safety.py); R: binom.test(4, 6) 0.2227781 0.9567281
-    assert c["Any complication"] == ("4/6", "66.7% (22.3% to 95.7%)", "2", "3", "1")
-    assert c["Cement embolism"] == ("2/6", "33.3% (4.3% to 77.7%)", "1", "1", "0")
+    assert c["Any complication"] == ("4/6", "67% (22% to 96%)", "2", "3", "1")
+    assert c["Cement embolism"] == ("2/6", "33% (4% to 78%)", "1", "1", "0")
     assert c["Neurological deficit"][2:] == ("0", "2", "0")
     assert c["Urinary"][2:] == ("0", "0", "1")
     # no all-zero rows: the cardiac complication belongs to an operation outside the cohort
@@ -77,7 +77,7 @@ def test_complications_by_type_and_timing(doc: Document) -> None:
     assert t.header[3:] == ("Intra-operative", "Post-operative", "Timing not recorded")
     # the grades stay in their own table, complications only
     grades = cells(tables(doc)["table-rates"])
-    assert grades["Any"] == ("4/6", "66.7% (22.3% to 95.7%)")
+    assert grades["Any"] == ("4/6", "67% (22% to 96%)")
     assert "Type C, through a cortical defect" not in grades
 
 
@@ -89,8 +89,8 @@ def test_mechanism_and_location_are_separate_tables(doc: Document) -> None:
     assert set(loc) == {"Any cement leak", "Intradiscal", "Paravertebral", "Epidural or foraminal", "Venous",
                         "Location not recorded"}
     # R: binom.test(2, 8) 0.03185 0.65086 (levels); binom.test(1, 8) 0.00316 0.52651
-    assert mech["Type C, through a cortical defect"][2:] == ("2/8", "25.0% (3.2% to 65.1%)")
-    assert loc["Intradiscal"][2:] == ("1/8", "12.5% (0.3% to 52.7%)")
+    assert mech["Type C, through a cortical defect"][2:] == ("2/8", "25% (3% to 65%)")
+    assert loc["Intradiscal"][2:] == ("1/8", "13% (0% to 53%)")
     assert loc["Location not recorded"][:1] == ("3/5",)
 
 
@@ -98,13 +98,13 @@ def test_clustered_interval(doc: Document) -> None:
     c = cells(tables(doc)["table-leak-clustered"])
     # by hand: leaking/assessed levels per patient 1/2, 1/1, 2/3, 0/1, 1/1; p = 5/8;
     # V = 5/4 * sum (y - p m)^2 / 8^2 = 5/4 * 0.75 / 64; logit CI
-    p = 5 / 8
+    p = 5 / 8  # whole percentages: 8 levels (< 100)
     se = math.sqrt(5 / 4 * 0.75 / 64) / (p * (1 - p))
     z = 1.959963984540054
     lo, hi = (100 / (1 + math.exp(-(math.log(p / (1 - p)) + s * z * se))) for s in (-1, 1))
     assert (round(lo, 1), round(hi, 1)) == (37.7, 82.1)
-    assert c["Per level, cluster-robust CI (primary)"] == ("5/8", f"62.5% ({lo:.1f}% to {hi:.1f}%)")
-    assert c["Per level, exact CI treating levels as independent"] == ("5/8", "62.5% (24.5% to 91.5%)")
+    assert c["Per level, cluster-robust CI (primary)"] == ("5/8", f"63% ({lo:.0f}% to {hi:.0f}%)")
+    assert c["Per level, exact CI treating levels as independent"] == ("5/8", "63% (24% to 91%)")
     assert c["Per patient, exact CI"][0] == "4/5"
     boot = next(k for k in c if k.startswith("Per level, patient bootstrap"))
     assert "2,000 resamples, seed 20261204" in boot or "2000 resamples, seed 20261204" in boot
@@ -114,22 +114,22 @@ def test_symptomatic_table(doc: Document) -> None:
     t = tables(doc)["table-symptomatic"]
     c = cells(t)
     assert t.header[1:] == ("Leaking patients (N = 4)", "Leaking levels (N = 5)")
-    assert c["Symptomatic by the reviewer's flag"] == ("1 (25.0%)", "1 (20.0%)")
-    assert c["Symptomatic by a linked complication"] == ("3 (75.0%)", "4 (80.0%)")
-    assert c["Linked complication only"] == ("2 (50.0%)", "3 (60.0%)")
-    assert c["Agreement (both or neither)"] == ("2 (50.0%)", "2 (40.0%)")
+    assert c["Symptomatic by the reviewer's flag"] == ("1 (25%)", "1 (20%)")
+    assert c["Symptomatic by a linked complication"] == ("3 (75%)", "4 (80%)")
+    assert c["Linked complication only"] == ("2 (50%)", "3 (60%)")
+    assert c["Agreement (both or neither)"] == ("2 (50%)", "2 (40%)")
 
 
 def test_modality_table(doc: Document) -> None:
     c = cells(tables(doc)["table-modality"])
-    assert c["X-ray"] == ("8 (100.0%)", "5", "8")
-    assert c["CT"] == ("1 (12.5%)", "1", "1")
+    assert c["X-ray"] == ("8 (100%)", "5", "8")
+    assert c["CT"] == ("1 (13%)", "1", "1")
 
 
 def test_text_and_methods(doc: Document) -> None:
     key = section_text(doc, "key-results")
     assert "Deaths from any cause after the operation: within 30 days 0/6 patients" in key
-    assert "5/8 treated levels (62.5%, 95% CI 37.7% to 82.1%, allowing for several levels per patient)" in key
+    assert "5/8 treated levels (63%, 95% CI 38% to 82%, allowing for several levels per patient)" in key
     methods = section_text(doc, "methods")
     for rule in ("followed at least that long", "cement embolism or a neurological deficit",
                  "dated from the day of the operation to 30 days after it", "cluster-robust (sandwich) variance",

@@ -29,6 +29,7 @@ from spinereg.report._format import (
     fmt_num,
     fmt_proportion,
     is_missing,
+    pct_digits,
     reader_note,
     style_of,
     use_style,
@@ -184,8 +185,8 @@ def _rate_phrase(ctx: Ctx, r: Rec | None, unit: str) -> str:
     if r is None:
         return ""
     x, n = r.get("x"), r.get("n")
-    pct = fmt_proportion(r.get("proportion"), 1, counts=(x, n), sup=ctx.sup)
-    ci = fmt_ci(r.get("ci_low"), r.get("ci_high"), 1, percent=True, counts=(x, n), sup=ctx.sup)
+    pct = fmt_proportion(r.get("proportion"), pct_digits(n), counts=(x, n), sup=ctx.sup)
+    ci = fmt_ci(r.get("ci_low"), r.get("ci_high"), pct_digits(n), percent=True, counts=(x, n), sup=ctx.sup)
     detail = "" if pct == NA_TEXT else f" ({pct}, {ctx.level} CI {ci})"
     return f"{fmt_fraction(x, n, ctx.sup)} {unit}{detail}"
 
@@ -197,8 +198,9 @@ def _first(rows: Sequence[Rec] | None) -> Rec | None:
 def _clustered_phrase(ctx: Ctx, c: Rec) -> str:
     """``x/n treated levels (p%, 95% CI lo to hi allowing for clustering within patients)``."""
     x, n = c.get("x"), c.get("n_levels")
-    pct = fmt_proportion(c.get("proportion"), 1, counts=(x, n), sup=ctx.sup)
-    ci = fmt_ci(c.get("robust_ci_low"), c.get("robust_ci_high"), 1, percent=True, counts=(x, n), sup=ctx.sup)
+    pct = fmt_proportion(c.get("proportion"), pct_digits(n), counts=(x, n), sup=ctx.sup)
+    ci = fmt_ci(c.get("robust_ci_low"), c.get("robust_ci_high"), pct_digits(n), percent=True, counts=(x, n),
+                sup=ctx.sup)
     if pct == NA_TEXT:
         return f"{fmt_fraction(x, n, ctx.sup)} treated levels"
     ci_text = (f"{ctx.level} CI not estimable" if ci == NA_TEXT

@@ -282,13 +282,14 @@ def fmt_est_ci(est: Any, low: Any, high: Any, digits: int = 2, *, percent: bool 
     return f"{point} ({fmt_ci(low, high, digits, percent=percent)})"
 
 
-def fmt_count_pct(count: Any, percent: Any, *, total: Any = None, digits: int = 1,
+def fmt_count_pct(count: Any, percent: Any, *, total: Any = None, digits: int | None = None,
                   sup: Suppression = NO_SUPPRESSION) -> str:
-    """``count (percent%)``; the percentage is hidden when the count or the total is suppressed."""
+    """``count (percent%)``; the percentage is hidden when the count or the total is suppressed.
+    ``digits`` None: whole percentages of a total below 100, else one decimal (:func:`pct_digits`)."""
     if is_missing(count):
         return NA_TEXT
     c = fmt_count(count, sup)
-    pct = fmt_pct(percent, digits, counts=(count, total), sup=sup)
+    pct = fmt_pct(percent, pct_digits(total) if digits is None else digits, counts=(count, total), sup=sup)
     return c if pct == NA_TEXT else f"{c} ({pct})"
 
 

@@ -413,10 +413,11 @@ def responder_table(ctx: Ctx) -> Table | None:
         body.append(Row((head,), kind="group"))
         for r in recs:
             x, n = r.get("x"), r.get("n_pairs")
-            pct = fmt_proportion(r.get("proportion"), 1, counts=(x, n), sup=ctx.sup)
+            pct = fmt_proportion(r.get("proportion"), pct_digits(n), counts=(x, n), sup=ctx.sup)
             resp = ctx.count(x) if pct == NA_TEXT else f"{ctx.count(x)} ({pct})"
             body.append(Row((ctx.tp(r.get("timepoint")), alive_answered(ctx, r), resp,
-                             fmt_ci(r.get("ci_low"), r.get("ci_high"), 1, percent=True, counts=(x, n), sup=ctx.sup)),
+                             fmt_ci(r.get("ci_low"), r.get("ci_high"), pct_digits(n),
+                                    percent=True, counts=(x, n), sup=ctx.sup)),
                             indent=1, marks=(marks.mark(ctx.note(r.get("note"), x, n)),)))
     notes = ["Responders among the complete pairs. MCID: a change of at least the minimal clinically important "
              "difference in the better direction."]
@@ -526,7 +527,8 @@ def _rate_cells(ctx: Ctx, r: Rec | None) -> tuple[str, str]:
         return "", ""
     x, n = r.get("x"), r.get("n")
     return (fmt_fraction(x, n, ctx.sup),
-            fmt_est_ci(r.get("proportion"), r.get("ci_low"), r.get("ci_high"), 1, percent=True, counts=(x, n),
+            fmt_est_ci(r.get("proportion"), r.get("ci_low"), r.get("ci_high"), pct_digits(n),
+                       percent=True, counts=(x, n),
                        sup=ctx.sup))
 
 
@@ -567,9 +569,11 @@ def wilson_table(ctx: Ctx) -> Table | None:
         x, n = r.get("x"), r.get("n")
         body.append(Row((f"{category_label(str(r.get('measure')))}: {category_label(str(r.get('category')))}",
                          str(r.get("unit") or ""), fmt_fraction(x, n, ctx.sup),
-                         fmt_proportion(r.get("proportion"), 1, counts=(x, n), sup=ctx.sup),
-                         fmt_ci(r.get("ci_low"), r.get("ci_high"), 1, percent=True, counts=(x, n), sup=ctx.sup),
-                         fmt_ci(r.get("wilson_ci_low"), r.get("wilson_ci_high"), 1, percent=True, counts=(x, n),
+                         fmt_proportion(r.get("proportion"), pct_digits(n), counts=(x, n), sup=ctx.sup),
+                         fmt_ci(r.get("ci_low"), r.get("ci_high"), pct_digits(n),
+                                percent=True, counts=(x, n), sup=ctx.sup),
+                         fmt_ci(r.get("wilson_ci_low"), r.get("wilson_ci_high"), pct_digits(n),
+                                percent=True, counts=(x, n),
                                 sup=ctx.sup))))
     return ctx.table("table-wilson", "Rates with exact (Clopper-Pearson) and Wilson score confidence intervals",
                      ("Measure", "Unit", "n/N", "%", f"Exact {ctx.level} CI", f"Wilson {ctx.level} CI"), body,
@@ -589,8 +593,8 @@ def survival_table(ctx: Ctx) -> Table | None:
     for r in rows or []:
         months = fmt_num(r.get("months"), 0)
         body.append(Row((f"Survival at {months} month{'' if months == '1' else 's'}", ctx.count(r.get("n_risk")),
-                         fmt_est_ci(r.get("survival"), r.get("ci_low"), r.get("ci_high"), 1, percent=True,
-                                    counts=(n_all,), sup=ctx.sup)),
+                         fmt_est_ci(r.get("survival"), r.get("ci_low"), r.get("ci_high"), pct_digits(n_all),
+                                    percent=True, counts=(n_all,), sup=ctx.sup)),
                         marks=(marks.mark(ctx.note(r.get("note"), n_all)),)))
     if med:
         median = fmt_est_ci(m.get("median_months"), m.get("ci_low"), m.get("ci_high"), 1, counts=(n_all,),
@@ -781,7 +785,8 @@ def complication_type_table(ctx: Ctx) -> Table | None:
         secondary = complementary(timing, ctx.sup)
         cells = [NA_TEXT if i in secondary else ctx.count(v) for i, v in enumerate(timing)]
         label = "Any complication" if t == "any" else category_label(t)
-        pct = fmt_est_ci(any_row.get("proportion"), any_row.get("ci_low"), any_row.get("ci_high"), 1, percent=True,
+        pct = fmt_est_ci(any_row.get("proportion"), any_row.get("ci_low"), any_row.get("ci_high"), pct_digits(n),
+                         percent=True,
                          counts=(x, n), sup=ctx.sup)
         body.append(Row((label, fmt_fraction(x, n, ctx.sup), pct, *cells), indent=0 if t == "any" else 1,
                         marks=(marks.mark(ctx.note(any_row.get("note"), x, n)), "", "",
@@ -843,7 +848,8 @@ def leak_location_table(ctx: Ctx) -> Table | None:
 def clustered_level_ci(ctx: Ctx, r: Rec, kind: str = "robust") -> str:
     """``p% (lo to hi)`` of the per-level leak rate with the cluster-robust or bootstrap interval."""
     x, n = r.get("x"), r.get("n_levels")
-    return fmt_est_ci(r.get("proportion"), r.get(f"{kind}_ci_low"), r.get(f"{kind}_ci_high"), 1, percent=True,
+    return fmt_est_ci(r.get("proportion"), r.get(f"{kind}_ci_low"), r.get(f"{kind}_ci_high"), pct_digits(n),
+                      percent=True,
                       counts=(x, n), sup=ctx.sup)
 
 
@@ -865,7 +871,8 @@ def clustered_table(ctx: Ctx) -> Table | None:
     boot_label = (f"Per level, patient bootstrap percentile CI ({fmt_count(b)} resamples, seed "
                   f"{fmt_num(c.get('seed'), 0).replace(',', '')})")
     body += [Row(("Per level, exact CI treating levels as independent", frac,
-                  fmt_est_ci(c.get("proportion"), c.get("ci_low"), c.get("ci_high"), 1, percent=True, counts=(x, n),
+                  fmt_est_ci(c.get("proportion"), c.get("ci_low"), c.get("ci_high"), pct_digits(n),
+                             percent=True, counts=(x, n),
                              sup=ctx.sup))),
              Row(("Per level, cluster-robust CI (primary)", frac, clustered_level_ci(ctx, c)),
                  marks=(marks.mark(ctx.note(c.get("note"), x, n)),))]
