@@ -113,8 +113,16 @@ def get_or_create_dataset(alias: str, name: str, *, synthetic: bool = False, sou
         if clash is not None:
             raise IntegrityConflictError(f"dataset name {name!r} has the code {code!r} of the existing dataset "
                                          f"{clash.name!r}: choose a name that differs in letters or digits")
-        return Dataset.objects.using(alias).create(name=name, code=code, synthetic=synthetic, source=source,
-                                                   extract_date=extract_date)
+        from django.db import IntegrityError, transaction
+
+        try:
+            with transaction.atomic(using=alias):  # a savepoint: two first writers at once may race here
+                return Dataset.objects.using(alias).create(name=name, code=code, synthetic=synthetic,
+                                                           source=source, extract_date=extract_date)
+        except IntegrityError:
+            found = Dataset.objects.using(alias).filter(name=name).first()
+            if found is None:  # the clash was not this name: the code check above lost a race
+                raise
     changed = False
     if synthetic and not found.synthetic:
         found.synthetic, changed = True, True
