@@ -54,3 +54,21 @@ def test_study_run_from_database_equals_extract(registry: str, db_url: str, tmp_
     db, file = body(tmp_path / "db"), body(tmp_path / "file")
     assert db["data"]["sha256"] == file["data"]["sha256"]
     assert db == file
+
+
+def test_partial_read_equals_the_reachable_part_of_the_whole(registry: str) -> None:
+    """load_extract(only=...) reads, in SQL, exactly what reachable() keeps of the whole registry in memory."""
+    from spinereg.study import candidate_patients, load_spec
+    from spinereg.study._cohort import reachable
+
+    synth = synthesize(3000, seed=11)
+    import_extract(registry, synth, mapping="synth",
+                   dataset={"name": "synthetic", "synthetic": True, "source": "test"})
+    spec, _ = load_spec(SPEC)
+    whole = load_extract(registry)
+    part = load_extract(registry, only=lambda pats, ops: candidate_patients(pats, ops, spec))
+    kept = reachable(whole, spec)
+    assert 0 < len(part["proms"]) < len(whole["proms"])  # a real restriction, not the whole table
+    assert extract_sha256(part) == extract_sha256(kept)
+    assert part.meta["latest_dates"] == kept.meta["latest_dates"]
+    assert part.meta["latest_dates"]["proms"] == whole["proms"]["answer_date"].max().date().isoformat()

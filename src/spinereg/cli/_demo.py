@@ -76,6 +76,9 @@ def register(app: typer.Typer) -> None:
                     p.unlink()
             if _registry_has_data(db_file):
                 err.print(f"reusing the synthetic registry {db_file}", markup=False)
+                from spinereg.registry import migrate, open_registry
+
+                migrate(open_registry(url))  # one made by an earlier version gets this version's schema
             else:
                 task = prog.add_task(f"creating a synthetic registry of {n_patients:,} patients (seed {n_seed})")
                 _create_registry(url, n_patients, n_seed)

@@ -60,12 +60,20 @@ def load_study_data(spec: StudySpec, spec_path: Path, *, db: str | None = None,
                             "`spinereg demo` or `spinereg synth`, or give --db URL or --data DIR")
     from django.db import connections
 
-    from spinereg.registry import load_extract, open_registry
+    from spinereg._errors import DatabaseError
+    from spinereg.registry import load_extract, open_registry, safe_url, schema_state
 
     alias = open_registry(url)
+    shown = safe_url(url)
     if "spinereg_patients" not in connections[alias].introspection.table_names():
-        raise SpineregError(f"{url}: not a spinereg registry (no tables); run `spinereg db init --db {url}`")
-    return load_extract(alias), url
+        raise SpineregError(f"{shown}: not a spinereg registry (no tables); run `spinereg db init --db {shown}`")
+    if schema_state(alias) == "outdated":  # reading old tables would fail on a column they lack
+        raise DatabaseError(f"the registry {shown} has an out-of-date schema: run `spinereg db migrate --db ...`")
+    from spinereg.study import candidate_patients
+
+    # a national registry is not read whole: the questionnaires, levels, complications and imaging of
+    # the patients the cohort can reach (all patients and operations are read, for the flow and counts)
+    return load_extract(alias, only=lambda pats, ops: candidate_patients(pats, ops, spec)), url
 
 
 def register(app: typer.Typer) -> None:

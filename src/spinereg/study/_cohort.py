@@ -59,8 +59,8 @@ import pandas as pd
 from spinereg.data import Extract
 from spinereg.study._spec import StudySpec
 
-__all__ = ["FOLLOW_UP_CATEGORIES", "FOLLOW_UP_COLUMNS", "OUTCOME_ITEMS", "CohortResult", "completed_years",
-           "extract_date", "follow_up", "match_timepoints", "select_cohort"]
+__all__ = ["FOLLOW_UP_CATEGORIES", "FOLLOW_UP_COLUMNS", "OUTCOME_ITEMS", "CohortResult", "candidate_patients",
+           "completed_years", "extract_date", "follow_up", "match_timepoints", "reachable", "select_cohort"]
 
 OUTCOME_ITEMS: dict[str, list[str]] = {
     "eq5d3l": [f"eq5d3l_{d}" for d in ("mo", "sc", "ua", "pd", "ad")],
@@ -207,6 +207,46 @@ def select_cohort(extract: Extract, spec: StudySpec) -> CohortResult:
                         pd.DataFrame(flow))
 
 
+def candidate_patients(patients: pd.DataFrame, operations: pd.DataFrame, spec: StudySpec) -> set[str]:
+    """The patients the cohort can reach: those with an operation that passes every selection
+    step but the baseline questionnaire (:func:`select_cohort` without ``require_baseline``,
+    on the whole ``patients`` and ``operations`` tables).  Only their rows of the other tables
+    (questionnaires, levels, complications, imaging) can enter a study of ``spec``, so a
+    registry read for it may leave the rest out (``spinereg.registry.load_extract(only=...)``)."""
+    cohort = spec.cohort.model_copy(update={"require_baseline": []})
+    reach = select_cohort(Extract({"patients": patients, "operations": operations}),
+                          spec.model_copy(update={"cohort": cohort}))
+    return set(reach.operations["patient_id"].astype(str))
+
+
+#: The dated column of each table a study reads only in part (:func:`reachable`).
+_DATED = {"proms": "answer_date", "complications": "date", "imaging_findings": "date"}
+
+
+def reachable(extract: Extract, spec: StudySpec) -> Extract:
+    """The part of ``extract`` a study of ``spec`` can reach: every patient and operation, and
+    the questionnaires, treated levels, complications and imaging findings of the operations of
+    :func:`candidate_patients`.  The study's results, and its data digest, are computed from
+    this part, so they are the same whether the registry was read whole (a file extract) or in
+    part (``spinereg.registry.load_extract(only=...)``, which already returns this part and
+    says so with the metadata key ``latest_dates``).  ``latest_dates`` keeps the latest date
+    of each partly read table over all of it, for :func:`extract_date`."""
+    if "latest_dates" in extract.meta:
+        return extract
+    pats, ops = extract["patients"], extract["operations"]
+    chosen = set(candidate_patients(pats, ops, spec))
+    oid = set(ops.loc[ops["patient_id"].astype(str).isin(chosen), "operation_id"].astype(str))
+    tables = {"patients": pats, "operations": ops}
+    latest: dict[str, str | None] = {}
+    for name in ("proms", "treated_levels", "complications", "imaging_findings"):
+        t = extract[name]
+        tables[name] = t[t["operation_id"].astype(str).isin(oid).to_numpy(dtype=bool)].reset_index(drop=True)
+        if name in _DATED:
+            top = t[_DATED[name]].max()
+            latest[name] = None if pd.isna(top) else pd.Timestamp(top).date().isoformat()
+    return Extract(tables, {**extract.meta, "latest_dates": latest})
+
+
 def extract_date(extract: Extract) -> tuple[pd.Timestamp, str]:
     """The date the data were extracted, and where it comes from.
 
@@ -220,6 +260,8 @@ def extract_date(extract: Extract) -> tuple[pd.Timestamp, str]:
     latest = [extract[t][c].max() for t, c in (("operations", "date"), ("proms", "answer_date"),
                                                  ("complications", "date"), ("imaging_findings", "date"),
                                                  ("patients", "death_date"))]
+    # a registry read for some patients only (load_extract(only=...)) gives the latest dates of the rest
+    latest += [pd.Timestamp(d) for d in (extract.meta.get("latest_dates") or {}).values() if d]
     found = [d for d in latest if not pd.isna(d)]
     if not found:
         return pd.Timestamp("1970-01-01"), "no dates in the data"

@@ -34,6 +34,7 @@ from spinereg.study._cohort import (
     extract_date,
     follow_up,
     match_timepoints,
+    reachable,
     select_cohort,
 )
 from spinereg.study._spec import StudySpec
@@ -228,6 +229,7 @@ def run_study(spec: StudySpec, extract: Extract, *, spec_sha256: str = "",
     EmptyCohortError
         No operation passes the cohort criteria; the message gives the flow.
     """
+    extract = reachable(extract, spec)  # the part a study can reach: the same from a file or the database
     cohort = select_cohort(extract, spec)
     if cohort.operations.empty:
         steps = "; ".join(f"{r.step} {r.n_operations}" for r in cohort.flow.itertuples())

@@ -501,11 +501,11 @@ def _execute(run_dir: Path) -> dict[str, Any]:
     does; return what the status records."""
     from spinereg.registry import load_extract, open_registry
     from spinereg.report import render_report
-    from spinereg.study import load_spec, run_study
+    from spinereg.study import candidate_patients, load_spec, run_study
 
     spec, digest = load_spec(run_dir / "spec.toml")
     alias = open_registry(None, create=False)
-    extract = load_extract(alias)
+    extract = load_extract(alias, only=lambda pats, ops: candidate_patients(pats, ops, spec))
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = run_study(spec, extract, spec_sha256=digest)
