@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from decimal import ROUND_HALF_UP, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +50,9 @@ def test_demo_from_an_empty_directory(tmp_path: Path) -> None:
     assert f"{MINUS}{abs(odi['mean_diff']):.1f}" in out
     leak = next(r for r in results["tables"]["leaks"] if r["unit"] == "level" and r["category"] == "any"
                 and r["measure"] == "cement leak")
-    assert f"{leak['x']}/{leak['n']} = {100 * leak['proportion']:.1f}%" in out
+    whole = Decimal(repr(100 * leak["proportion"])).quantize(Decimal(1), rounding=ROUND_HALF_UP)  # n < 100: whole %
+    assert f"{leak['x']}/{leak['n']} = {whole}%" in out
+    assert f"n = {eq['n_pairs']} of {eq['n_alive']} alive" in out
     assert "SYNTHETIC DATA" in out
     assert out.strip().splitlines()[-1] == f"report: {(demo / 'report.html').resolve()}"
 
@@ -70,7 +73,7 @@ def _summary_results(*, suppress: bool, n_pairs: int, conf_level: float = 0.95) 
             "flow": [{"n_operations": 21404, "n_patients": 20000}, {"n_operations": 26, "n_patients": 26}],
             "paired_change": [{"outcome": "odi", "timepoint": "1y", "n_pairs": n_pairs, "mean_before": 43.44,
                                "mean_after": 21.06, "mean_diff": -22.38, "ci_low": -31.27, "ci_high": -13.49,
-                               "p_value": 0.00123}],
+                               "p_value": 0.00123, "n_alive": 13}],
             "leaks": [{"measure": "cement leak", "unit": "level", "category": "any", "x": 12, "n": 55,
                        "proportion": 12 / 55, "ci_low": 0.118, "ci_high": 0.351}],
         },
@@ -84,7 +87,7 @@ def test_summary_hides_the_change_of_fewer_than_threshold_pairs() -> None:
     for number in ("43.4", "21.1", "22.4", "31.3", "13.5", "0.001"):
         assert number not in odi
     shown = dict(summary_rows(_summary_results(suppress=False, n_pairs=4)))["Oswestry Disability Index, 1 year"]
-    assert f"change {MINUS}22.4 (95% CI {MINUS}31.3 to {MINUS}13.5), p 0.001; n = 4" in shown
+    assert f"change {MINUS}22.4 (95% CI {MINUS}31.3 to {MINUS}13.5), p = 0.001; n = 4 of 13 alive" in shown
     big = dict(summary_rows(_summary_results(suppress=True, n_pairs=5)))["Oswestry Disability Index, 1 year"]
     assert "n = 5" in big and f"{MINUS}22.4" in big
 
@@ -93,7 +96,8 @@ def test_summary_uses_the_study_confidence_level() -> None:
     rows = summary_rows(_summary_results(suppress=False, n_pairs=9, conf_level=0.9))
     text = " ".join(v for _, v in rows)
     assert "90% CI" in text and "95% CI" not in text
-    assert "12/55 = 21.8% (90% CI 11.8% to 35.1%)" in text
+    assert "12/55 = 22% (90% CI 12% to 35%)" in text  # whole percentages of 55 levels
+    assert "n = 9 of 13 alive" in text
 
 
 # --- --patients/--seed with an existing registry: refused unless they agree, or with --fresh --------

@@ -16,6 +16,7 @@ from spinereg.report._format import (
     fmt_p_text,
     fmt_proportion,
     hidden,
+    pct_digits,
 )
 from spinereg.report._text import timepoint_label
 
@@ -43,6 +44,9 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         d = digits_for(o["instrument"])
         label = o["label"].split(" (")[0]
         n = fmt_count(r["n_pairs"], sup)
+        alive = r.get("n_alive")
+        if alive is not None and not sup.hides(alive - r["n_pairs"]):  # the while-alive denominator, as the report
+            n += f" of {fmt_count(alive, sup)} alive"
         if hidden((r["n_pairs"],), sup):
             value = f"{NA_TEXT} (not shown: fewer than {sup.threshold} complete pairs); n = {n}"
         else:
@@ -52,8 +56,9 @@ def summary_rows(results: dict[str, Any]) -> list[tuple[str, str]]:
         rows.append((f"{label}, {timepoint_label(str(r['timepoint'])).lower()}", value))
     for r in tables.get("leaks", []):
         if r["measure"] == "cement leak" and r["category"] == "any":
+            x, n, dg = r["x"], r["n"], pct_digits(r["n"])
+            pct = fmt_proportion(r["proportion"], dg, counts=(x, n), sup=sup)
+            ci = fmt_ci(r["ci_low"], r["ci_high"], dg, percent=True, counts=(x, n), sup=sup)
             rows.append((f"Cement leak per {r['unit']}",
-                         f"{fmt_count(r['x'], sup)}/{fmt_count(r['n'], sup)} = "
-                         f"{fmt_proportion(r['proportion'], counts=(r['x'], r['n']), sup=sup)} ({level} CI "
-                         f"{fmt_ci(r['ci_low'], r['ci_high'], 1, percent=True, counts=(r['x'], r['n']), sup=sup)})"))
+                         f"{fmt_count(x, sup)}/{fmt_count(n, sup)} = {pct} ({level} CI {ci})"))
     return rows
