@@ -549,7 +549,7 @@ def test_tables_absent_from_results_are_left_out(sample: dict[str, Any]) -> None
     ids = [t.id for t in doc.tables()]
     assert "table-baseline" not in ids and "table-change" not in ids and "table-mixed" not in ids
     # the code lists (a supplementary table in the methods) and the comparisons at baseline (not table1) stay
-    ids = [i for i in ids if i not in ("table-codes", "table-included-excluded", "table-responders")]
+    ids = [i for i in ids if i not in ("table-codes", "table-included-excluded", "table-answered-unanswered")]
     assert ids[0] == "table-follow-up"
     assert next(t for t in doc.tables() if t.id == "table-included-excluded").label == "Table 1"
     text = " ".join(b.text for s in doc.sections for b in s.blocks if isinstance(b, Paragraph))

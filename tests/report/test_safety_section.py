@@ -61,7 +61,7 @@ def test_safety_table(doc: Document) -> None:
     assert c["New vertebral fracture"] == ("1/6", "17% (0% to 64%)")
     assert c["Repeat augmentation"] == ("2/6", "33% (4% to 78%)")
     assert c["At a level treated at the index operation"] == ("1/6", "17% (0% to 64%)")
-    assert c["At other levels only"] == ("1/6", "17% (0% to 64%)")
+    assert c["At other levels"] == ("1/6", "17% (0% to 64%)")
 
 
 def test_complications_by_type_and_timing(doc: Document) -> None:

@@ -134,7 +134,7 @@ def test_comparison_tables_show_the_engine_differences(doc: Document, sample: di
     resp = [r for r in rows if r["comparison"].startswith("responders_vs_nonresponders")]
     fu = {r["timepoint"]: r for r in sample["tables"]["follow_up"]}
     assert resp[0]["n_1"] == fu["1y"]["answered"] and resp[0]["n_0"] == fu["1y"]["alive_not_answered"]
-    assert "p-value" not in " ".join(_table(doc, "table-responders").header).lower()
+    assert "p-value" not in " ".join(_table(doc, "table-answered-unanswered").header).lower()
 
 
 def test_follow_up_time_and_answer_days(doc: Document, sample: dict[str, Any]) -> None:
@@ -214,3 +214,8 @@ def test_checklist_written_beside_the_report(sample: dict[str, Any], tmp_path: P
     path = tmp_path / "strobe_record_checklist.csv"
     assert path.is_file()
     assert path.read_text(encoding="utf-8").splitlines()[0] == "item,description,where,section"
+
+
+def test_every_table_id_is_unique(doc: Document) -> None:
+    ids = [t.id for t in doc.tables()]
+    assert len(ids) == len(set(ids)), sorted(i for i in ids if ids.count(i) > 1)

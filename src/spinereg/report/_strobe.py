@@ -363,7 +363,7 @@ def comparison_blocks(ctx: Ctx) -> list[Block]:
             continue
         tp = ctx.tp(key.removeprefix("responders_vs_nonresponders_")).lower()
         t = _comparison_table(ctx, recs, f"Baseline characteristics of the patients who answered at {tp} and of "
-                                         f"those alive without an answer", "responders",
+                                         f"those alive without an answer", "answered-unanswered",
                               (f"Answered at {tp}", f"Alive, no answer at {tp}"))
         blocks += [Heading("Responders and non-responders"),
                    Paragraph(f"{t.label} compares, at baseline, the patients who answered at {tp} with those alive "

@@ -724,7 +724,7 @@ def compare(ctx: Ctx, outcome: str, cc: Rec, mm: Rec) -> Comparison:
 _SAFETY_EVENTS = {"death_30d": "Death within 30 days", "death_90d": "Death within 90 days",
                   "new_fracture": "New vertebral fracture", "repeat_augmentation": "Repeat augmentation",
                   "repeat_augmentation_same_level": "At a level treated at the index operation",
-                  "repeat_augmentation_other_level": "At other levels only"}
+                  "repeat_augmentation_other_level": "At other levels"}
 
 
 def safety_rows(ctx: Ctx) -> dict[str, Rec]:
@@ -759,8 +759,10 @@ def safety_table(ctx: Ctx) -> Table | None:
                             "days of the operation (the day of the operation is day 0); N: the patients who died "
                             "within that time or were followed at least that long. New fracture: a complication of "
                             "the index operation recorded as a new vertebral fracture. Repeat augmentation: a later "
-                            "vertebroplasty or kyphoplasty of the same patient up to death or the extract date. New "
-                            "fractures and repeat augmentation: N is every patient."],
+                            "vertebroplasty or kyphoplasty of the same patient up to death or the extract date; "
+                            "at other levels: a later operation that treated none of the index levels (or whose "
+                            "levels were not recorded). A patient with several later operations can count under "
+                            "both. New fractures and repeat augmentation: N is every patient."],
                      widths=(3.0, 1.2, 2.2))
 
 
