@@ -182,6 +182,15 @@ class RegistryWriter:
             if isinstance(v, str) and contains_cpr(v):
                 raise PrivacyError(f"{entity_name}, field {col!r}: the value holds a CPR number "
                                    "(value hidden); remove it")
+        def given(v: Any) -> bool:
+            return v is not None and v != "" and not (isinstance(v, float) and pd.isna(v))
+
+        try:  # the whole record at once; a failure is looked for field by field below, for its message
+            row = conform(pd.DataFrame({c: [v] for c, v in values.items()}), ent).iloc[0]
+            if not any(given(v) and pd.isna(row[c]) for c, v in values.items()):
+                return {c: json_value(row[c]) for c in values}
+        except (ValueError, TypeError, OverflowError):
+            pass
         out: dict[str, Any] = {}
         for col, v in values.items():
             column = ent.column(col)
@@ -190,8 +199,7 @@ class RegistryWriter:
                 got = conform(pd.DataFrame({col: [v]}), ent)[col].iloc[0]
             except (ValueError, TypeError, OverflowError):
                 raise SpineregError(f"{entity_name}, field {col!r}: value {v!r} is {rule}") from None
-            given = v is not None and v != "" and not (isinstance(v, float) and pd.isna(v))
-            if given and pd.isna(got):
+            if given(v) and pd.isna(got):
                 raise SpineregError(f"{entity_name}, field {col!r}: value {v!r} is {rule}")
             out[col] = json_value(got)
         return out
