@@ -13,11 +13,12 @@ writes: the acknowledged POSTs (201, each with its resource id) that the databas
 counted in the database afterwards (rows of the FHIR API's dataset, and each acknowledged id looked up).
 Also prints the load average of the (shared) machine before and after.
 
-Target (issue 14, point 4): >= 200 POSTs per second with 32 concurrent clients.  Measured on the shared
-development machine (2 CPUs, load average 6-11 from other jobs): 3 per second (``--workers 3``: 417
-acknowledged in 156 s; ``--workers 2``: 375 in 111 s), 0 errors, 0 lost writes.  About 94 % of a POST is
-the registry's audited ``RegistryWriter.create`` (its pandas validation of the one record); see
-docs/fhir.md, "Speed".
+Target (issue 14, point 4): >= 200 POSTs per second with 32 concurrent clients: MISSED.  Measured on
+the development machine (2 CPUs, load average ~2) after the single-record write was made faster
+(2026-12-05): ``--requests 1000 --workers 2``: 1000 acknowledged in 61.4 s = 16 per second, p50 1.9 s,
+p95 2.1 s (queueing), 0 errors, 0 lost writes.  (Before: 3 per second at load average 6-11.)  Most
+of a POST is the registry's audited ``RegistryWriter.create`` (the import's pandas validator run
+on the one record); see docs/fhir.md, "Speed".
 
 Run: .venv/bin/python benchmarks/bench_fhir.py [--requests N] [--clients C] [--workers W] [--patients P]
 """
