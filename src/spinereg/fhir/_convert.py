@@ -52,6 +52,31 @@ class ParsedResponse:
     answers: dict[str, int]
 
 
+
+def subject_patient(doc: Mapping[str, Any], resource: str) -> str:
+    """The patient id of ``subject`` (a reference ``Patient/<id>``), or :class:`FhirInputError` naming it."""
+    subject = str((doc.get("subject") or {}).get("reference") or "")
+    if not subject:
+        raise FhirInputError(f"the subject is missing: give {resource}.subject, a reference Patient/<id>",
+                             code="required", expression=f"{resource}.subject")
+    pid = subject[len("Patient/"):] if subject.startswith("Patient/") else ""
+    if not pid or "/" in pid:
+        raise FhirInputError(f"subject {subject!r} is not a reference Patient/<id>", code="invalid",
+                             expression=f"{resource}.subject", value=subject)
+    return pid
+
+
+def required_date(doc: Mapping[str, Any], resource: str, element: str, why: str) -> date:
+    """The date (``YYYY-MM-DD``, a time after it ignored) of a required element, or :class:`FhirInputError`."""
+    text = doc.get(element)
+    if not text:
+        raise FhirInputError(f"{element} is missing: {why}", code="required", expression=f"{resource}.{element}")
+    try:
+        return date.fromisoformat(str(text)[:10])
+    except ValueError:
+        raise FhirInputError(f"{element} {text!r} has no full date (YYYY-MM-DD)", code="invalid",
+                             expression=f"{resource}.{element}", value=str(text)) from None
+
 def instrument_columns(instrument_id: str) -> dict[str, str]:
     """Item id -> ``proms`` column, for one instrument (from the schema's ``instrument``/``item``)."""
     return {c.item: c.name for c in entity("proms").columns if c.instrument == instrument_id}
@@ -179,23 +204,9 @@ def parse_response(body: bytes | str | Mapping[str, Any], *, complete: bool = Tr
     except FhirInputError as exc:
         raise FhirInputError(str(exc), status=422, code="not-found", expression="QuestionnaireResponse.questionnaire",
                              value=str(ref)) from None
-    subject = (doc.get("subject") or {}).get("reference")
-    if not subject:
-        raise FhirInputError("the subject is missing: give QuestionnaireResponse.subject, a reference "
-                             "Patient/<id>", code="required", expression="QuestionnaireResponse.subject")
-    patient = str(subject)
-    if not patient.startswith("Patient/") or not patient[len("Patient/"):] or "/" in patient[len("Patient/"):]:
-        raise FhirInputError(f"subject {patient!r} is not a reference Patient/<id>", code="invalid",
-                             expression="QuestionnaireResponse.subject", value=patient)
-    authored_text = doc.get("authored")
-    if not authored_text:
-        raise FhirInputError("authored is missing: the time point is assigned from the date answered",
-                             code="required", expression="QuestionnaireResponse.authored")
-    try:
-        authored = date.fromisoformat(str(authored_text)[:10])
-    except ValueError:
-        raise FhirInputError(f"authored {authored_text!r} has no full date (YYYY-MM-DD)", code="invalid",
-                             expression="QuestionnaireResponse.authored", value=str(authored_text)) from None
+    patient = subject_patient(doc, "QuestionnaireResponse")
+    authored = required_date(doc, "QuestionnaireResponse", "authored",
+                             "the time point is assigned from the date answered")
     columns = instrument_columns(fi.instrument.id)
     answers: dict[str, int] = {}
     for it, where in _items(doc.get("item") or [], "QuestionnaireResponse"):
@@ -230,7 +241,7 @@ def parse_response(body: bytes | str | Mapping[str, Any], *, complete: bool = Tr
                              f"{fi.max_missing} may be left out of {fi.instrument.name}", code="required",
                              expression=f"QuestionnaireResponse.item.where(linkId='{missing[0]}')",
                              link_id=missing[0], value="(missing)")
-    return ParsedResponse(fi, patient[len("Patient/"):], authored, answers)
+    return ParsedResponse(fi, patient, authored, answers)
 
 
 def assign_timepoint(authored: date, operations: Sequence[tuple[str, date]]) -> tuple[str, str]:

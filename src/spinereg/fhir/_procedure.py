@@ -33,11 +33,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 from spinereg.data import entity
-from spinereg.fhir._convert import check_resource, load_json
+from spinereg.fhir._convert import check_resource, load_json, required_date, subject_patient
 from spinereg.fhir._outcome import FhirInputError
 
 __all__ = ["CATEGORY_SYSTEM", "COLUMN_EXTENSION", "ICD10_SYSTEM", "INDICATION_SYSTEM", "OPERATION_SYSTEM",
@@ -195,23 +194,8 @@ def parse_procedure(body: bytes | str | Mapping[str, Any], *, keep_id: bool = Fa
         raise FhirInputError(f"status {doc.get('status')!r} is not accepted: the registry records completed "
                              "operations (status completed)", code="business-rule", expression="Procedure.status",
                              value=str(doc.get("status")))
-    subject = str((doc.get("subject") or {}).get("reference") or "")
-    if not subject:
-        raise FhirInputError("the subject is missing: give Procedure.subject, a reference Patient/<id>",
-                             code="required", expression="Procedure.subject")
-    pid = subject[len("Patient/"):] if subject.startswith("Patient/") else ""
-    if not pid or "/" in pid:
-        raise FhirInputError(f"subject {subject!r} is not a reference Patient/<id>", code="invalid",
-                             expression="Procedure.subject", value=subject)
-    performed = doc.get("performedDateTime")
-    if not performed:
-        raise FhirInputError("performedDateTime is missing: the date of the operation is required",
-                             code="required", expression="Procedure.performedDateTime")
-    try:
-        day = date.fromisoformat(str(performed)[:10])
-    except ValueError:
-        raise FhirInputError(f"performedDateTime {performed!r} has no full date (YYYY-MM-DD)", code="invalid",
-                             expression="Procedure.performedDateTime", value=str(performed)) from None
+    pid = subject_patient(doc, "Procedure")
+    day = required_date(doc, "Procedure", "performedDateTime", "the date of the operation is required")
     categories = _codings(doc.get("category"), "Procedure.category", (CATEGORY_SYSTEM,))
     if len(categories) != 1:
         values = ", ".join(entity("operations").column("procedure_category").values)

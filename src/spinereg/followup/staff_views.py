@@ -5,7 +5,7 @@ follow-up (consent, withdrawal, contact), and paper or phone entry of a question
 Thin views in the web registry's pattern: every view declares its capability
 (:func:`spinereg.web.permissions.staff_view`), reaches records only through
 :func:`~spinereg.web.permissions.operations_of` and
-:func:`spinereg.web.clinical.patients_visible` (another site's record is a 404), and writes only
+:func:`spinereg.web.clinical.patient_or_404` (another site's record is a 404), and writes only
 through audited services: :class:`spinereg.registry.RegistryWriter` for a questionnaire (its
 messages, from :meth:`~spinereg.registry.RegistryWriter.check`, go on the fields they name),
 :func:`spinereg.followup.service.record_consent` and :func:`~spinereg.followup.service.set_contact`.
@@ -34,10 +34,10 @@ from spinereg._errors import SpineregError
 from spinereg.data import entity
 from spinereg.followup import service
 from spinereg.followup.staff import ALL_SITES, PAPER_MODES, dashboard, patient_followup, prom_row, worklist
-from spinereg.followup.views import _column
+from spinereg.followup.views import item_column
 from spinereg.instruments import get_instrument
 from spinereg.registry import RecordValidationError, RegistryWriter, dataset_code
-from spinereg.web.clinical import patients_visible
+from spinereg.web.clinical import operation_or_404, patient_or_404
 from spinereg.web.clinical_forms import SchemaForm, schema_field
 from spinereg.web.permissions import can, operations_of, staff_view
 
@@ -60,20 +60,6 @@ def _who(request: HttpRequest) -> str:
 def _visible(profile: Any) -> Any:
     """The user's operations queryset, or None for a national role (every operation)."""
     return None if profile.national else operations_of(profile)
-
-
-def _patient(profile: Any, pseudonym: str) -> Any:
-    found = patients_visible(profile).filter(patient_id=pseudonym).first()
-    if found is None:
-        raise Http404(_("No such patient at your site."))
-    return found
-
-
-def _operation(profile: Any, operation_id: str) -> Any:
-    op = operations_of(profile).filter(operation_id=operation_id).first()
-    if op is None:
-        raise Http404(_("No such operation at your site."))
-    return op
 
 
 def _rate(value: float) -> str:
@@ -119,7 +105,7 @@ def patient(request: HttpRequest, pseudonym: str) -> HttpResponse:
     """A patient's consent and withdrawal, whether an e-mail address is recorded, and the follow-up of
     the site's operations of the patient."""
     profile = request.user.staff
-    found = _patient(profile, pseudonym)
+    found = patient_or_404(profile, pseudonym)
     ops = list(operations_of(profile).filter(patient_id=pseudonym).values_list("operation_id", flat=True))
     info = patient_followup(ALIAS, pseudonym, ops, _today())
     return render(request, "followup/staff/patient.html", {
@@ -136,7 +122,7 @@ class ConsentForm(forms.Form):
 @staff_view("write_followup")
 def consent(request: HttpRequest, pseudonym: str) -> HttpResponse:
     """Record that the patient consented or withdrew (a new event; the latest counts)."""
-    found = _patient(request.user.staff, pseudonym)
+    found = patient_or_404(request.user.staff, pseudonym)
     form = ConsentForm(request.POST or None, initial={"on": _today().isoformat()})
     if request.method == "POST" and form.is_valid():
         on = form.cleaned_data["on"]
@@ -165,7 +151,7 @@ class ContactForm(forms.Form):
 @staff_view("write_followup")
 def contact(request: HttpRequest, pseudonym: str) -> HttpResponse:
     """Record or remove the patient's e-mail address (invitations by e-mail, else by letter)."""
-    found = _patient(request.user.staff, pseudonym)
+    found = patient_or_404(request.user.staff, pseudonym)
     form = ContactForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -192,7 +178,7 @@ def _paper_form_class() -> type[SchemaForm]:
     for inst_id in PAPER_INSTRUMENTS:
         inst = get_instrument(inst_id)
         for item in inst.items:
-            col = _column(inst_id, item.id)
+            col = item_column(inst_id, item.id)
             f = schema_field(ent.column(col))
             f.label = f"{inst.name}: {item.label} ({item.min}–{item.max})"
             f.help_text = ""
@@ -208,7 +194,7 @@ def _sections(form: SchemaForm) -> list[tuple[str, list[Any]]]:
     out = []
     for inst_id in PAPER_INSTRUMENTS:
         inst = get_instrument(inst_id)
-        out.append((inst.name, [form[_column(inst_id, item.id)] for item in inst.items]))
+        out.append((inst.name, [form[item_column(inst_id, item.id)] for item in inst.items]))
     return out
 
 
@@ -234,7 +220,7 @@ def _close_invitation(op_id: str, timepoint: str, who: str) -> None:
 def paper_entry(request: HttpRequest, operation_id: str) -> HttpResponse:
     """Enter a questionnaire answered on paper or by telephone (``proms.mode`` paper or phone), checked by
     the import's rules and written through the audited write service."""
-    op = _operation(request.user.staff, operation_id)
+    op = operation_or_404(request.user.staff, operation_id)
     form_class = _paper_form_class()
     initial = {"mode": "paper"}
     if request.GET.get("timepoint") in entity("proms").column("timepoint").values:

@@ -37,7 +37,7 @@ from spinereg.followup._audit import audit, audited
 from spinereg.followup.service import hash_token
 from spinereg.instruments import get_instrument
 
-__all__ = ["INSTRUMENTS", "RATE_LIMIT", "RATE_WINDOW", "questionnaire"]
+__all__ = ["INSTRUMENTS", "RATE_LIMIT", "RATE_WINDOW", "item_column", "questionnaire"]
 
 #: The instruments of the patient's form, in order.
 INSTRUMENTS = ("eq5d3l", "eqvas", "odi", "nrs_back", "nrs_leg")
@@ -56,7 +56,8 @@ class Field:
     value: str = ""
 
 
-def _column(instrument: str, item_id: str) -> str:
+def item_column(instrument: str, item_id: str) -> str:
+    """The proms column of an instrument's item (the patient page's and the paper form's field name)."""
     return f"{instrument}_{item_id.lower()}" if instrument in _PROM_COLUMNS_WITH_PREFIX else item_id
 
 
@@ -72,7 +73,7 @@ def _sections(values: dict[str, str], instruments: tuple[str, ...] = INSTRUMENTS
         labels = item_labels(inst_id, language)
         fields = []
         for item in inst.items:
-            col = _column(inst_id, item.id)
+            col = item_column(inst_id, item.id)
             radios = tuple(range(item.min, item.max + 1)) if item.max - item.min <= 10 else ()
             fields.append(Field(col, labels[item.id], item.min, item.max, radios, values.get(col, "")))
         out.append((inst.name, fields))

@@ -73,7 +73,9 @@ __all__ = [
     "operation_detail",
     "operation_edit",
     "operation_new",
+    "operation_or_404",
     "patient_found",
+    "patient_or_404",
     "patients_visible",
     "register",
 ]
@@ -96,14 +98,16 @@ def patients_visible(profile: Any) -> Any:
                                   | Q(patient_id__in=accessed_patient_ids(profile)))
 
 
-def _patient(profile: Any, pseudonym: str) -> Any:
+def patient_or_404(profile: Any, pseudonym: str) -> Any:
+    """A patient the user may see (:func:`patients_visible`), else 404."""
     patient = patients_visible(profile).filter(patient_id=pseudonym).first()
     if patient is None:
         raise Http404(_("No such patient at your site."))
     return patient
 
 
-def _operation(profile: Any, operation_id: str) -> Any:
+def operation_or_404(profile: Any, operation_id: str) -> Any:
+    """One of the user's site's operations (:func:`operations_of`), else 404."""
     op = operations_of(profile).filter(operation_id=operation_id).first()
     if op is None:
         raise Http404(_("No such operation at your site."))
@@ -259,7 +263,7 @@ def patient_found(request: HttpRequest, pseudonym: str) -> HttpResponse:
     """The patient page for a patient the site may reach (also one registered or found by CPR number
     here and not yet operated here): the patient and the site's own operations of the patient."""
     profile = request.user.staff
-    patient = _patient(profile, pseudonym)
+    patient = patient_or_404(profile, pseudonym)
     operations = operations_of(profile).filter(patient_id=pseudonym).order_by("date", "operation_id")
     return render(request, "web/patient.html", {"patient": patient, "operations": operations})
 
@@ -267,7 +271,7 @@ def patient_found(request: HttpRequest, pseudonym: str) -> HttpResponse:
 @staff_view("write_clinical")
 def death(request: HttpRequest, pseudonym: str) -> HttpResponse:
     """Record (or correct) a patient's death date and its source."""
-    patient = _patient(request.user.staff, pseudonym)
+    patient = patient_or_404(request.user.staff, pseudonym)
     form_class = schema_form("patients", exclude=("sex", "birth_date"))
     locked = _locked_for(request, "patients", pseudonym)
     form = form_class(request.POST or None, initial=_initial(patient, form_class), reason=locked)
@@ -412,7 +416,7 @@ def _operation_page(request: HttpRequest, patient: Any, op: Any | None) -> HttpR
 def operation_new(request: HttpRequest, pseudonym: str) -> HttpResponse:
     """A new operation of a patient the site may reach, at the user's site."""
     profile = request.user.staff
-    patient = _patient(profile, pseudonym)
+    patient = patient_or_404(profile, pseudonym)
     if not profile.national and profile.site is None:
         raise PermissionDenied("no site")
     return _operation_page(request, patient, None)
@@ -423,7 +427,7 @@ def operation_edit(request: HttpRequest, operation_id: str) -> HttpResponse:
     """Change an operation and its treated levels (a locked one: with a reason, by a role that may)."""
     from spinereg.registry.models import Patient
 
-    op = _operation(request.user.staff, operation_id)
+    op = operation_or_404(request.user.staff, operation_id)
     patient = Patient.objects.get(patient_id=op.patient_id)
     return _operation_page(request, patient, op)
 
@@ -444,7 +448,7 @@ def operation_detail(request: HttpRequest, operation_id: str) -> HttpResponse:
     """An operation with its treated levels, complications and imaging findings."""
     from spinereg.registry.models import Complication, ImagingFinding, TreatedLevel
 
-    op = _operation(request.user.staff, operation_id)
+    op = operation_or_404(request.user.staff, operation_id)
     form_class = schema_form("operations", exclude=SITE_COLUMNS)
     ent = entity("operations")
     fields = [(gettext(column_label(ent.column(c))), v) for c, v in _initial(op, form_class).items()]
@@ -500,11 +504,11 @@ def _complication_page(request: HttpRequest, op: Any, comp: Any | None) -> HttpR
 @staff_view("write_clinical")
 def complication_new(request: HttpRequest, operation_id: str) -> HttpResponse:
     """A complication of an operation, from chart review (``?intraoperative=1``: an intra-operative one)."""
-    return _complication_page(request, _operation(request.user.staff, operation_id), None)
+    return _complication_page(request, operation_or_404(request.user.staff, operation_id), None)
 
 
 @staff_view("write_clinical")
 def complication_edit(request: HttpRequest, complication_id: str) -> HttpResponse:
     """Change a complication."""
     comp = _complication(request.user.staff, complication_id)
-    return _complication_page(request, _operation(request.user.staff, str(comp.operation_id)), comp)
+    return _complication_page(request, operation_or_404(request.user.staff, str(comp.operation_id)), comp)
