@@ -24,6 +24,7 @@ from spinereg.data._mapping import (
     namespaced_id,
     shipped_mappings,
 )
+from spinereg.data._record import RecordReferences, check_record
 from spinereg.data._schedule import SCHEDULE_COLUMNS, SCHEDULE_STATUSES, STUDY_CATEGORIES, follow_up_schedule
 from spinereg.data._schema import Column, Entity, TimePoint, entities, entity, timepoints
 from spinereg.data._scores import derive_scores
@@ -56,11 +57,13 @@ __all__ = [
     "MappedChunks",
     "MappedTable",
     "Provenance",
+    "RecordReferences",
     "SourceTable",
     "TimePoint",
     "ValidationReport",
     "apply_mapping",
     "check_no_cpr",
+    "check_record",
     "conform",
     "contains_cpr",
     "csv_float",

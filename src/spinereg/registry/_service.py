@@ -13,9 +13,10 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import hmac
+import math
 import re
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import pandas as pd
@@ -185,6 +186,9 @@ class RegistryWriter:
         def given(v: Any) -> bool:
             return v is not None and v != "" and not (isinstance(v, float) and pd.isna(v))
 
+        quick = _plain_values(ent, values)
+        if quick is not None:
+            return quick
         try:  # the whole record at once; a failure is looked for field by field below, for its message
             row = conform(pd.DataFrame({c: [v] for c, v in values.items()}), ent).iloc[0]
             if not any(given(v) and pd.isna(row[c]) for c, v in values.items()):
@@ -317,7 +321,7 @@ class RegistryWriter:
             self._validated(entity_name, given, values, update=False)
             clean = self._clean(entity_name, values)
             key = self._key(entity_name, clean)
-            if self._find(entity_name, key) is not None:
+            if key != given and self._find(entity_name, key) is not None:
                 raise IntegrityConflictError(f"{entity_name} {key!r} exists already")
             self._locked(f"creating {entity_name} {key!r}", entity_name, key, clean, reason)
             dataset = get_or_create_dataset(self.alias, self.dataset_name)
@@ -437,6 +441,47 @@ class RegistryWriter:
             self._audit("unlock", entity_name, key, {"locked": True, "signed_by": current.signed_by,
                                                      "signature_meaning": current.signature_meaning},
                         None, batch, now, who, reason)
+
+
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def _plain_value(col: Any, v: Any) -> tuple[bool, Any]:
+    """(True, the value as :func:`spinereg.data.conform` then ``json_value`` give it) for a value
+    already of its column's plain Python type; (False, None) for any other value."""
+    if v is None:
+        return True, None
+    t = col.type
+    if t in ("str", "codes") and isinstance(v, str):
+        return True, v
+    if t == "category" and isinstance(v, str) and v in col.values:
+        return True, v
+    if t == "int" and type(v) is int and abs(v) < 2 ** 53:
+        return True, v
+    if t == "float" and type(v) in (int, float) and math.isfinite(v):
+        return True, float(v)
+    if t == "bool" and type(v) is bool:
+        return True, v
+    if t == "date":
+        if type(v) is date:
+            return True, v.isoformat()
+        if isinstance(v, str) and _ISO_DATE.fullmatch(v):
+            with contextlib.suppress(ValueError):
+                return True, date.fromisoformat(v).isoformat()
+    return False, None
+
+
+def _plain_values(ent: Any, values: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A record's values conformed without pandas when each is of its column's plain type (what
+    web forms and the API give); None when any is not (then :func:`spinereg.data.conform` does it).
+    ``tests/registry/test_writer_fast.py`` checks both give the same."""
+    out: dict[str, Any] = {}
+    for c, v in values.items():
+        ok, got = _plain_value(ent.column(c), v)
+        if not ok:
+            return None
+        out[c] = got
+    return out
 
 
 def _fields(clean: Mapping[str, Any]) -> dict[str, Any]:
