@@ -101,6 +101,26 @@ def _stop(proc: subprocess.Popen[bytes]) -> None:
             proc.wait(timeout=10)
 
 
+def _group_cpu(pid: int) -> float:
+    """CPU seconds (user + system) of the server: every process of its session (the gunicorn master
+    started with start_new_session, and its workers), from /proc."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == pid:  # the session id (field 6 of stat; fields[0] is field 3)
+            total += int(fields[11]) + int(fields[12])  # utime, stime (fields 14, 15)
+    return total / tick
+
+
+def _own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
 def _pct(values: list[float], q: float) -> float:
     if not values:
         return float("nan")
@@ -192,10 +212,12 @@ def main() -> None:
             list(pool.map(lambda _: urllib.request.urlopen(urllib.request.Request(
                 f"http://127.0.0.1:{port}/fhir/Questionnaire/nrs-back", headers=headers), timeout=30).read(),
                 range(a.workers * 2)))
+        server_cpu0, client_cpu0 = _group_cpu(proc.pid), _own_cpu()
         started = time.perf_counter()
         with ThreadPoolExecutor(a.clients) as pool:
             list(pool.map(post, bodies))
         wall = time.perf_counter() - started
+        server_cpu, client_cpu = _group_cpu(proc.pid) - server_cpu0, _own_cpu() - client_cpu0
     finally:
         load_after = os.getloadavg()
         _stop(proc)
@@ -220,6 +242,10 @@ def main() -> None:
     print(f"  in the database afterwards: {stored} new proms rows, {audited} audit entries; lost writes "
           f"(acknowledged - stored): {len(acked) - stored}; acknowledged ids not found: {len(missing)}; "
           f"integrity_check: {integrity}")
+    n = max(len(acked), 1)
+    print(f"  CPU during the POSTs: server (gunicorn master and workers) {server_cpu:.1f} s = "
+          f"{server_cpu / n * 1000:.1f} ms per acknowledged POST; this client {client_cpu:.1f} s = "
+          f"{client_cpu / n * 1000:.1f} ms per POST; machine capacity {wall * (os.cpu_count() or 1):.1f} CPU-s")
     print(f"  load average (1, 5, 15 min) before {tuple(round(x, 2) for x in load_before)}, after "
           f"{tuple(round(x, 2) for x in load_after)}; {os.cpu_count()} CPUs")
     if a.keep:

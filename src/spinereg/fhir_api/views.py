@@ -392,12 +392,13 @@ def _body(request: HttpRequest) -> bytes:
 def _create_response(request: HttpRequest) -> HttpResponse:
     profile = request.fhir_profile
     parsed = parse_response(_body(request))
-    patient = patients_of(profile).filter(patient_id=parsed.patient_id).first()
-    if patient is None:
+    site_ops = list(operations_of(profile).filter(patient_id=parsed.patient_id).values_list("operation_id", "date"))
+    # a patient operated at the site is one the site sees (patients_of); only without such an operation is
+    # the whole rule asked (a patient the site reached by CPR number: seen, but no operation to answer after)
+    if not site_ops and not patients_of(profile).filter(patient_id=parsed.patient_id).exists():
         raise FhirInputError(f"Patient/{parsed.patient_id} not found", status=404, code="not-found",
                              expression="QuestionnaireResponse.subject", value=f"Patient/{parsed.patient_id}")
-    ops = [(str(op_id), d) for op_id, d in operations_of(profile).filter(patient_id=parsed.patient_id)
-           .values_list("operation_id", "date") if d is not None]
+    ops = [(str(op_id), d) for op_id, d in site_ops if d is not None]
     operation_id, timepoint = assign_timepoint(parsed.authored, ops)
     prom_id = f"{dataset_code(_dataset())}:{uuid.uuid4().hex}"
     row = prom_row(parsed, prom_id=prom_id, operation_id=operation_id, timepoint=timepoint)

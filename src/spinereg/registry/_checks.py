@@ -165,19 +165,35 @@ def _dependants(alias: str, entity_name: str, key: str) -> dict[str, list[dict[s
     return {}
 
 
-def _record_references(alias: str, patient_ids: set[str], operation_ids: set[str]) -> RecordReferences:
-    """The reference rows of :func:`_references`, as plain values for :func:`spinereg.data.check_record`."""
+def _record_references(alias: str, entity_name: str, patient_ids: set[str],
+                       operation_ids: set[str]) -> RecordReferences:
+    """The reference rows of :func:`_references`, as plain values for :func:`spinereg.data.check_record`
+    (plain SQL: this runs on every single-record write; the treated levels only for an imaging finding,
+    the one rule that reads them)."""
+    from django.db import connections
+
     from spinereg.registry.models import Operation, Patient, TreatedLevel
 
-    ops = {str(i): (None if p is None else str(p), _day(d)) for i, p, d in Operation.objects.using(alias).filter(
-        operation_id__in=sorted(operation_ids)).values_list(*REFERENCE_COLUMNS["operations"])} \
-        if operation_ids else {}
+    conn = connections[alias]
+
+    def select(model: Any, cols: Sequence[str], key: str, ids: set[str]) -> list[tuple[Any, ...]]:
+        if not ids:
+            return []
+        q = conn.ops.quote_name
+        marks = ", ".join(["%s"] * len(ids))
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT {', '.join(q(c) for c in cols)} FROM {q(model._meta.db_table)} "  # noqa: S608
+                        f"WHERE {q(key)} IN ({marks})", sorted(ids))
+            return list(cur.fetchall())
+
+    ops = {str(i): (None if p is None else str(p), _day(d))
+           for i, p, d in select(Operation, REFERENCE_COLUMNS["operations"], "operation_id", operation_ids)}
     patient_ids = patient_ids | {p for p, _ in ops.values() if p is not None}
-    pats = {str(i): (_day(b), _day(d)) for i, b, d in Patient.objects.using(alias).filter(
-        patient_id__in=sorted(patient_ids)).values_list(*REFERENCE_COLUMNS["patients"])} if patient_ids else {}
-    lvls = frozenset((str(o), str(lv)) for o, lv in TreatedLevel.objects.using(alias).filter(
-        operation_id__in=sorted(operation_ids)).values_list(*REFERENCE_COLUMNS["treated_levels"])) \
-        if operation_ids else frozenset()
+    pats = {str(i): (_day(b), _day(d))
+            for i, b, d in select(Patient, REFERENCE_COLUMNS["patients"], "patient_id", patient_ids)}
+    lvls = frozenset((str(o), str(lv)) for o, lv in select(
+        TreatedLevel, REFERENCE_COLUMNS["treated_levels"], "operation_id",
+        operation_ids if entity_name == "imaging_findings" else set()))
     return RecordReferences(pats, ops, lvls)
 
 
@@ -199,7 +215,7 @@ def problems_of(alias: str, entity_name: str, key: str, row: Mapping[str, Any], 
         ent = entity(entity_name)
         label = "/".join(str(row.get(k)) for k in ent.key)
         pid, oid = row.get("patient_id"), row.get("operation_id")
-        refs = _record_references(alias, {str(pid)} if pid is not None else set(),
+        refs = _record_references(alias, entity_name, {str(pid)} if pid is not None else set(),
                                   {str(oid)} if oid is not None else set())
         found = check_record(entity_name, label, {c: raw_value(row.get(c)) for c in ent.column_names}, refs,
                              today=date.today())

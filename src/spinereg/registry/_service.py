@@ -222,6 +222,22 @@ class RegistryWriter:
         # a foreign key's attribute name equals its column name (patient_id, operation_id)
         return model.objects.using(self.alias).filter(**dict(zip(ent.key, parts, strict=True))).first()
 
+    def _exists(self, entity_name: str, key: str) -> bool:
+        """Whether a record with this key exists (plain SQL: every create asks)."""
+        from django.db import connections
+
+        model = self._model(entity_name)
+        ent = entity(entity_name)
+        parts = key.split("/", len(ent.key) - 1)
+        if len(parts) != len(ent.key):
+            return False
+        conn = connections[self.alias]
+        q = conn.ops.quote_name
+        where = " AND ".join(f"{q(k)} = %s" for k in ent.key)
+        with conn.cursor() as cur:
+            cur.execute(f"SELECT 1 FROM {q(model._meta.db_table)} WHERE {where} LIMIT 1", parts)  # noqa: S608
+            return cur.fetchone() is not None
+
     def _get(self, entity_name: str, key: str) -> Any:
         obj = self._find(entity_name, key)
         if obj is None:
@@ -316,12 +332,12 @@ class RegistryWriter:
         now, who = datetime.now(UTC), self.who or actor()
         with translated_errors(self.alias), writes_allowed(self.alias):
             given = self._row_key(entity_name, values)
-            if self._find(entity_name, given) is not None:
+            if self._exists(entity_name, given):
                 raise IntegrityConflictError(f"{entity_name} {given!r} exists already")
             self._validated(entity_name, given, values, update=False)
             clean = self._clean(entity_name, values)
             key = self._key(entity_name, clean)
-            if key != given and self._find(entity_name, key) is not None:
+            if key != given and self._exists(entity_name, key):
                 raise IntegrityConflictError(f"{entity_name} {key!r} exists already")
             self._locked(f"creating {entity_name} {key!r}", entity_name, key, clean, reason)
             dataset = get_or_create_dataset(self.alias, self.dataset_name)
