@@ -13,12 +13,15 @@ writes: the acknowledged POSTs (201, each with its resource id) that the databas
 counted in the database afterwards (rows of the FHIR API's dataset, and each acknowledged id looked up).
 Also prints the load average of the (shared) machine before and after.
 
-Target (issue 14, point 4): >= 200 POSTs per second with 32 concurrent clients: MISSED.  Measured on
-the development machine (2 CPUs, load average ~2) after the single-record write was made faster
-(2026-12-05): ``--requests 1000 --workers 2``: 1000 acknowledged in 61.4 s = 16 per second, p50 1.9 s,
-p95 2.1 s (queueing), 0 errors, 0 lost writes.  (Before: 3 per second at load average 6-11.)  Most
-of a POST is the registry's audited ``RegistryWriter.create`` (the import's pandas validator run
-on the one record); see docs/fhir.md, "Speed".
+Also prints the CPU seconds of the server (the gunicorn master and workers, from /proc) and of this
+client during the POSTs, per acknowledged POST.
+
+Target (issue 14, point 4): >= 200 POSTs per second with 32 concurrent clients: MET on the development
+machine (2 CPUs shared by the server and this client, load average ~1 before), 2026-12-05:
+``--requests 3000 --workers 2``: 3000 acknowledged in 13.6 s = 221 per second, p50 142 ms, p95 170 ms,
+0 errors, 0 lost writes; server CPU 7.8 ms per POST, client 0.7 ms (the two CPUs are the limit).
+Before this session's changes: 14 per second (server ~140 ms of CPU per POST, almost all of it the
+import's pandas validator run on one record); see docs/fhir.md, "Speed", for what changed.
 
 Run: .venv/bin/python benchmarks/bench_fhir.py [--requests N] [--clients C] [--workers W] [--patients P]
 """
