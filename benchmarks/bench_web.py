@@ -41,10 +41,10 @@ on 127.0.0.1 and runs ``U`` users at once (patients answering their links, FHIR 
 QuestionnaireResponses, surgeons saving operation forms, staff opening list and search pages; see :class:`Mix`)
 for ``S`` seconds.  It prints requests/s, p50/p95/p99 per kind and overall, errors ("database is locked"
 counted apart, in answers and in the server's log), and the writes: every acknowledged write is looked up in
-the database afterwards (lost, duplicates, partial records: :func:`check_writes`).  Measured (2 vCPUs shared,
-load average 3.5-6): SQLite, 32 users, 1,039 requests, 8.3/s, p95 5.1 s, 0 errors, 0 "database is locked", 503
-writes acknowledged, 0 lost; PostgreSQL, 50 users, 1,389 requests, 11.1/s, p95 5.1 s (target 300 ms: missed;
-the workers are saturated by ~0.2 s of validation per audited write), 0 errors, 682 acknowledged, 0 lost.  See
+the database afterwards (lost, duplicates, partial records: :func:`check_writes`).  Measured 2026-12-05 (2 vCPUs,
+load average ~2.2 before): SQLite, 32 users, 4,451 requests, 36.3/s, p95 90 ms, 0 errors, 0 "database is locked",
+2,178 writes acknowledged, 0 lost; PostgreSQL, 50 users, 5,929 requests, 48.6/s, p95 172 ms (target 300 ms: met),
+0 errors, 2,959 acknowledged, 0 lost.  (Before the row-wise single-record check, the same day: p95 5.1 s.)  See
 docs/web.md, "At scale".
 """
 
@@ -538,12 +538,15 @@ class Mix:
                                 body="" if status == expect else body[:3000])), headers, body
 
     def patient(self, n: int) -> None:
-        source = f"127.{1 + n // 60000}.{(n // 250) % 240 + 1}.{n % 250 + 1}"
         while self._go():
             with self.lock:
                 if not self.unused:
                     return
                 op, link = self.unused.pop()
+                # each link is another patient, on a device of their own (the patient pages limit requests
+                # per address): a loopback address per link
+                k = len(self.unused)
+            source = f"127.{1 + k // 60000}.{(k // 250) % 240 + 1}.{k % 250 + 1}"
             hit, headers, page = self._req("patient", "open", "GET", link, 200, source=source)
             token, cookie = _csrf(page), _cookie(headers.get("set-cookie", ""), "csrftoken")
             if not hit.good or token is None or cookie is None or not self._go():

@@ -21,7 +21,7 @@ from spinereg.registry._service import _plain_value
 VALUES: list[Any] = [None, "", "text", " L1 ", "L1", "T12", "male", "3m", "vertebroplasty", "KNAG40;KNAG41", 0, 1, 5,
                      -3, 2 ** 40, 2 ** 60, 4.0, 4.5, float("nan"), float("inf"), True, False, "2015-03-01",
                      "2015-3-1", " 2015-03-01", "2015-02-30", date(2015, 3, 1), datetime(2015, 3, 1, 10, 0), "5",
-                     "true", "yes"]
+                     "true", "yes", "false", "-3", "+2", "4.5", "0.25", "3.", " 7", "007", "1e3", "True"]
 
 
 def _by_conform(col: Any, ent: Any, v: Any) -> Any:
@@ -49,8 +49,11 @@ def test_the_quick_path_takes_what_forms_and_the_api_give_and_nothing_doubtful()
     assert _plain_value(cols["nrs_back"], 4) == (True, 4)
     assert _plain_value(cols["cement_volume_ml"], 3) == (True, 3.0)
     assert _plain_value(cols["timepoint"], "3m") == (True, "3m")
+    assert _plain_value(cols["nrs_back"], "4") == (True, 4)  # a form's text
+    assert _plain_value(cols["cement_volume_ml"], "2.5") == (True, 2.5)
+    assert _plain_value(cols["leak"], "false") == (True, False)
     # left to conform: text for a number, a padded or unknown code, a datetime, a non-ISO date, NaN, a bool as int
-    for name, v in (("nrs_back", "4"), ("timepoint", " 3m"), ("timepoint", "3M"), ("answer_date", "2015-6-1"),
+    for name, v in (("nrs_back", " 4"), ("nrs_back", "4.0"), ("leak", "yes"), ("timepoint", " 3m"), ("timepoint", "3M"), ("answer_date", "2015-6-1"),
                     ("answer_date", datetime(2015, 6, 1, 9, 0)), ("cement_volume_ml", float("nan")),
                     ("nrs_back", True), ("answer_date", "2015-02-30")):
         assert _plain_value(cols[name], v) == (False, None), (name, v)

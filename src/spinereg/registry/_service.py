@@ -460,6 +460,8 @@ class RegistryWriter:
 
 
 _ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_PLAIN_INT = re.compile(r"-?[0-9]{1,15}")
+_PLAIN_DECIMAL = re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,6})?")
 
 
 def _plain_value(col: Any, v: Any) -> tuple[bool, Any]:
@@ -474,10 +476,16 @@ def _plain_value(col: Any, v: Any) -> tuple[bool, Any]:
         return True, v
     if t == "int" and type(v) is int and abs(v) < 2 ** 53:
         return True, v
+    if t == "int" and isinstance(v, str) and _PLAIN_INT.fullmatch(v):  # a form's text, as a file's cell
+        return True, int(v)
     if t == "float" and type(v) in (int, float) and math.isfinite(v):
+        return True, float(v)
+    if t == "float" and isinstance(v, str) and _PLAIN_DECIMAL.fullmatch(v):
         return True, float(v)
     if t == "bool" and type(v) is bool:
         return True, v
+    if t == "bool" and v in ("true", "false"):
+        return True, v == "true"
     if t == "date":
         if type(v) is date:
             return True, v.isoformat()

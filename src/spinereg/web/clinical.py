@@ -100,7 +100,14 @@ def patients_visible(profile: Any) -> Any:
 
 def patient_or_404(profile: Any, pseudonym: str) -> Any:
     """A patient the user may see (:func:`patients_visible`), else 404."""
-    patient = patients_visible(profile).filter(patient_id=pseudonym).first()
+    from spinereg.registry.models import Patient
+
+    # a patient operated at the site is visible (the first part of the rule): one indexed look-up; the
+    # whole rule (subqueries over the site's patients) only for the others
+    if profile.national or operations_of(profile).filter(patient_id=pseudonym).exists():
+        patient = Patient.objects.filter(patient_id=pseudonym).first()
+    else:
+        patient = patients_visible(profile).filter(patient_id=pseudonym).first()
     if patient is None:
         raise Http404(_("No such patient at your site."))
     return patient
