@@ -52,8 +52,10 @@ def test_the_quick_path_takes_what_forms_and_the_api_give_and_nothing_doubtful()
     assert _plain_value(cols["nrs_back"], "4") == (True, 4)  # a form's text
     assert _plain_value(cols["cement_volume_ml"], "2.5") == (True, 2.5)
     assert _plain_value(cols["leak"], "false") == (True, False)
-    # left to conform: text for a number, a padded or unknown code, a datetime, a non-ISO date, NaN, a bool as int
-    for name, v in (("nrs_back", " 4"), ("nrs_back", "4.0"), ("leak", "yes"), ("timepoint", " 3m"), ("timepoint", "3M"), ("answer_date", "2015-6-1"),
+    # left to conform: padded or decimal text for an int, other words for a bool, a padded or unknown code, a
+    # datetime, a non-ISO date, NaN, a bool for an int
+    for name, v in (("nrs_back", " 4"), ("nrs_back", "4.0"), ("leak", "yes"),
+                    ("timepoint", " 3m"), ("timepoint", "3M"), ("answer_date", "2015-6-1"),
                     ("answer_date", datetime(2015, 6, 1, 9, 0)), ("cement_volume_ml", float("nan")),
                     ("nrs_back", True), ("answer_date", "2015-02-30")):
         assert _plain_value(cols[name], v) == (False, None), (name, v)

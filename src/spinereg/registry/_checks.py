@@ -182,7 +182,7 @@ def _record_references(alias: str, entity_name: str, patient_ids: set[str],
         q = conn.ops.quote_name
         marks = ", ".join(["%s"] * len(ids))
         with conn.cursor() as cur:
-            cur.execute(f"SELECT {', '.join(q(c) for c in cols)} FROM {q(model._meta.db_table)} "  # noqa: S608
+            cur.execute(f"SELECT {', '.join(q(c) for c in cols)} FROM {q(model._meta.db_table)} "
                         f"WHERE {q(key)} IN ({marks})", sorted(ids))
             return list(cur.fetchall())
 

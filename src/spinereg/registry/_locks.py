@@ -76,7 +76,7 @@ def lock_state(alias: str, entity_name: str, key: str) -> LockInfo | None:
 
     conn = connections[alias]
     with conn.cursor() as cur:  # plain SQL first: every single-record write asks, and almost no record is locked
-        cur.execute(f"SELECT action FROM {conn.ops.quote_name(AuditEntry._meta.db_table)} "  # noqa: S608
+        cur.execute(f"SELECT action FROM {conn.ops.quote_name(AuditEntry._meta.db_table)} "
                     "WHERE record_key = %s AND entity = %s AND action IN ('lock', 'unlock') ORDER BY id DESC LIMIT 1",
                     [key, entity_name])
         got = cur.fetchone()

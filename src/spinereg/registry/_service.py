@@ -235,7 +235,7 @@ class RegistryWriter:
         q = conn.ops.quote_name
         where = " AND ".join(f"{q(k)} = %s" for k in ent.key)
         with conn.cursor() as cur:
-            cur.execute(f"SELECT 1 FROM {q(model._meta.db_table)} WHERE {where} LIMIT 1", parts)  # noqa: S608
+            cur.execute(f"SELECT 1 FROM {q(model._meta.db_table)} WHERE {where} LIMIT 1", parts)
             return cur.fetchone() is not None
 
     def _get(self, entity_name: str, key: str) -> Any:
