@@ -42,9 +42,10 @@ QuestionnaireResponses, surgeons saving operation forms, staff opening list and 
 for ``S`` seconds.  It prints requests/s, p50/p95/p99 per kind and overall, errors ("database is locked"
 counted apart, in answers and in the server's log), and the writes: every acknowledged write is looked up in
 the database afterwards (lost, duplicates, partial records: :func:`check_writes`).  Measured 2026-12-05 (2 vCPUs,
-load average ~2.2 before): SQLite, 32 users, 4,451 requests, 36.3/s, p95 90 ms, 0 errors, 0 "database is locked",
-2,178 writes acknowledged, 0 lost; PostgreSQL, 50 users, 5,929 requests, 48.6/s, p95 172 ms (target 300 ms: met),
-0 errors, 2,959 acknowledged, 0 lost.  (Before the row-wise single-record check, the same day: p95 5.1 s.)  See
+load average 1.9-2.9 before), ``--invitations 2500``: SQLite, 32 users, 5,867 requests, 46.4/s, p95 54 ms, 0 errors,
+0 "database is locked", 2,838 writes acknowledged, 0 lost; PostgreSQL, 50 users, 9,037 requests, 73.8/s, p95 115 ms
+(target 300 ms: met), 0 errors, 4,530 acknowledged, 0 lost.  (Before the row-wise single-record check, the same day:
+p95 5.1 s.)  See
 docs/web.md, "At scale".
 """
 
