@@ -37,6 +37,11 @@ Warnings (reported, the data still land):
 * ``duplicate``: an identical row repeated (kept once);
 * ``window``: a questionnaire answered outside its time-point window;
 * ``leak-type``: a leak type given where no leak was seen.
+
+One new record (a web form, an API write) is checked by :func:`spinereg.data.check_record`
+(:mod:`._record`), which applies these rules row-wise without pandas; a rule changed here
+must change there too: ``tests/data/test_record_check.py`` compares the two on thousands of
+generated records and fails on any difference.
 """
 
 from __future__ import annotations
