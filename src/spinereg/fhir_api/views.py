@@ -498,10 +498,8 @@ def _grant(profile: Any, pseudonym: str, how: str) -> None:
 @api("view_records")
 def patient_read(request: HttpRequest, resource_id: str) -> HttpResponse:
     """``GET /fhir/Patient/ID``: a patient operated at the token's site, or reached there by CPR number
-    (:func:`spinereg.web.clinical.patients_visible`); 404 otherwise."""
-    from spinereg.web.clinical import patients_visible
-
-    visible = patients_visible(request.fhir_profile).filter(patient_id=resource_id).exists()
+    (:func:`spinereg.web.permissions.patients_of`); 404 otherwise."""
+    visible = patients_of(request.fhir_profile).filter(patient_id=resource_id).exists()
     doc = _patient_doc(resource_id) if visible else None
     if doc is None:
         raise FhirInputError(f"Patient/{resource_id} not found", status=404, code="not-found")

@@ -221,7 +221,7 @@ def problems_of(alias: str, entity_name: str, key: str, row: Mapping[str, Any], 
                              today=date.today())
         return [RecordProblem(*p) for p in found
                 if p[1] == key or (p[4] in CROSS_RULES and p[5] == "error")]
-    deps = _dependants(alias, entity_name, key) if update else {}
+    deps = _dependants(alias, entity_name, key)
     chunks = [_chunk(entity_name, [row])]
     patient_ids = {str(row["patient_id"])} if row.get("patient_id") is not None else set()
     operation_ids = {str(row["operation_id"])} if row.get("operation_id") is not None else set()

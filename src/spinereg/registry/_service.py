@@ -212,30 +212,33 @@ class RegistryWriter:
         ent = entity(entity_name)
         return "/".join(str(row[k]) for k in ent.key)
 
+    @staticmethod
+    def _key_fields(entity_name: str, key: str) -> dict[str, str] | None:
+        """Key column -> value of a key (composite keys joined by ``/``); None when it has too few parts.
+        A foreign key's attribute name equals its column name (patient_id, operation_id)."""
+        names = entity(entity_name).key
+        parts = key.split("/", len(names) - 1)
+        return dict(zip(names, parts, strict=True)) if len(parts) == len(names) else None
+
     def _find(self, entity_name: str, key: str) -> Any:
         """The record with this key (composite keys joined by ``/``), or None."""
         model = self._model(entity_name)
-        ent = entity(entity_name)
-        parts = key.split("/", len(ent.key) - 1)
-        if len(parts) != len(ent.key):
-            return None
-        # a foreign key's attribute name equals its column name (patient_id, operation_id)
-        return model.objects.using(self.alias).filter(**dict(zip(ent.key, parts, strict=True))).first()
+        fields = self._key_fields(entity_name, key)
+        return None if fields is None else model.objects.using(self.alias).filter(**fields).first()
 
     def _exists(self, entity_name: str, key: str) -> bool:
         """Whether a record with this key exists (plain SQL: every create asks)."""
         from django.db import connections
 
         model = self._model(entity_name)
-        ent = entity(entity_name)
-        parts = key.split("/", len(ent.key) - 1)
-        if len(parts) != len(ent.key):
+        fields = self._key_fields(entity_name, key)
+        if fields is None:
             return False
         conn = connections[self.alias]
         q = conn.ops.quote_name
-        where = " AND ".join(f"{q(k)} = %s" for k in ent.key)
+        where = " AND ".join(f"{q(k)} = %s" for k in fields)
         with conn.cursor() as cur:
-            cur.execute(f"SELECT 1 FROM {q(model._meta.db_table)} WHERE {where} LIMIT 1", parts)
+            cur.execute(f"SELECT 1 FROM {q(model._meta.db_table)} WHERE {where} LIMIT 1", list(fields.values()))
             return cur.fetchone() is not None
 
     def _get(self, entity_name: str, key: str) -> Any:

@@ -13,9 +13,9 @@ Visibility of a patient by CPR number
 A site sees the patients operated there (:func:`~spinereg.web.permissions.patients_of`).
 A patient registered or found by CPR number has no operation at the site yet; knowing
 the number is the credential, so those pages record the site's access
-(:class:`spinereg.web.models.PatientAccess`, the pseudonym only) and :func:`patients_visible`
-admits the patient to the site: its sex, birth date and death, and the new-operation
-form.  The patient's operations stay visible by their own site only
+(:class:`spinereg.web.models.PatientAccess`, the pseudonym only) and
+:func:`~spinereg.web.permissions.patients_of` admits the patient to the site: its sex, birth date and
+death, and the new-operation form.  The patient's operations stay visible by their own site only
 (:func:`~spinereg.web.permissions.operations_of`), so another site's operations of the
 same patient remain hidden, and a pseudonym guessed in a URL is still a 404.
 
@@ -44,7 +44,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext
@@ -62,7 +61,7 @@ from spinereg.registry import (
     register_patient,
 )
 from spinereg.web.clinical_forms import SITE_COLUMNS, CprForm, SchemaForm, column_label, level_formset, schema_form
-from spinereg.web.models import PatientAccess, accessed_patient_ids
+from spinereg.web.models import PatientAccess
 from spinereg.web.permissions import can, operations_of, patients_of, staff_view
 
 __all__ = [
@@ -76,7 +75,6 @@ __all__ = [
     "operation_or_404",
     "patient_found",
     "patient_or_404",
-    "patients_visible",
     "register",
 ]
 
@@ -87,27 +85,10 @@ EXTRA_LEVELS = 3
 
 
 # -- records the user may reach -----------------------------------------------------------------------------
-def patients_visible(profile: Any) -> Any:
-    """The patients the user may reach: :func:`patients_of` (operated at the site; every patient for a
-    national role) and those the site registered or found by CPR number (see the module docstring)."""
-    from spinereg.registry.models import Patient
-
-    if profile.national:
-        return patients_of(profile)
-    return Patient.objects.filter(Q(patient_id__in=patients_of(profile).values("patient_id"))
-                                  | Q(patient_id__in=accessed_patient_ids(profile)))
-
-
 def patient_or_404(profile: Any, pseudonym: str) -> Any:
-    """A patient the user may see (:func:`patients_visible`), else 404."""
-    from spinereg.registry.models import Patient
-
-    # a patient operated at the site is visible (the first part of the rule): one indexed look-up; the
-    # whole rule (subqueries over the site's patients) only for the others
-    if profile.national or operations_of(profile).filter(patient_id=pseudonym).exists():
-        patient = Patient.objects.filter(patient_id=pseudonym).first()
-    else:
-        patient = patients_visible(profile).filter(patient_id=pseudonym).first()
+    """A patient the user may see (:func:`~spinereg.web.permissions.patients_of`: operated at the site,
+    or reached there by CPR number), else 404."""
+    patient = patients_of(profile).filter(patient_id=pseudonym).first()
     if patient is None:
         raise Http404(_("No such patient at your site."))
     return patient

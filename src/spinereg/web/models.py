@@ -78,10 +78,3 @@ class PatientAccess(models.Model):
 
     def __str__(self) -> str:
         return f"{self.site_id} {self.patient_id}"
-
-
-def accessed_patient_ids(profile: Any) -> Any:
-    """The pseudonyms the user's site has reached by CPR number (a values queryset; none without a site)."""
-    if profile.site is None:
-        return PatientAccess.objects.none().values("patient_id")
-    return PatientAccess.objects.filter(site=profile.site).values("patient_id")
